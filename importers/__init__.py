@@ -1,0 +1,1 @@
+"""Importers: turn a model file into a provgraph Network."""

@@ -1,0 +1,97 @@
+"""The aggregation driver: K-LRP backward over the op DAG in reverse topological order.
+
+    R_y = init (K's one on the target by default)
+    R_j = ⊕_k Θ(r_jk) ⊗ R_k
+
+Where a tensor fans out (residual connections), the relevance it receives from its consumers is
+⊕-accumulated before its producer is visited.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from .annotate import AnnotatedGraph
+from .composite import Composite, get_composite
+from .init import InitSpec, check_target, initial_relevance
+from .ops import LinearOp
+from .relevance import Relevance
+from .rules import Rule
+from .semirings import Semiring, get_semiring
+from .theta import Theta, get_theta
+
+
+def aggregate(
+    graph: AnnotatedGraph,
+    semiring: str | Semiring = "real",
+    *,
+    rule: Composite | Rule | str | None = None,
+    theta: Theta | str | float | Callable | None = None,
+    init: InitSpec = "one",
+    target: int | Sequence[int] | None = None,
+    backend: Any = "scipy",
+) -> Relevance:
+    """Relevance of every tensor of ``graph`` for ``target`` in ``semiring``.
+
+    Parameters
+    ----------
+    graph
+        The annotated graph (network + one sample's trace).
+    semiring
+        A semiring object or name (``real``, ``boolean``, ``counting``, ``viterbi``, …).
+    rule
+        A rule, a composite, or a name of either; ``None`` takes the semiring's default.
+    theta
+        Θ, or a number (threshold), or ``None`` for the semiring's default.
+    init
+        ``"one"`` (K-LRP), ``"logit"`` (classic LRP), a :class:`~provgraph.init.Contrastive`,
+        or a vector over the classes.
+    target
+        Class index, a list of them (one column each), or ``None`` for the predicted class.
+    backend
+        ``"scipy"`` or a backend object.
+    """
+    from .backends import get_backend
+
+    k = get_semiring(semiring)
+    composite = get_composite(rule, k)
+    base_theta = get_theta(theta, k)
+    engine = get_backend(backend)
+    engine.check(graph)
+
+    net = graph.network
+    logits = graph.logits
+    targets = _targets(target, graph)
+    relevance = {net.output_name: initial_relevance(init, k, logits, targets)}
+    biases: dict[str, np.ndarray] = {}
+    for op in reversed(net.ops):
+        r_out = relevance.get(op.output)
+        if r_out is None:
+            continue
+        layer = graph.layers.get(op.name)
+        op_rule = composite.rule_for(layer) if isinstance(op, LinearOp) else None
+        op_theta = composite.theta_for(layer, base_theta) if layer is not None else None
+        sent, absorbed = engine.propagate(graph, op, op_rule, op_theta, layer, k, r_out)
+        for tensor, value in sent:
+            relevance[tensor] = value if tensor not in relevance else k.add(relevance[tensor], value)
+        if absorbed is not None:
+            biases[op.name] = absorbed
+    info = {
+        "rule": repr(composite),
+        "theta": repr(base_theta),
+        "init": init if isinstance(init, str) else repr(init),
+        "backend": engine.name,
+    }
+    return Relevance(net, k, targets, relevance, biases, logits, info)
+
+
+def _targets(target: int | Sequence[int] | None, graph: AnnotatedGraph) -> list[int]:
+    n = graph.network.num_classes
+    if target is None:
+        return [graph.predicted_class]
+    if isinstance(target, (list, tuple, np.ndarray)):
+        return [check_target(t, n) for t in target]
+    return [check_target(target, n)]
