@@ -76,7 +76,8 @@ def aggregate(
         op_theta = composite.theta_for(layer, base_theta) if layer is not None else None
         sent, absorbed = engine.propagate(graph, op, op_rule, op_theta, layer, k, r_out)
         for tensor, value in sent:
-            relevance[tensor] = value if tensor not in relevance else k.add(relevance[tensor], value)
+            previous = relevance.get(tensor)
+            relevance[tensor] = value if previous is None else k.add(previous, value)
         if absorbed is not None:
             biases[op.name] = absorbed
     info = {

@@ -46,7 +46,9 @@ class AnnotatedGraph:
 
     def __init__(self, network: Network, trace: Trace) -> None:
         if trace.batch_size != 1:
-            raise ProvgraphError("an annotated graph holds one sample; pick one with trace.sample(i)")
+            raise ProvgraphError(
+                "an annotated graph holds one sample; pick one with trace.sample(i)"
+            )
         self.network = network
         self.trace = trace
         self.layers: dict[str, Layer] = {
@@ -75,7 +77,9 @@ class AnnotatedGraph:
             )
         return self._structure[op.name]
 
-    def edge_weights(self, op: LinearOp, rule: Rule) -> tuple[list[sp.csr_array], np.ndarray | None]:
+    def edge_weights(
+        self, op: LinearOp, rule: Rule
+    ) -> tuple[list[sp.csr_array], np.ndarray | None]:
         """Real weights ``r_jk`` (one CSR per input, same pattern as the weights) and ``r_0k``."""
         key = (op.name, rule)
         if key not in self._weights:

@@ -30,7 +30,10 @@ def check_target(target: int, num_classes: int) -> int:
     if isinstance(target, (bool, np.bool_)) or not isinstance(target, (int, np.integer)):
         raise TargetError(f"class index must be an integer, got {target!r}")
     if not 0 <= int(target) < num_classes:
-        raise TargetError(f"class index {target} is out of range: the model has {num_classes} classes (0..{num_classes - 1})")
+        raise TargetError(
+            f"class index {target} is out of range: the model has {num_classes} classes "
+            f"(0..{num_classes - 1})"
+        )
     return int(target)
 
 
@@ -53,7 +56,9 @@ def initial_relevance(
                 _require_real(semiring, "the logit initialisation")
                 out[t, col] = logits[t]
             else:
-                raise ProvgraphError(f"unknown initialisation {init!r}; use one, logit, a vector or Contrastive")
+                raise ProvgraphError(
+                    f"unknown initialisation {init!r}; use one, logit, a vector or Contrastive"
+                )
         return out
     if isinstance(init, Contrastive):
         _require_real(semiring, "the contrastive initialisation")

@@ -80,6 +80,7 @@ def _storable(v: np.ndarray) -> np.ndarray:
     if v.dtype != object:
         return v
     try:
-        return v.astype(np.int64) if all(abs(int(x)) < 2**63 for x in v.reshape(-1)) else v.astype(str)
+        fits = all(abs(int(x)) < 2**63 for x in v.reshape(-1))
+        return v.astype(np.int64) if fits else v.astype(str)
     except (TypeError, ValueError):
         return v.astype(str)

@@ -156,7 +156,8 @@ class LRPZB(Rule):
         return self._ratio(edges, num, np.zeros(edges.n_out), 0.0)
 
     def __repr__(self) -> str:
-        return f"LRPZB(low={np.asarray(self.low).tolist()!r}, high={np.asarray(self.high).tolist()!r})"
+        low, high = np.asarray(self.low).tolist(), np.asarray(self.high).tolist()
+        return f"LRPZB(low={low!r}, high={high!r})"
 
 
 class MaxNormalized(Rule):

@@ -46,12 +46,13 @@ class IdentityTheta(Theta):
 
     def __call__(self, r: np.ndarray, semiring: Semiring, layer: Layer) -> np.ndarray:
         dtype = np.dtype(semiring.dtype)
-        if not np.issubdtype(dtype, np.floating) and dtype != object:
+        generic = dtype.kind == "O"
+        if not np.issubdtype(dtype, np.floating) and not generic:
             raise ProvgraphError(
                 f"identity Θ maps to reals, but the {semiring.name} semiring holds {dtype}; "
                 "use a threshold Θ"
             )
-        return semiring.asarray(r) if dtype != object else r.astype(object)
+        return r.astype(object) if generic else semiring.asarray(r)
 
 
 class Threshold(Theta):

@@ -90,7 +90,7 @@ class RouteOp(Op):
     def index_maps(self, in_shapes: list[Shape]) -> list[np.ndarray]:
         """For each input, the flat input index each output element reads (``-1``: none)."""
         maps = []
-        for i, shape in enumerate(in_shapes):
+        for i in range(len(in_shapes)):
             xs = [
                 torch.arange(1, int(np.prod(s)) + 1, dtype=torch.float64).reshape((1,) + s)
                 if j == i
