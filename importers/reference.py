@@ -1,43 +1,86 @@
-"""onnxruntime as the forward oracle: any tensor of an ONNX model, computed by onnxruntime."""
+"""onnxruntime as the reference forward pass, with any intermediate tensor exposed as an output."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
+from typing import Any
 
 import numpy as np
+import onnx
+from onnx import helper
 
-from ..errors import ProvgraphError
+from provgraph.errors import InputError, ProvgraphError
+
+from .onnx_loader import ModelSource, model_input, read_model
+
+_NP_TYPES = {onnx.TensorProto.DOUBLE: np.float64, onnx.TensorProto.FLOAT16: np.float16}
+
+
+def with_outputs(model: onnx.ModelProto, names: Sequence[str]) -> onnx.ModelProto:
+    """A copy of ``model`` whose graph also outputs the tensors ``names``."""
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    present = {o.name for o in out.graph.output}
+    missing = [n for n in names if n not in present]
+    if not missing:
+        return out
+    try:
+        known = {v.name: v for v in onnx.shape_inference.infer_shapes(model).graph.value_info}
+    except Exception:  # types are then assumed float
+        known = {}
+    for name in missing:
+        if name in known:
+            out.graph.output.append(known[name])
+        else:
+            out.graph.output.append(
+                helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None)
+            )
+    return out
 
 
 def onnxruntime_outputs(
-    model: str | Path | bytes, x: np.ndarray, tensors: Sequence[str]
-) -> dict[str, np.ndarray]:
-    """Run onnxruntime on ``x`` (batch-first) and return the named tensors.
+    model: ModelSource, x: np.ndarray, names: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """Run ``model`` with onnxruntime (CPU) on the batch ``x``.
 
-    Tensors that are not graph outputs (e.g. logits before a stripped Softmax) are exposed as
-    extra outputs first.
+    Parameters
+    ----------
+    model
+        Path, bytes or ``onnx.ModelProto``.
+    x
+        A batch ``(N, *sample_shape)`` (one sample without batch axis is accepted too).
+    names
+        Tensors to return (graph outputs or intermediate tensors); all graph outputs if ``None``.
+
+    Returns
+    -------
+    dict
+        Tensor name → value (numpy arrays; a ZipMap output stays a list of dicts).
     """
     try:
         import onnxruntime as ort
     except ImportError:
         raise ProvgraphError(
-            "onnxruntime is not installed; install provgraph[ort] (or provgraph[ort-gpu])"
+            "onnxruntime is not installed; install provgraph[ort] to run the reference"
         ) from None
-    import onnx
-
-    proto = onnx.load_from_string(model) if isinstance(model, bytes) else onnx.load(str(model))
-    present = {o.name for o in proto.graph.output}
-    for name in tensors:
-        if name not in present:
-            proto.graph.output.append(onnx.ValueInfoProto(name=name))
+    proto, name = read_model(model)
+    value = model_input(proto.graph, name)
+    rank = len(value.type.tensor_type.shape.dim)
+    arr = np.asarray(x)
+    if arr.ndim == rank - 1:
+        arr = arr[None]
+    dtype = _NP_TYPES.get(value.type.tensor_type.elem_type, np.float32)
+    arr = np.ascontiguousarray(arr, dtype=dtype)
+    names = list(names) if names is not None else [o.name for o in proto.graph.output]
+    session_model = with_outputs(proto, names)
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    session = ort.InferenceSession(
-        proto.SerializeToString(), options, providers=["CPUExecutionProvider"]
-    )
-    initializers = {i.name for i in proto.graph.initializer}
-    inputs = [i for i in session.get_inputs() if i.name not in initializers]
-    feed = {inputs[0].name: np.asarray(x, dtype=np.float32)}
-    results = session.run(list(tensors), feed)
-    return dict(zip(tensors, results))
+    try:
+        session = ort.InferenceSession(
+            session_model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+        )
+        results = session.run(names, {value.name: arr})
+    except Exception as exc:  # onnxruntime raises its own exception types
+        first = str(exc).strip().splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"{name}: onnxruntime cannot run the model: {first}") from None
+    return dict(zip(names, results))

@@ -38,7 +38,7 @@ def summarize(rel: Relevance) -> str:
         return f"{int(np.count_nonzero(r))} px with a path"
     if name == "counting":
         return f"{sum(int(v) for v in r):,} paths"
-    return f"best {float(np.max(r)):.3g}"
+    return f"mean best path {float(np.mean(r)):.3g}"
 
 
 def run_demo(out_dir: Path, n_digits: int = 4) -> list[dict[str, object]]:

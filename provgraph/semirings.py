@@ -66,11 +66,11 @@ class Semiring:
 
     def add(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Elementwise ``a ⊕ b``."""
-        return self.asarray(self._add()(a, b))
+        return self.asarray(self._add()(self.asarray(a), self.asarray(b)))
 
     def mul(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Elementwise ``a ⊗ b``."""
-        return self.asarray(self._mul()(a, b))
+        return self.asarray(self._mul()(self.asarray(a), self.asarray(b)))
 
     def sum(self, a: np.ndarray, axis: int = 0) -> np.ndarray:
         """⊕-reduction along ``axis`` (an empty axis gives zero)."""
@@ -162,6 +162,13 @@ class CountingSemiring(Semiring):
         if np.issubdtype(arr.dtype, np.floating):
             raise ProvgraphError("Counting semiring values must be integers, got floats")
         return arr.astype(object)
+
+    # numpy ufuncs on two Python ints compute in int64 (wrapping, or raising past 2**63)
+    def plus(self, a: Any, b: Any) -> Any:
+        return int(a) + int(b)
+
+    def times(self, a: Any, b: Any) -> Any:
+        return int(a) * int(b)
 
 
 class ViterbiSemiring(Semiring):

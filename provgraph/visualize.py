@@ -31,7 +31,8 @@ def display_values(rel: Relevance, r: np.ndarray) -> np.ndarray:
     """K values as floats for display: counts on a log scale, tropical costs as exp(−cost)."""
     name = rel.semiring.name
     if name == "counting":
-        return np.vectorize(lambda v: np.log10(1.0 + float(v)), otypes=[float])(r)
+        counts = np.vectorize(float, otypes=[float])(r)
+        return np.log10(1.0 + counts) if counts.max(initial=0.0) > 1e12 else counts
     if name == "tropical":
         return np.exp(-np.asarray(r, dtype=np.float64))
     return np.asarray(r, dtype=np.float64)
@@ -42,7 +43,7 @@ def _style(semiring: str) -> tuple[str, str]:
     return {
         "real": ("bwr", "relevance"),
         "boolean": ("Greys", "relevant path exists"),
-        "counting": ("viridis", "log10(1 + relevant paths)"),
+        "counting": ("viridis", "relevant paths"),
         "viterbi": ("magma", "best path strength"),
         "tropical": ("magma", "exp(−cheapest path cost)"),
         "fuzzy": ("magma", "best weakest link"),

@@ -1,0 +1,210 @@
+"""The state shared by node converters while one ONNX graph is turned into provgraph ops.
+
+Tensor names are kept from the ONNX graph, so an intermediate tensor of the imported network can
+be compared with the same tensor in onnxruntime. Shapes are tracked with the batch axis set to 1
+(``full`` shapes); converters that need a sample shape drop the first entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import onnx
+import torch
+from onnx import helper, numpy_helper
+
+from provgraph.errors import ModelLoadError, UnsupportedOpError
+from provgraph.ops import Op
+
+Shape = tuple[int, ...]
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, onnx.TensorProto):
+        return numpy_helper.to_array(value)
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True, eq=False)
+class OnnxNode:
+    """An ONNX node with decoded attributes (strings as ``str``, tensors as numpy arrays)."""
+
+    op_type: str
+    name: str
+    domain: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    attrs: dict[str, Any] = field(default_factory=dict)
+    has_subgraph: bool = False
+    proto: onnx.NodeProto | None = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def from_proto(cls, proto: onnx.NodeProto, name: str) -> OnnxNode:
+        attrs, subgraph = {}, False
+        for a in proto.attribute:
+            if a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
+                subgraph = True
+                continue
+            attrs[a.name] = _decode(helper.get_attribute_value(a))
+        return cls(
+            proto.op_type,
+            name,
+            proto.domain,
+            tuple(proto.input),
+            tuple(proto.output),
+            attrs,
+            subgraph,
+            proto,
+        )
+
+    def attr(self, name: str, default: Any = None) -> Any:
+        return self.attrs.get(name, default)
+
+    def input(self, index: int) -> str:
+        """Name of input ``index``; ``""`` when the optional input is absent."""
+        return self.inputs[index] if index < len(self.inputs) else ""
+
+    def describe(self) -> str:
+        return f"{self.op_type} node {self.name!r}"
+
+
+class ConversionContext:
+    """Constants, known shapes and emitted ops of one conversion.
+
+    Parameters
+    ----------
+    model_name
+        Used as the prefix of every message.
+    opsets
+        Opset version per domain (``""`` for the default domain).
+    consumers
+        How many nodes (shape computations excepted) read each tensor.
+    protected
+        Tensors that must keep their name and value (the logits).
+    """
+
+    def __init__(
+        self,
+        model_name: str,
+        opsets: dict[str, int],
+        consumers: dict[str, int],
+        protected: Iterable[str] = (),
+    ) -> None:
+        self.model_name = model_name
+        self.opsets = opsets
+        self.consumers = dict(consumers)
+        self.protected = set(protected)
+        self.constants: dict[str, np.ndarray] = {}
+        self.shapes: dict[str, Shape] = {}
+        self.ops: list[Op] = []
+        self.producer: dict[str, Op] = {}
+
+    @property
+    def opset(self) -> int:
+        return self.opsets.get("", 0)
+
+    # --- errors -------------------------------------------------------------------------------
+
+    def unsupported(self, node: OnnxNode, what: str) -> UnsupportedOpError:
+        """An error for a node whose attributes or inputs provgraph cannot honour."""
+        return UnsupportedOpError(
+            f"{self.model_name}: {node.describe()}: {what}", [(node.op_type, node.name)]
+        )
+
+    def invalid(self, node: OnnxNode, what: str) -> ModelLoadError:
+        """An error for a node that contradicts the ONNX specification or the graph's shapes."""
+        return ModelLoadError(f"{self.model_name}: {node.describe()}: {what}")
+
+    # --- tensors ------------------------------------------------------------------------------
+
+    def is_constant(self, tensor: str) -> bool:
+        return tensor in self.constants
+
+    def is_computed(self, tensor: str) -> bool:
+        return tensor in self.shapes and tensor not in self.constants
+
+    def constant(self, node: OnnxNode, index: int, what: str = "") -> np.ndarray:
+        """The constant value of input ``index``; an error when the graph computes it."""
+        name = node.input(index)
+        if not name:
+            raise self.invalid(node, f"input {index} is missing")
+        if name not in self.constants:
+            label = what or f"input {index} ({name!r})"
+            raise self.unsupported(node, f"{label} must be a constant, but the graph computes it")
+        return self.constants[name]
+
+    def optional_constant(self, node: OnnxNode, index: int, what: str = "") -> np.ndarray | None:
+        """Like :meth:`constant`, or ``None`` when the optional input is absent."""
+        return self.constant(node, index, what) if node.input(index) else None
+
+    def computed(self, node: OnnxNode, index: int = 0) -> str:
+        """Name of input ``index``, which must be a tensor computed from the model input."""
+        name = node.input(index)
+        if name not in self.shapes or name in self.constants:
+            raise self.invalid(node, f"input {index} ({name!r}) is not computed from the input")
+        return name
+
+    def full_shape(self, tensor: str) -> Shape:
+        """Shape of a computed tensor with batch size 1."""
+        return self.shapes[tensor]
+
+    def sample_shape(self, tensor: str) -> Shape:
+        """Shape of a computed tensor without its batch axis."""
+        return self.shapes[tensor][1:]
+
+    def add_input(self, tensor: str, sample_shape: Shape) -> None:
+        self.shapes[tensor] = (1,) + tuple(sample_shape)
+
+    # --- ops ----------------------------------------------------------------------------------
+
+    def _run_shape(self, op: Op) -> Shape:
+        xs = [torch.zeros(self.shapes[t], dtype=torch.float32) for t in op.inputs]
+        try:
+            with torch.no_grad():
+                y = op.forward(*xs)
+        except (RuntimeError, ValueError) as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ModelLoadError(
+                f"{self.model_name}: {op.describe()} cannot run on inputs of shapes "
+                f"{[self.shapes[t][1:] for t in op.inputs]}: {first}"
+            ) from None
+        shape = tuple(int(d) for d in y.shape)
+        if not shape or shape[0] != 1:
+            raise UnsupportedOpError(
+                f"{self.model_name}: {op.describe()} mixes the batch axis with other axes "
+                f"(output shape {shape} for a batch of 1)",
+                [(op.source, op.name)],
+            )
+        return shape
+
+    def emit(self, op: Op) -> Op:
+        """Add ``op`` to the network and record the shape of its output."""
+        self.shapes[op.output] = self._run_shape(op)
+        self.ops.append(op)
+        self.producer[op.output] = op
+        return op
+
+    def replace(self, old: Op, new: Op) -> Op:
+        """Put ``new`` in ``old``'s place (a fusion); ``old``'s output shape stays known."""
+        self.ops[self.ops.index(old)] = new
+        self.producer.pop(old.output, None)
+        self.shapes[new.output] = self._run_shape(new)
+        self.producer[new.output] = new
+        return new
+
+    def fusable_producer(self, tensor: str) -> Op | None:
+        """The op writing ``tensor`` when this node is its only reader, else ``None``.
+
+        Only then can a following elementwise affine map be folded into the op exactly.
+        """
+        op = self.producer.get(tensor)
+        if op is None or tensor in self.protected or self.consumers.get(tensor, 0) != 1:
+            return None
+        return op

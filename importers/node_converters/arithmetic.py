@@ -1,0 +1,72 @@
+"""Add, Sub, Mul, Div.
+
+With a constant operand: an elementwise affine map (folded into the preceding linear op when
+exact, else :class:`~provgraph.ops.Affine`). Add of two computed tensors of the same shape is a
+residual connection (:class:`~provgraph.ops.Add`). Other combinations are refused.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from provgraph.ops import Add
+
+from ..context import ConversionContext, OnnxNode
+from ..fusion import apply_affine, per_sample_constant
+from ..registry import register
+
+
+def _operands(node: OnnxNode, ctx: ConversionContext) -> tuple[int, np.ndarray | None]:
+    """``(index of the computed operand, constant or None)``; both computed: ``(-1, None)``."""
+    a, b = node.input(0), node.input(1)
+    if ctx.is_computed(a) and ctx.is_computed(b):
+        return -1, None
+    if ctx.is_computed(a):
+        return 0, per_sample_constant(ctx, node, ctx.constant(node, 1), a)
+    if ctx.is_computed(b):
+        return 1, per_sample_constant(ctx, node, ctx.constant(node, 0), b)
+    raise ctx.invalid(node, "neither operand is computed from the model input")
+
+
+@register("Add")
+def convert_add(node: OnnxNode, ctx: ConversionContext) -> None:
+    index, c = _operands(node, ctx)
+    if index < 0:
+        a, b = node.input(0), node.input(1)
+        if ctx.full_shape(a) != ctx.full_shape(b):
+            raise ctx.unsupported(
+                node,
+                f"adds computed tensors of shapes {ctx.sample_shape(a)} and "
+                f"{ctx.sample_shape(b)}; only equal shapes are supported",
+            )
+        ctx.emit(Add(node.name, (a, b), node.outputs[0], source="Add"))
+        return
+    apply_affine(ctx, node, node.input(index), node.outputs[0], shift=c)
+
+
+@register("Sub")
+def convert_sub(node: OnnxNode, ctx: ConversionContext) -> None:
+    index, c = _operands(node, ctx)
+    if index < 0:
+        raise ctx.unsupported(node, "subtracting two computed tensors is not supported")
+    if index == 0:
+        apply_affine(ctx, node, node.input(0), node.outputs[0], shift=-c)
+    else:
+        apply_affine(ctx, node, node.input(1), node.outputs[0], scale=np.array(-1.0), shift=c)
+
+
+@register("Mul")
+def convert_mul(node: OnnxNode, ctx: ConversionContext) -> None:
+    index, c = _operands(node, ctx)
+    if index < 0:
+        raise ctx.unsupported(node, "multiplying two computed tensors (gating) is not supported")
+    apply_affine(ctx, node, node.input(index), node.outputs[0], scale=c)
+
+
+@register("Div")
+def convert_div(node: OnnxNode, ctx: ConversionContext) -> None:
+    index, c = _operands(node, ctx)
+    if index != 0:
+        raise ctx.unsupported(node, "only division of a computed tensor by a constant is supported")
+    with np.errstate(divide="ignore"):
+        apply_affine(ctx, node, node.input(0), node.outputs[0], scale=1.0 / c)

@@ -1,0 +1,50 @@
+"""Attribute handling shared by the sliding-window converters (Conv, pooling)."""
+
+from __future__ import annotations
+
+import math
+
+from ..context import ConversionContext, OnnxNode, Shape
+
+
+def window_attrs(node: OnnxNode, kernel: Shape) -> tuple[Shape, Shape]:
+    """``(strides, dilations)`` with ONNX defaults (1 along every spatial axis)."""
+    d = len(kernel)
+    strides = tuple(int(s) for s in node.attr("strides", None) or (1,) * d)
+    dilations = tuple(int(s) for s in node.attr("dilations", None) or (1,) * d)
+    return strides, dilations
+
+
+def resolve_pads(
+    ctx: ConversionContext,
+    node: OnnxNode,
+    in_size: Shape,
+    kernel: Shape,
+    strides: Shape,
+    dilations: Shape,
+) -> Shape:
+    """Explicit ``pads`` (all begins, then all ends) from ``pads`` or ``auto_pad``.
+
+    ``SAME_UPPER`` / ``SAME_LOWER`` pad so that the output size is ``ceil(in / stride)``; the odd
+    pixel goes at the end (upper) or at the beginning (lower).
+    """
+    d = len(kernel)
+    auto_pad = node.attr("auto_pad", "NOTSET") or "NOTSET"
+    if auto_pad == "NOTSET":
+        pads = tuple(int(p) for p in node.attr("pads", None) or (0,) * (2 * d))
+        if len(pads) != 2 * d:
+            raise ctx.invalid(node, f"pads {list(pads)} do not have {2 * d} entries")
+        return pads
+    if auto_pad == "VALID":
+        return (0,) * (2 * d)
+    if auto_pad not in ("SAME_UPPER", "SAME_LOWER"):
+        raise ctx.invalid(node, f"unknown auto_pad {auto_pad!r}")
+    begins, ends = [], []
+    for size, k, s, dil in zip(in_size, kernel, strides, dilations):
+        out = math.ceil(size / s)
+        total = max(0, (out - 1) * s + (k - 1) * dil + 1 - size)
+        small, large = total // 2, total - total // 2
+        begin = small if auto_pad == "SAME_UPPER" else large
+        begins.append(begin)
+        ends.append(total - begin)
+    return tuple(begins + ends)

@@ -1,0 +1,49 @@
+"""Conv (1-d to 3-d; strides, pads, auto_pad, dilations, groups) → :class:`~provgraph.ops.Conv`."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from provgraph.ops import Conv
+
+from ..context import ConversionContext, OnnxNode
+from ..registry import register
+from .common import resolve_pads, window_attrs
+
+
+@register("Conv")
+def convert_conv(node: OnnxNode, ctx: ConversionContext) -> None:
+    x = ctx.computed(node, 0)
+    w = ctx.constant(node, 1, "the weight W")
+    b = ctx.optional_constant(node, 2, "the bias B")
+    full = ctx.full_shape(x)
+    d = w.ndim - 2
+    if d not in (1, 2, 3):
+        raise ctx.unsupported(node, f"{d}-d convolution is not supported (1-d to 3-d only)")
+    if len(full) != d + 2:
+        raise ctx.invalid(node, f"input of shape {full[1:]} does not fit a {d}-d weight")
+    kernel = tuple(int(k) for k in w.shape[2:])
+    given = node.attr("kernel_shape", None)
+    if given is not None and tuple(given) != kernel:
+        raise ctx.invalid(node, f"kernel_shape {list(given)} differs from the weight's {kernel}")
+    group = int(node.attr("group", 1))
+    if full[1] != w.shape[1] * group:
+        raise ctx.invalid(
+            node, f"input has {full[1]} channels, weight expects {w.shape[1]} × group {group}"
+        )
+    strides, dilations = window_attrs(node, kernel)
+    pads = resolve_pads(ctx, node, full[2:], kernel, strides, dilations)
+    ctx.emit(
+        Conv(
+            node.name,
+            (x,),
+            node.outputs[0],
+            weight=np.array(w),
+            bias=None if b is None else np.array(b).reshape(-1),
+            strides=strides,
+            pads=pads,
+            dilations=dilations,
+            groups=group,
+            source="Conv",
+        )
+    )

@@ -1,0 +1,129 @@
+"""Pooling: MaxPool and GlobalMaxPool (winner-takes-all), AveragePool, GlobalAveragePool and
+ReduceMean over all spatial axes (linear, weights 1/n). Windowed pooling is 2-d only."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from provgraph.ops import AvgPool, GlobalAvgPool, MaxPool, Reshape
+
+from ..context import ConversionContext, OnnxNode
+from ..registry import register
+from .common import resolve_pads, window_attrs
+
+
+def _window(node: OnnxNode, ctx: ConversionContext) -> tuple[str, tuple, tuple, tuple, tuple]:
+    """``(input, kernel, strides, pads, dilations)`` of a 2-d pooling node."""
+    x = ctx.computed(node, 0)
+    kernel = tuple(int(k) for k in node.attr("kernel_shape", None) or ())
+    full = ctx.full_shape(x)
+    if len(kernel) != 2 or len(full) != 4:
+        d = len(kernel) or len(full) - 2
+        raise ctx.unsupported(node, f"{d}-d pooling (kernel_shape {list(kernel)}); only 2-d")
+    strides, dilations = window_attrs(node, kernel)
+    pads = resolve_pads(ctx, node, full[2:], kernel, strides, dilations)
+    return x, kernel, strides, pads, dilations
+
+
+@register("MaxPool")
+def convert_max_pool(node: OnnxNode, ctx: ConversionContext) -> None:
+    x, kernel, strides, pads, dilations = _window(node, ctx)
+    ceil_mode = bool(node.attr("ceil_mode", 0))
+    ctx.emit(
+        MaxPool(
+            node.name,
+            (x,),
+            node.outputs[0],
+            kernel=kernel,
+            strides=strides,
+            pads=pads,
+            dilations=dilations,
+            ceil_mode=ceil_mode,
+            source="MaxPool",
+        )
+    )
+
+
+@register("AveragePool")
+def convert_average_pool(node: OnnxNode, ctx: ConversionContext) -> None:
+    x, kernel, strides, pads, dilations = _window(node, ctx)
+    if any(d != 1 for d in dilations):
+        raise ctx.unsupported(node, f"dilations {list(dilations)} are not supported")
+    ctx.emit(
+        AvgPool(
+            node.name,
+            (x,),
+            node.outputs[0],
+            kernel=kernel,
+            strides=strides,
+            pads=pads,
+            count_include_pad=bool(node.attr("count_include_pad", 0)),
+            ceil_mode=bool(node.attr("ceil_mode", 0)),
+            source="AveragePool",
+        )
+    )
+
+
+@register("GlobalAveragePool")
+def convert_global_average_pool(node: OnnxNode, ctx: ConversionContext) -> None:
+    x = ctx.computed(node, 0)
+    if len(ctx.full_shape(x)) < 3:
+        raise ctx.invalid(node, f"input of shape {ctx.sample_shape(x)} has no spatial axes")
+    ctx.emit(GlobalAvgPool(node.name, (x,), node.outputs[0], source="GlobalAveragePool"))
+
+
+@register("GlobalMaxPool")
+def convert_global_max_pool(node: OnnxNode, ctx: ConversionContext) -> None:
+    x = ctx.computed(node, 0)
+    full = ctx.full_shape(x)
+    if len(full) != 4:
+        raise ctx.unsupported(node, f"{len(full) - 2}-d pooling is not supported; only 2-d")
+    size = tuple(full[2:])
+    ctx.emit(
+        MaxPool(
+            node.name,
+            (x,),
+            node.outputs[0],
+            kernel=size,
+            strides=(1, 1),
+            source="GlobalMaxPool",
+        )
+    )
+
+
+def _reduce_mean(node: OnnxNode, ctx: ConversionContext, axes: list[int] | None) -> None:
+    """The mean over every spatial axis is global average pooling; other reductions are refused."""
+    x = ctx.computed(node, 0)
+    full = ctx.full_shape(x)
+    rank = len(full)
+    spatial = list(range(2, rank))
+    if axes is None or (not axes and not node.attr("noop_with_empty_axes", 0)):
+        axes = list(range(rank))
+    axes = sorted(a + rank if a < 0 else a for a in axes)
+    if not spatial or axes != spatial:
+        raise ctx.unsupported(
+            node,
+            f"mean over axes {axes} of a tensor of rank {rank}; only the mean over all spatial "
+            "axes (global average pooling) is supported",
+        )
+    out = node.outputs[0]
+    if node.attr("keepdims", 1):
+        ctx.emit(GlobalAvgPool(node.name, (x,), out, source="ReduceMean"))
+        return
+    pooled = f"{out}:pooled"
+    ctx.emit(GlobalAvgPool(node.name, (x,), pooled, source="ReduceMean"))
+    ctx.emit(Reshape(f"{node.name}:squeeze", (pooled,), out, shape=(full[1],), source="ReduceMean"))
+
+
+@register("ReduceMean", until=17)
+def convert_reduce_mean_attribute(node: OnnxNode, ctx: ConversionContext) -> None:
+    axes = node.attr("axes", None)
+    _reduce_mean(node, ctx, None if axes is None else [int(a) for a in axes])
+
+
+@register("ReduceMean", since=18)
+def convert_reduce_mean_input(node: OnnxNode, ctx: ConversionContext) -> None:
+    axes = ctx.optional_constant(node, 1, "axes")
+    _reduce_mean(
+        node, ctx, None if axes is None else [int(a) for a in np.asarray(axes).reshape(-1)]
+    )

@@ -1,0 +1,86 @@
+"""``provgraph inspect``: what a model is made of, how big its graph is, and forward fidelity."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ProvgraphError
+from .network import Network
+from .ops import LinearOp
+
+BYTES_PER_EDGE_SCIPY = 8 + 8 + 8  # weight, rule weight and column index, float64/int64
+
+
+def edge_counts(net: Network) -> dict[str, int]:
+    """Edges of the provenance graph by kind: weighted (rule), bias, and annotated one."""
+    weighted = bias = other = 0
+    for op in net.ops:
+        in_shapes = [net.shapes[t] for t in op.inputs]
+        n = op.num_edges(in_shapes, net.shapes[op.output])
+        if isinstance(op, LinearOp):
+            b = net.size(op.output) if op.bias_vector(net.shapes[op.output]) is not None else 0
+            weighted += n - b
+            bias += b
+        else:
+            other += n
+    return {"weighted": weighted, "bias": bias, "one": other, "total": weighted + bias + other}
+
+
+def _fidelity(model: Path, net: Network) -> str:
+    from .importers.reference import onnxruntime_outputs
+    from .trace import forward_trace
+
+    rng = np.random.default_rng(0)
+    x = rng.random((2,) + net.input_shape)
+    ours = forward_trace(net, x).logits
+    ref = onnxruntime_outputs(model, x, [net.output_name])[net.output_name].reshape(ours.shape)
+    diff = float(np.max(np.abs(ours - ref)))
+    scale = float(np.max(np.abs(ref))) or 1.0
+    verdict = "ok" if diff <= 1e-4 * scale else "MISMATCH"
+    return (
+        f"fidelity vs onnxruntime (2 random inputs): max |diff| {diff:.3g} "
+        f"({diff / scale:.3g} of the largest logit) {verdict}"
+    )
+
+
+def inspect_report(model: str | Path, output: str | None = None) -> tuple[bool, str]:
+    """``(importable, report text)`` for an ONNX model."""
+    from .importers import inspect_onnx, load_onnx
+
+    path = Path(model)
+    info = inspect_onnx(path)
+    lines = [f"model: {path}"]
+    lines += [f"  {key}: {value}" for key, value in info.summary_items()]
+    hist = Counter(info.op_histogram)
+    lines.append("ONNX ops: " + ", ".join(f"{op}×{n}" for op, n in sorted(hist.items())))
+    if info.unsupported:
+        lines.append("unsupported ops:")
+        for op_type, nodes in sorted(info.unsupported.items()):
+            shown = ", ".join(nodes[:5]) + (", …" if len(nodes) > 5 else "")
+            lines.append(f"  {op_type} ×{len(nodes)}: {shown}")
+        return False, "\n".join(lines)
+    try:
+        net = load_onnx(path, output=output)
+    except ProvgraphError as exc:
+        lines.append(f"cannot import: {exc}")
+        return False, "\n".join(lines)
+    lines.append("")
+    lines.append(net.summary())
+    lines.append("")
+    counts = edge_counts(net)
+    lines.append(f"input {net.input_shape}, {net.num_classes} classes, logits {net.output_name!r}")
+    lines.append(f"neurons: {net.num_neurons():,}")
+    lines.append(
+        f"edges: {counts['total']:,} ({counts['weighted']:,} weighted, {counts['bias']:,} bias, "
+        f"{counts['one']:,} annotated one)"
+    )
+    mib = counts["total"] * BYTES_PER_EDGE_SCIPY / 2**20
+    lines.append(f"estimated memory, scipy backend: {mib:,.1f} MiB")
+    try:
+        lines.append(_fidelity(path, net))
+    except ProvgraphError as exc:
+        lines.append(f"fidelity: not checked ({exc})")
+    return True, "\n".join(lines)

@@ -1,0 +1,210 @@
+"""Small torch classifiers and their ONNX export with either torch exporter.
+
+Every builder returns a model in eval mode with an ``input_shape`` attribute (one sample, no batch
+axis). BatchNorm layers get non-trivial running statistics and affine parameters first, so that
+folding them is visible in the numbers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+
+def _settle(model: nn.Module, input_shape: tuple[int, ...], seed: int) -> nn.Module:
+    """Give every BatchNorm non-trivial statistics and parameters; return the model in eval mode."""
+    gen = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.momentum = 0.5
+            with torch.no_grad():
+                m.weight.copy_(0.5 + torch.rand(m.weight.shape, generator=gen))
+                m.bias.copy_(0.3 * torch.randn(m.bias.shape, generator=gen))
+    model.train()
+    with torch.no_grad():
+        for _ in range(3):
+            model(1.5 * torch.randn((8,) + input_shape, generator=gen) + 0.2)
+    model.eval()
+    model.input_shape = input_shape
+    return model
+
+
+class MLP(nn.Module):
+    """20-16-8-5 with ReLU."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(20, 16), nn.ReLU(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 5)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class SmallCNN(nn.Module):
+    """Conv-BN-ReLU-MaxPool, Flatten, Linear on 1×8×8."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2)
+        )
+        self.fc = nn.Linear(64, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(self.features(x), 1))
+
+
+class ResidualCNN(nn.Module):
+    """Stem, one residual block (Conv-BN-ReLU-Conv-BN + skip, ReLU), AvgPool, GlobalAvgPool,
+    ``view(batch, -1)``, Linear on 3×8×8."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU())
+        self.block = nn.Sequential(
+            nn.Conv2d(4, 4, 3, padding=1, bias=False),
+            nn.BatchNorm2d(4),
+            nn.ReLU(),
+            nn.Conv2d(4, 4, 3, padding=1, bias=False),
+            nn.BatchNorm2d(4),
+        )
+        self.pool = nn.AvgPool2d(2)
+        self.gap = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(4, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.stem(x)
+        h = torch.relu(self.block(h) + h)
+        h = self.gap(self.pool(h))
+        return self.fc(h.view(h.size(0), -1))
+
+
+class ConvVariants(nn.Module):
+    """Grouped, dilated and strided/padded convolutions with LeakyReLU on 4×9×9."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(4, 6, 3, padding=1, groups=2),
+            nn.ReLU(),
+            nn.Conv2d(6, 6, 3, padding=2, dilation=2),
+            nn.LeakyReLU(0.1),
+            nn.Conv2d(6, 4, (3, 2), stride=2, padding=(1, 0)),
+            nn.ReLU(),
+        )
+        self.fc = nn.Linear(4 * 5 * 4, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(self.features(x), 1))
+
+
+class PoolNet(nn.Module):
+    """Average pooling with padding, ``count_include_pad`` on and off, ``ceil_mode``; Tanh,
+    Sigmoid; ceil-mode max pooling. On 2×9×9."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(2, 3, 3),
+            nn.Tanh(),
+            nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False, ceil_mode=True),
+            nn.AvgPool2d(2, stride=1, padding=1, count_include_pad=True),
+            nn.Sigmoid(),
+            nn.MaxPool2d(2, ceil_mode=True),
+        )
+        self.fc = nn.Linear(3 * 3 * 3, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(self.features(x), 1))
+
+
+class SoftmaxMLP(nn.Module):
+    """16-10-4 MLP ending in a softmax, which the importer strips."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(16, 10), nn.Sigmoid(), nn.Linear(10, 4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.net(x), dim=1)
+
+
+class AffineNet(nn.Module):
+    """Input normalisation and BatchNorm where no linear op can absorb it (after the input and
+    after max pooling), BatchNorm1d after a Linear, and ``logits * 0.5 + 0.1``. On 3×6×6."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor([0.2, -0.1, 0.4]).reshape(3, 1, 1))
+        self.register_buffer("std", torch.tensor([0.5, 2.0, 0.8]).reshape(3, 1, 1))
+        self.bn_in = nn.BatchNorm2d(3)
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.pool = nn.MaxPool2d(3)
+        self.bn_pool = nn.BatchNorm2d(4)
+        self.fc1 = nn.Linear(16, 6)
+        self.bn_fc = nn.BatchNorm1d(6)
+        self.fc2 = nn.Linear(6, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.bn_in((x - self.mean) / self.std)
+        h = self.bn_pool(self.pool(torch.relu(self.conv(h))))
+        h = torch.relu(self.bn_fc(self.fc1(torch.flatten(h, 1))))
+        return self.fc2(h) * 0.5 + 0.1
+
+
+MODELS: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...]]] = {
+    "mlp": (MLP, (20,)),
+    "small_cnn": (SmallCNN, (1, 8, 8)),
+    "residual_cnn": (ResidualCNN, (3, 8, 8)),
+    "conv_variants": (ConvVariants, (4, 9, 9)),
+    "pool_net": (PoolNet, (2, 9, 9)),
+    "softmax_mlp": (SoftmaxMLP, (16,)),
+    "affine_net": (AffineNet, (3, 6, 6)),
+}
+WITH_BATCHNORM = ("small_cnn", "residual_cnn", "affine_net")
+
+
+def build(name: str, seed: int = 0) -> nn.Module:
+    """Model ``name`` of :data:`MODELS` with weights drawn from ``seed``, in eval mode."""
+    builder, input_shape = MODELS[name]
+    torch.manual_seed(seed)
+    return _settle(builder(), input_shape, seed)
+
+
+def export_onnx(
+    model: nn.Module,
+    path: str | Path,
+    dynamo: bool = False,
+    keep_batchnorm: bool = False,
+    **kw,
+) -> Path:
+    """Export ``model`` (which has an ``input_shape``) with a dynamic batch axis named ``batch``.
+
+    ``keep_batchnorm`` keeps BatchNormalization nodes: the TorchScript exporter
+    (``dynamo=False``) folds them into the preceding Conv unless ``do_constant_folding=False``;
+    the dynamo exporter folds them in its ONNX optimiser unless ``optimize=False``. Extra keyword
+    arguments go to :func:`torch.onnx.export`.
+    """
+    path = Path(path)
+    example = (torch.randn((2,) + tuple(model.input_shape)),)
+    options: dict = {"input_names": ["input"], "output_names": ["logits"], "dynamo": dynamo}
+    if dynamo:
+        options["dynamic_shapes"] = ({0: torch.export.Dim("batch")},)
+        options["external_data"] = False
+        options["optimize"] = not keep_batchnorm
+    else:
+        options["dynamic_axes"] = {"input": {0: "batch"}, "logits": {0: "batch"}}
+        options["do_constant_folding"] = not keep_batchnorm
+    options.update(kw)
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, example, str(path), **options)
+    return path

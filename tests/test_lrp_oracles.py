@@ -1,0 +1,3 @@
+def test_imp():
+    from tests.zennit_import import import_zennit
+    assert import_zennit()

@@ -1,0 +1,254 @@
+"""Semiring laws, property-based, for every built-in semiring and two user-defined ones.
+
+Values are drawn so that floating-point arithmetic is exact on them (integer-valued floats,
+dyadic rationals), hence every law is checked with exact equality.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import find, given, settings
+from hypothesis import strategies as st
+from hypothesis.errors import NoSuchExample
+
+from provgraph.semirings import (
+    BUILTIN_SEMIRINGS,
+    CountingSemiring,
+    Semiring,
+    get_semiring,
+)
+
+SETTINGS = settings(max_examples=60, deadline=None)
+
+
+class ArcticSemiring(Semiring):
+    """(ℝ ∪ {−∞}, max, +, −∞, 0), defined by its scalar operations only."""
+
+    name = "arctic"
+    zero, one = -math.inf, 0.0
+    idempotent = True
+    absorptive = False
+
+    def plus(self, a: Any, b: Any) -> Any:
+        return max(a, b)
+
+    def times(self, a: Any, b: Any) -> Any:
+        return a + b
+
+
+class DivisibilitySemiring(Semiring):
+    """(ℕ, gcd, lcm, 0, 1): the divisibility lattice, with 0 divisible by everything."""
+
+    name = "divisibility"
+    zero, one = 0, 1
+    idempotent = True
+    absorptive = True
+
+    def plus(self, a: Any, b: Any) -> Any:
+        return math.gcd(int(a), int(b))
+
+    def times(self, a: Any, b: Any) -> Any:
+        return math.lcm(int(a), int(b))
+
+
+def _dyadic(low: int, high: int, bits: int) -> st.SearchStrategy[float]:
+    """Multiples of 2**-bits in [low, high]: sums and short products of them are exact."""
+    return st.integers(low * 2**bits, high * 2**bits).map(lambda n: n / 2**bits)
+
+
+VALUES: dict[str, st.SearchStrategy[Any]] = {
+    "real": st.integers(-1000, 1000).map(float) | _dyadic(-4, 4, 6),
+    "boolean": st.booleans(),
+    "counting": st.integers(0, 20) | st.integers(0, 2**200) | st.just(2**64 + 1),
+    "viterbi": _dyadic(0, 1, 8),
+    "tropical": st.integers(-1000, 1000).map(float) | _dyadic(-4, 4, 6) | st.just(math.inf),
+    "fuzzy": _dyadic(0, 1, 8),
+    "arctic": st.integers(-1000, 1000).map(float) | st.just(-math.inf),
+    "divisibility": st.integers(0, 10**6),
+}
+
+SEMIRINGS: dict[str, Semiring] = {name: get_semiring(name) for name in BUILTIN_SEMIRINGS}
+SEMIRINGS["arctic"] = ArcticSemiring()
+SEMIRINGS["divisibility"] = DivisibilitySemiring()
+NAMES = sorted(SEMIRINGS)
+
+
+def test_every_builtin_has_a_value_strategy() -> None:
+    assert set(BUILTIN_SEMIRINGS) <= set(VALUES)
+
+
+def _same(a: Any, b: Any) -> bool:
+    return bool(a == b) and type(a == b) is not np.ndarray
+
+
+def triples(name: str) -> st.SearchStrategy[tuple[Any, Any, Any]]:
+    v = VALUES[name]
+    return st.tuples(v, v, v)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_laws(name: str) -> None:
+    k = SEMIRINGS[name]
+
+    @SETTINGS
+    @given(triples(name))
+    def check(abc: tuple[Any, Any, Any]) -> None:
+        a, b, c = abc
+        p, t = k.plus, k.times
+        assert _same(p(p(a, b), c), p(a, p(b, c))), "⊕ associative"
+        assert _same(t(t(a, b), c), t(a, t(b, c))), "⊗ associative"
+        assert _same(p(a, b), p(b, a)), "⊕ commutative"
+        assert _same(t(a, b), t(b, a)), "⊗ commutative"
+        assert _same(p(a, k.zero), a), "0 is the ⊕ identity"
+        assert _same(t(a, k.one), a), "1 is the ⊗ identity"
+        assert _same(t(a, k.zero), k.zero), "0 annihilates"
+        assert _same(t(a, p(b, c)), p(t(a, b), t(a, c))), "⊗ distributes over ⊕"
+        if k.idempotent:
+            assert _same(p(a, a), a)
+        if k.absorptive:
+            assert _same(p(k.one, a), k.one)
+
+    check()
+
+
+IDEMPOTENT = {"boolean", "viterbi", "tropical", "fuzzy", "arctic", "divisibility"}
+ABSORPTIVE = {"boolean", "viterbi", "fuzzy", "divisibility"}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_flags_are_set_exactly_where_the_laws_hold(name: str) -> None:
+    k = SEMIRINGS[name]
+    assert k.idempotent == (name in IDEMPOTENT)
+    assert k.absorptive == (name in ABSORPTIVE)
+
+
+@pytest.mark.parametrize("name", sorted(set(NAMES) - IDEMPOTENT))
+def test_not_idempotent_has_a_witness(name: str) -> None:
+    k = SEMIRINGS[name]
+    witness = _find(VALUES[name], lambda a: not _same(k.plus(a, a), a))
+    assert not _same(k.plus(witness, witness), witness)
+
+
+@pytest.mark.parametrize("name", sorted(set(NAMES) - ABSORPTIVE))
+def test_not_absorptive_has_a_witness(name: str) -> None:
+    k = SEMIRINGS[name]
+    witness = _find(VALUES[name], lambda a: not _same(k.plus(k.one, a), k.one))
+    assert not _same(k.plus(k.one, witness), k.one)
+
+
+def _find(strategy: st.SearchStrategy[Any], predicate: Any) -> Any:
+    try:
+        return find(strategy, predicate, settings=settings(max_examples=500, deadline=None))
+    except NoSuchExample:
+        pytest.fail("no witness found although the flag says the law does not hold")
+
+
+def _fold(k: Semiring, values: list[Any]) -> Any:
+    return functools.reduce(k.plus, values, k.zero)
+
+
+def _array(k: Semiring, values: list[Any], shape: tuple[int, ...]) -> np.ndarray:
+    arr = np.empty(len(values), dtype=object)
+    arr[:] = values
+    return k.asarray(arr.reshape(shape))
+
+
+@st.composite
+def matrices(draw: Any, name: str) -> tuple[list[Any], list[Any], tuple[int, int]]:
+    rows, cols = draw(st.integers(1, 5)), draw(st.integers(1, 3))
+    n = rows * cols
+    v = VALUES[name]
+    a = draw(st.lists(v, min_size=n, max_size=n))
+    b = draw(st.lists(v, min_size=n, max_size=n))
+    return a, b, (rows, cols)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_elementwise_and_reductions_fold_the_scalar_operations(name: str) -> None:
+    k = SEMIRINGS[name]
+
+    @SETTINGS
+    @given(matrices(name))
+    def check(data: tuple[list[Any], list[Any], tuple[int, int]]) -> None:
+        a_list, b_list, shape = data
+        a, b = _array(k, a_list, shape), _array(k, b_list, shape)
+        added, multiplied = k.add(a, b), k.mul(a, b)
+        assert added.shape == multiplied.shape == shape
+        for idx in np.ndindex(*shape):
+            assert _same(added[idx], k.plus(a[idx], b[idx]))
+            assert _same(multiplied[idx], k.times(a[idx], b[idx]))
+        for axis in (0, 1):
+            reduced = k.sum(a, axis=axis)
+            for idx in np.ndindex(*reduced.shape):
+                line = np.take(a, idx[0], axis=1 - axis)
+                assert _same(reduced[idx], _fold(k, list(line)))
+
+    check()
+
+
+@st.composite
+def segments(draw: Any, name: str) -> tuple[list[Any], np.ndarray, int]:
+    lengths = draw(st.lists(st.integers(0, 3), min_size=0, max_size=6))
+    cols = draw(st.integers(1, 3))
+    n = sum(lengths) * cols
+    values = draw(st.lists(VALUES[name], min_size=n, max_size=n))
+    indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    return values, indptr, cols
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_segment_sum_folds_each_segment(name: str) -> None:
+    k = SEMIRINGS[name]
+
+    @SETTINGS
+    @given(segments(name))
+    def check(data: tuple[list[Any], np.ndarray, int]) -> None:
+        values_list, indptr, cols = data
+        values = _array(k, values_list, (int(indptr[-1]), cols))
+        out = k.segment_sum(values, indptr)
+        assert out.shape == (len(indptr) - 1, cols)
+        for i in range(len(indptr) - 1):
+            for c in range(cols):
+                expected = _fold(k, list(values[indptr[i] : indptr[i + 1], c]))
+                assert _same(out[i, c], expected)
+
+    check()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_empty_reductions_give_zero(name: str) -> None:
+    k = SEMIRINGS[name]
+    empty = k.zeros((0, 2))
+    assert all(_same(v, k.zero) for v in k.sum(empty, axis=0))
+    out = k.segment_sum(empty, np.array([0, 0, 0]))
+    assert out.shape == (2, 2)
+    assert all(_same(v, k.zero) for v in out.reshape(-1))
+
+
+def test_segment_sum_with_one_dimensional_values() -> None:
+    k = SEMIRINGS["counting"]
+    values = k.asarray(np.array([2**70, 3, 5, 7], dtype=object))
+    out = k.segment_sum(values, np.array([0, 2, 2, 4]))
+    assert out.tolist() == [2**70 + 3, 0, 12]
+
+
+def test_counting_is_exact_beyond_64_bits() -> None:
+    k = CountingSemiring()
+    big = 2**64 + 1
+    assert k.times(big, big) == big * big
+    assert k.times(2**40, 2**40) == 2**80
+    assert k.plus(2**63, 2**63) == 2**64
+    assert k.power(3, 100) == 3**100
+    assert k.multiple(2**70, 5) == 5 * 2**70
+    a = np.array([2**62, 2**40, 7], dtype=np.int64)
+    assert k.mul(a, a).tolist() == [2**124, 2**80, 49]
+    assert k.add(a, a).tolist() == [2**63, 2**41, 14]
+    chain = k.asarray(np.array([2**64 + 1] * 8, dtype=object))
+    assert k.sum(chain).tolist() == 8 * (2**64 + 1)
+    product = functools.reduce(k.times, [2**64 + 1] * 8, k.one)
+    assert product == (2**64 + 1) ** 8
