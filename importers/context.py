@@ -34,38 +34,36 @@ def _decode(value: Any) -> Any:
 
 @dataclass(frozen=True, eq=False)
 class OnnxNode:
-    """An ONNX node with decoded attributes (strings as ``str``, tensors as numpy arrays)."""
+    """An ONNX node; :meth:`attr` decodes attributes (strings as ``str``, tensors as numpy)."""
 
     op_type: str
     name: str
     domain: str
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
-    attrs: dict[str, Any] = field(default_factory=dict)
+    raw_attrs: dict[str, onnx.AttributeProto] = field(default_factory=dict, repr=False)
     has_subgraph: bool = False
-    proto: onnx.NodeProto | None = field(default=None, compare=False, repr=False)
+    proto: onnx.NodeProto | None = field(default=None, repr=False)
 
     @classmethod
     def from_proto(cls, proto: onnx.NodeProto, name: str) -> OnnxNode:
-        attrs, subgraph = {}, False
-        for a in proto.attribute:
-            if a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
-                subgraph = True
-                continue
-            attrs[a.name] = _decode(helper.get_attribute_value(a))
+        graphs = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
         return cls(
             proto.op_type,
             name,
             proto.domain,
             tuple(proto.input),
             tuple(proto.output),
-            attrs,
-            subgraph,
+            {a.name: a for a in proto.attribute},
+            any(a.type in graphs for a in proto.attribute),
             proto,
         )
 
     def attr(self, name: str, default: Any = None) -> Any:
-        return self.attrs.get(name, default)
+        """Attribute ``name`` decoded (decoding is lazy: big tensors are read only when asked)."""
+        if name not in self.raw_attrs:
+            return default
+        return _decode(helper.get_attribute_value(self.raw_attrs[name]))
 
     def input(self, index: int) -> str:
         """Name of input ``index``; ``""`` when the optional input is absent."""

@@ -44,6 +44,9 @@ def is_foldable(node: OnnxNode, constants: set[str] | dict) -> bool:
 
 def fold(node: OnnxNode, ctx: ConversionContext) -> None:
     """Evaluate ``node`` on its constant inputs and store its outputs as constants."""
+    if node.op_type == "Constant" and "value" in node.raw_attrs:
+        ctx.constants[node.outputs[0]] = np.array(node.attr("value"))
+        return
     if node.proto is None:
         raise ctx.invalid(node, "cannot be evaluated (no node definition)")
     feeds: dict[str, np.ndarray] = {}
@@ -79,4 +82,5 @@ def fold(node: OnnxNode, ctx: ConversionContext) -> None:
             f"{ctx.model_name}: {node.describe()} on constant inputs cannot be evaluated: {first}"
         ) from None
     for name, value in zip([o for o in node.outputs if o], results):
-        ctx.constants[name] = np.asarray(value)
+        value = np.asarray(value)
+        ctx.constants[name] = value if value.flags.writeable else value.copy()

@@ -89,11 +89,7 @@ def _validate(proto: onnx.ModelProto, name: str) -> onnx.ModelProto:
             f"({newest})"
         )
     if proto.ByteSize() < onnx.checker.MAXIMUM_PROTOBUF:
-        try:
-            onnx.checker.check_model(proto)
-        except onnx.checker.ValidationError as exc:
-            first = str(exc).strip().splitlines()[0]
-            raise ModelLoadError(f"{name}: invalid ONNX model: {first}") from None
+        _check(proto, name)
     if opset < MIN_OPSET:
         try:
             proto = version_converter.convert_version(proto, UPGRADE_TO)
@@ -103,6 +99,25 @@ def _validate(proto: onnx.ModelProto, name: str) -> onnx.ModelProto:
                 f"{name}: opset {opset} is older than {MIN_OPSET} and cannot be upgraded: {first}"
             ) from None
     return proto
+
+
+def _check(proto: onnx.ModelProto, name: str) -> None:
+    """``onnx.checker``, except that graph values may lack a shape (onnxruntime accepts that)."""
+    shapeless = [
+        v.type.tensor_type
+        for v in (*proto.graph.input, *proto.graph.output, *proto.graph.value_info)
+        if v.type.HasField("tensor_type") and not v.type.tensor_type.HasField("shape")
+    ]
+    for t in shapeless:
+        t.shape.SetInParent()
+    try:
+        onnx.checker.check_model(proto)
+    except onnx.checker.ValidationError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise ModelLoadError(f"{name}: invalid ONNX model: {first}") from None
+    finally:
+        for t in shapeless:
+            t.ClearField("shape")
 
 
 def opsets_of(proto: onnx.ModelProto) -> dict[str, int]:
@@ -122,9 +137,14 @@ def graph_nodes(graph: onnx.GraphProto) -> list[OnnxNode]:
     return nodes
 
 
+def _writable(a: np.ndarray) -> np.ndarray:
+    # arrays parsed from raw bytes are read-only, which torch warns about when wrapping them
+    return a if a.flags.writeable else a.copy()
+
+
 def initializers(graph: onnx.GraphProto, name: str) -> dict[str, np.ndarray]:
     try:
-        return {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+        return {t.name: _writable(numpy_helper.to_array(t)) for t in graph.initializer}
     except (ValueError, OSError, TypeError) as exc:
         raise ModelLoadError(f"{name}: cannot read the weights: {exc}") from None
 

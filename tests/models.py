@@ -13,7 +13,10 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+import onnx
 import torch
+from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
 
@@ -184,6 +187,7 @@ def export_onnx(
     path: str | Path,
     dynamo: bool = False,
     keep_batchnorm: bool = False,
+    output_name: str = "logits",
     **kw,
 ) -> Path:
     """Export ``model`` (which has an ``input_shape``) with a dynamic batch axis named ``batch``.
@@ -195,16 +199,42 @@ def export_onnx(
     """
     path = Path(path)
     example = (torch.randn((2,) + tuple(model.input_shape)),)
-    options: dict = {"input_names": ["input"], "output_names": ["logits"], "dynamo": dynamo}
+    options: dict = {"input_names": ["input"], "output_names": [output_name], "dynamo": dynamo}
     if dynamo:
         options["dynamic_shapes"] = ({0: torch.export.Dim("batch")},)
         options["external_data"] = False
         options["optimize"] = not keep_batchnorm
     else:
-        options["dynamic_axes"] = {"input": {0: "batch"}, "logits": {0: "batch"}}
+        options["dynamic_axes"] = {"input": {0: "batch"}, output_name: {0: "batch"}}
         options["do_constant_folding"] = not keep_batchnorm
     options.update(kw)
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         torch.onnx.export(model, example, str(path), **options)
     return path
+
+
+def onnx_model(
+    nodes: list[onnx.NodeProto],
+    inputs: list[tuple[str, list]],
+    outputs: list[str],
+    weights: dict[str, np.ndarray] | None = None,
+    opset: int = 17,
+    extra_opsets: dict[str, int] | None = None,
+) -> onnx.ModelProto:
+    """A small ONNX model from nodes: float inputs ``(name, dims)``, float outputs by name."""
+    graph = helper.make_graph(
+        nodes,
+        "test_graph",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, dims) for n, dims in inputs],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in outputs],
+        [numpy_helper.from_array(np.asarray(v), k) for k, v in (weights or {}).items()],
+    )
+    opsets = [helper.make_opsetid("", opset)]
+    opsets += [helper.make_opsetid(d, v) for d, v in (extra_opsets or {}).items()]
+    model = helper.make_model(graph, opset_imports=opsets)
+    model.ir_version = 8 if opset < 19 else 10
+    inferred = onnx.shape_inference.infer_shapes(model)
+    del model.graph.output[:]
+    model.graph.output.extend(inferred.graph.output)
+    return model

@@ -1,0 +1,33 @@
+"""Shared test set-up: makes the helper modules of this folder importable; exported models."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+_HERE = str(Path(__file__).parent)
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+
+
+@pytest.fixture(scope="session")
+def torch_onnx(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """``torch_onnx(name, dynamo, keep_batchnorm)``: a model of ``tests/models.py`` exported to
+    ONNX once per session (weights from seed 0)."""
+    from models import build, export_onnx
+
+    folder = tmp_path_factory.mktemp("torch_onnx")
+    cache: dict[tuple[str, bool, bool], Path] = {}
+
+    def get(name: str, dynamo: bool = False, keep_batchnorm: bool = False) -> Path:
+        key = (name, dynamo, keep_batchnorm)
+        if key not in cache:
+            path = folder / f"{name}-{'dynamo' if dynamo else 'torchscript'}-{keep_batchnorm}.onnx"
+            output = "probabilities" if name == "softmax_mlp" else "logits"
+            cache[key] = export_onnx(build(name), path, dynamo, keep_batchnorm, output_name=output)
+        return cache[key]
+
+    return get
