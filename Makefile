@@ -22,7 +22,6 @@ demo: $(STAMP)
 	$(BIN)/provgraph demo --out out/demo
 
 test: $(STAMP)
-	$(BIN)/ruff check .
 	$(BIN)/pytest -q -n 2
 
 lint: $(STAMP)

@@ -169,9 +169,11 @@ def _ranking(flat: np.ndarray, semiring: str) -> np.ndarray:
 def cmd_inspect(args: argparse.Namespace) -> int:
     from .inspect_model import inspect_report
 
-    ok, text = inspect_report(args.model, output=args.output_name)
+    text, problem = inspect_report(args.model, output=args.output_name)
     print(text)
-    return 0 if ok else EXIT_USAGE
+    if problem is not None:
+        raise ProvgraphError(problem)
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

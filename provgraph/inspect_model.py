@@ -46,8 +46,8 @@ def _fidelity(model: Path, net: Network) -> str:
     )
 
 
-def inspect_report(model: str | Path, output: str | None = None) -> tuple[bool, str]:
-    """``(importable, report text)`` for an ONNX model."""
+def inspect_report(model: str | Path, output: str | None = None) -> tuple[str, str | None]:
+    """``(report text, problem)`` for an ONNX model; ``problem`` is ``None`` when it imports."""
     from .importers import inspect_onnx, load_onnx
 
     path = Path(model)
@@ -61,12 +61,15 @@ def inspect_report(model: str | Path, output: str | None = None) -> tuple[bool, 
         for op_type, nodes in sorted(info.unsupported.items()):
             shown = ", ".join(nodes[:5]) + (", …" if len(nodes) > 5 else "")
             lines.append(f"  {op_type} ×{len(nodes)}: {shown}")
-        return False, "\n".join(lines)
+        listed = "; ".join(
+            f"{t} ×{len(n)} ({', '.join(n[:3])})" for t, n in info.unsupported.items()
+        )
+        return "\n".join(lines), f"{path}: unsupported ops: {listed}"
     try:
         net = load_onnx(path, output=output)
     except ProvgraphError as exc:
         lines.append(f"cannot import: {exc}")
-        return False, "\n".join(lines)
+        return "\n".join(lines), str(exc)
     lines.append("")
     lines.append(net.summary())
     lines.append("")
@@ -83,4 +86,4 @@ def inspect_report(model: str | Path, output: str | None = None) -> tuple[bool, 
         lines.append(_fidelity(path, net))
     except ProvgraphError as exc:
         lines.append(f"fidelity: not checked ({exc})")
-    return True, "\n".join(lines)
+    return "\n".join(lines), None

@@ -23,6 +23,16 @@ def digits() -> tuple[np.ndarray, np.ndarray]:
     return bundled_samples()
 
 
+def _einsum_model():
+    """A model with an op provgraph has no provenance semantics for."""
+    from models import onnx_model
+    from onnx import helper
+
+    w = np.random.default_rng(0).normal(size=(784, 10)).astype(np.float32)
+    node = helper.make_node("Einsum", ["x", "W"], ["y"], equation="bi,ij->bj", name="mix")
+    return onnx_model([node], [("x", ["N", 784])], ["y"], {"W": w}, opset=13)
+
+
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "provgraph", *args],
@@ -148,6 +158,9 @@ def test_cli_explain_npy_batch(tmp_path: Path, digits) -> None:
         (["explain", "MODEL", "ok.npy", "--rule", "nope"], "unknown rule or composite"),
         (["explain", "MODEL", "ok.npy", "--semiring", "boolean", "--init", "logit"], "real"),
         (["inspect", "garbage.onnx"], "garbage.onnx"),
+        (["explain", "truncated.onnx", "ok.npy"], "truncated.onnx"),
+        (["explain", "unsupported.onnx", "ok.npy"], "Einsum"),
+        (["inspect", "unsupported.onnx"], "Einsum"),
     ],
 )
 def test_cli_errors_are_one_line_with_exit_2(tmp_path: Path, args: list[str], fragment) -> None:
@@ -155,6 +168,8 @@ def test_cli_errors_are_one_line_with_exit_2(tmp_path: Path, args: list[str], fr
     np.save(tmp_path / "nan.npy", np.full(784, np.nan))
     np.save(tmp_path / "ok.npy", np.zeros(784))
     (tmp_path / "garbage.onnx").write_bytes(b"\x00\x01not a model at all")
+    (tmp_path / "truncated.onnx").write_bytes(MODEL.read_bytes()[:400_000])
+    (tmp_path / "unsupported.onnx").write_bytes(_einsum_model().SerializeToString())
     args = [str(MODEL) if a == "MODEL" else a for a in args]
     res = run_cli(*args, cwd=tmp_path)
     assert res.returncode == 2
