@@ -1,4 +1,4 @@
-"""The ``provgraph`` command: explain, inspect, demo."""
+"""The ``provgraph`` command: explain, inspect, demo, polynomial, specialize."""
 
 from __future__ import annotations
 
@@ -66,6 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="explain the bundled MNIST classifier in four semirings")
     p.add_argument("--out", default="out/demo", help="folder for the heatmaps (default: out/demo)")
     p.add_argument("--digits", type=int, default=4, help="how many sample digits (1-10)")
+
+    from .cli_symbolic import add_subcommands
+
+    add_subcommands(sub)
     return parser
 
 
@@ -73,6 +77,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        handler = getattr(args, "handler", None)
+        if handler is not None:
+            return handler(args)
         if args.command == "explain":
             return cmd_explain(args)
         if args.command == "inspect":

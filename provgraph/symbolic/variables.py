@@ -160,13 +160,28 @@ class Variables:
         return block.name(pos)
 
     def latex(self, var: int) -> str:
-        """The LaTeX form of variable ``var`` (``x^{(L)}_{j,k}``, ``b^{(L)}_{k}``, ``n^{(L)}_{k}``)."""
+        """LaTeX of variable ``var``: ``x^{(L)}_{j,k}``, ``b^{(L)}_{k}`` or ``n^{(L)}_{k}``."""
         block, pos = self._locate(var)
         return block.latex(pos)
 
     def names(self, start: int, stop: int) -> list[str]:
-        """Names of the ids ``start .. stop-1`` (fast for a whole op)."""
-        return [self.name(v) for v in range(start, stop)]
+        """Names of the ids ``start .. stop-1`` (vectorised over whole blocks)."""
+        out: list[str] = []
+        for b in self._blocks:
+            lo, hi = max(start, b.start), min(stop, b.start + b.count)
+            if lo >= hi:
+                continue
+            pos = np.arange(lo - b.start, hi - b.start)
+            if b.kind != "edge":
+                prefix = "b" if b.kind == "bias" else "n"
+                out.extend(f"{prefix}{b.layer}_{k}" for k in pos.tolist())
+                continue
+            assert b.indptr is not None and b.indices is not None
+            rows = (np.searchsorted(b.indptr, pos, side="right") - 1).tolist()
+            cols = b.indices[pos].tolist()
+            head = f"x{b.layer}" + (f"i{b.input_index}" if b.multi else "")
+            out.extend(f"{head}_{j}_{k}" for j, k in zip(rows, cols))
+        return out
 
     def record(self, var: int) -> VariableRecord:
         block, pos = self._locate(var)
@@ -183,7 +198,9 @@ class Variables:
         """The id of a variable given its name (inverse of :meth:`name`)."""
         match = _NAME.match(name.strip())
         if match is None:
-            raise ProvgraphError(f"{name!r} is not a variable name (x<L>_<j>_<k>, b<L>_<k>, n<L>_<k>)")
+            raise ProvgraphError(
+                f"{name!r} is not a variable name (x<L>_<j>_<k>, b<L>_<k>, n<L>_<k>)"
+            )
         g = match.groups()
         layer = int(g[0] if g[0] is not None else g[4] if g[4] is not None else g[6])
         ops = self.network.linear_ops
@@ -221,8 +238,10 @@ class Variables:
         """Id of the variable of hidden neuron ``k`` of linear op ``op``'s output."""
         output = self.network.op(op).output if op not in self.neuron_blocks else op
         b = self.neuron_blocks.get(output)
-        if b is None or not 0 <= k < b.count:
-            raise ProvgraphError(f"{op!r} has no hidden neuron {k} (the logits have no variable)")
+        if b is None:
+            raise ProvgraphError(f"{op!r} has no neuron variables (the logits have none)")
+        if not 0 <= k < b.count:
+            raise ProvgraphError(f"{op!r} has {b.count} neurons; {k} is out of range")
         return b.start + k
 
     def neuron_range(self, tensor: str) -> range | None:

@@ -1,0 +1,272 @@
+"""The provenance circuit of an annotated graph: the network itself, read as an arithmetic circuit.
+
+For a target class ``y`` every neuron ``j`` has a gate
+
+    P_y = 1,   P_c = 0 (c ≠ y),   P_j = n_j ⊗ ⊕_k x_jk ⊗ P_k
+
+over the wires ``j → k`` of the ops that read ``j``'s tensor; ``x_jk`` is the edge variable of a
+linear op's wire (K's one for activations and routing), ``n_j`` the neuron variable of a hidden
+neuron (used only when a neuron valuation is given). Expanded, ``P_j`` is the sum over the paths
+``j ⇝ y`` of the product of their edge variables: the provenance polynomial in ℕ[X]. The circuit
+has one gate per neuron and one wire per edge, so its size is O(edges); nothing is expanded.
+
+Evaluating the circuit in a semiring K under a valuation of the variables is the unique
+homomorphism ℕ[X] → K that extends the valuation (Green, Karvounarakis, Tannen, PODS 2007); with
+the valuation ``x_e ↦ Θ(r_e)`` it is K-LRP on the annotated graph.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..annotate import AnnotatedGraph
+from ..errors import ProvgraphError, TargetError
+from ..init import InitSpec, check_target, initial_relevance
+from ..ops import LinearOp, Op
+from ..relevance import Relevance
+from ..semirings import BooleanSemiring, CountingSemiring, RealSemiring, Semiring
+from ..theta import Layer
+from .variables import Variables
+
+
+@dataclass
+class Wires:
+    """The wires of one op from one input tensor, as a CSR over the input neurons.
+
+    Row ``j`` lists the output neurons ``k`` that ``j`` feeds. ``var_start`` is the id of the first
+    edge variable (wire ``p`` carries variable ``var_start + p``) or ``None`` for wires annotated
+    with K's one (activations, routing, max-pool winners).
+    """
+
+    input: str
+    n_in: int
+    n_out: int
+    indptr: np.ndarray
+    indices: np.ndarray
+    var_start: int | None
+    identity: bool = False
+
+    @property
+    def count(self) -> int:
+        return len(self.indices)
+
+    @cached_property
+    def rows(self) -> np.ndarray:
+        """The input neuron of every wire."""
+        return np.repeat(np.arange(self.n_in), np.diff(self.indptr))
+
+
+@dataclass
+class Step:
+    """One op of the circuit: its wires per input, its bias wires and its neuron variables."""
+
+    op: Op
+    layer: Layer | None
+    wires: list[Wires]
+    bias_start: int | None
+    neuron_start: int | None
+
+
+class Circuit:
+    """The provenance circuit of ``graph`` for one or several target classes.
+
+    Built once from the graph's structure (cached weight matrices and index maps); specialised
+    many times by :meth:`evaluate`. ``targets[i]`` is explained by column ``i`` of every result.
+    """
+
+    def __init__(self, graph: AnnotatedGraph, target: int | Sequence[int] | None = None) -> None:
+        net = graph.network
+        self.graph = graph
+        self.network = net
+        self.variables = Variables(graph)
+        if target is None:
+            self.targets = [graph.predicted_class]
+        elif isinstance(target, (list, tuple, np.ndarray)):
+            self.targets = [check_target(t, net.num_classes) for t in target]
+        else:
+            self.targets = [check_target(target, net.num_classes)]
+        self.tensors = [net.input_name] + [op.output for op in net.ops]
+        self.steps: list[Step] = [self._step(op) for op in net.ops]
+        self.consumers: dict[str, list[tuple[Step, Wires]]] = {}
+        for step in self.steps:
+            for w in step.wires:
+                self.consumers.setdefault(w.input, []).append((step, w))
+
+    def _step(self, op: Op) -> Step:
+        graph, var = self.graph, self.variables
+        n_out = self.network.size(op.output)
+        wires = []
+        if isinstance(op, LinearOp):
+            matrices, bias = graph.structure(op)
+            for block, m in zip(var.edge_blocks[op.name], matrices):
+                wires.append(Wires(block.source or "", m.shape[0], n_out,
+                                   np.asarray(m.indptr), np.asarray(m.indices), block.start))
+            b = var.bias_blocks.get(op.name)
+            bias_start = None if b is None else b.start
+        else:
+            blocks, _ = graph.blocks(op, None)
+            for block in blocks:
+                if block.kind == "identity":
+                    idx = np.arange(block.n_in)
+                    indptr = np.arange(block.n_in + 1)
+                    wires.append(Wires(block.input, block.n_in, n_out, indptr, idx, None, True))
+                    continue
+                index = np.asarray(block.index)
+                valid = np.flatnonzero(index >= 0)
+                order = valid[np.argsort(index[valid], kind="stable")]
+                indptr = np.zeros(block.n_in + 1, dtype=np.int64)
+                np.cumsum(np.bincount(index[valid], minlength=block.n_in), out=indptr[1:])
+                wires.append(Wires(block.input, block.n_in, n_out, indptr, order, None))
+            bias_start = None
+        neurons = var.neuron_range(op.output)
+        return Step(op, graph.layers.get(op.name), wires, bias_start,
+                    None if neurons is None else neurons.start)
+
+    # ------------------------------------------------------------------ size
+    @property
+    def num_gates(self) -> int:
+        """Gates: one per neuron of every tensor and one per bias source."""
+        return sum(self.network.size(t) for t in self.tensors) + len(self.variables.bias_blocks)
+
+    @property
+    def num_wires(self) -> int:
+        """Wires: one per edge of the neuron graph (bias edges included)."""
+        bias = sum(b.count for b in self.variables.bias_blocks.values())
+        return sum(w.count for s in self.steps for w in s.wires) + bias
+
+    def column(self, target: int | None) -> int:
+        """The result column of ``target`` (``None``: the first target)."""
+        if target is None:
+            return 0
+        if target not in self.targets:
+            raise TargetError(f"class {target} is not a target of this circuit {self.targets}")
+        return self.targets.index(target)
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(
+        self,
+        semiring: Semiring,
+        edge_values: np.ndarray,
+        neuron_values: np.ndarray | None = None,
+        init: InitSpec = "one",
+        info: dict[str, Any] | None = None,
+    ) -> Relevance:
+        """Every gate's value in ``semiring`` under a valuation of the variables.
+
+        Parameters
+        ----------
+        semiring
+            The semiring K.
+        edge_values
+            ``(n_edges,)`` array in K: the value of every edge variable (by id).
+        neuron_values
+            ``(n_neurons,)`` array in K for the neuron variables, or ``None`` (all K's one).
+        init
+            Output initialisation as for :func:`provgraph.aggregate.aggregate` (``"one"``: the
+            circuit's own ``P_y = 1``).
+
+        Returns
+        -------
+        Relevance
+            One column per target, like :meth:`AnnotatedGraph.aggregate`.
+        """
+        k = semiring
+        var = self.variables
+        values = k.asarray(edge_values)
+        if values.shape != (var.n_edges,):
+            raise ProvgraphError(
+                f"expected {var.n_edges} edge values, got an array of shape {values.shape}"
+            )
+        nv = None if neuron_values is None else k.asarray(neuron_values)
+        net = self.network
+        logits = self.graph.logits
+        relevance = {net.output_name: initial_relevance(init, k, logits, self.targets)}
+        biases: dict[str, np.ndarray] = {}
+        fast_real = type(k) is RealSemiring
+        for step in reversed(self.steps):
+            r_out = relevance.get(step.op.output)
+            if r_out is None:
+                continue
+            if nv is not None and step.neuron_start is not None:
+                start = step.neuron_start - var.n_edges
+                factor = nv[start : start + len(r_out)]
+                r_out = k.mul(factor[:, None], r_out)
+                relevance[step.op.output] = r_out
+            for w in step.wires:
+                sent = _step_wires(k, w, values, r_out, fast_real)
+                previous = relevance.get(w.input)
+                relevance[w.input] = sent if previous is None else k.add(previous, sent)
+            if step.bias_start is not None:
+                ann = values[step.bias_start : step.bias_start + len(r_out)]
+                biases[step.op.name] = k.sum(k.mul(ann[:, None], r_out), axis=0)
+        meta = {"backend": "circuit", "init": init if isinstance(init, str) else repr(init)}
+        meta.update(info or {})
+        return Relevance(net, k, list(self.targets), relevance, biases, logits, meta)
+
+    def constant_values(self, semiring: Semiring, value: Any) -> np.ndarray:
+        """A valuation giving every edge variable the same value."""
+        return np.full(self.variables.n_edges, value, dtype=semiring.dtype)
+
+    @cached_property
+    def path_counts(self) -> Relevance:
+        """Number of paths from every neuron to each target (exact integers): Counting, Θ ≡ 1.
+
+        It is also the number of monomials of every gate's expanded polynomial in ℕ[X].
+        """
+        k = CountingSemiring()
+        return self.evaluate(k, self.constant_values(k, 1), info={"theta": "one"})
+
+    @cached_property
+    def nonzero(self) -> dict[str, np.ndarray]:
+        """Per tensor, ``(n, n_targets)`` booleans: the gate has at least one path to the target."""
+        k = BooleanSemiring()
+        rel = self.evaluate(k, self.constant_values(k, True))
+        return rel.tensors
+
+    def reachable(self, tensor: str, neurons: Sequence[int] | np.ndarray) -> dict[str, np.ndarray]:
+        """Per tensor, the neurons reachable from ``neurons`` of ``tensor`` (those included)."""
+        mask = np.zeros(self.network.size(tensor), dtype=bool)
+        mask[np.asarray(neurons, dtype=np.int64)] = True
+        reach = {tensor: mask}
+        for step in self.steps:
+            out = None
+            for w in step.wires:
+                src = reach.get(w.input)
+                if src is None or not src.any():
+                    continue
+                if out is None:
+                    out = np.zeros(w.n_out, dtype=bool)
+                out[w.indices[np.repeat(src, np.diff(w.indptr))]] = True
+            if out is not None:
+                prev = reach.get(step.op.output)
+                reach[step.op.output] = out if prev is None else prev | out
+        return reach
+
+    def __repr__(self) -> str:
+        return (
+            f"Circuit({self.network.name!r}, targets {self.targets}, {self.num_gates:,} gates, "
+            f"{self.num_wires:,} wires, {self.variables.n_edges:,} edge variables)"
+        )
+
+
+def _step_wires(
+    k: Semiring, w: Wires, values: np.ndarray, r_out: np.ndarray, fast_real: bool
+) -> np.ndarray:
+    """``R_in[j] = ⊕_{wires j → k} value(wire) ⊗ R_out[k]``."""
+    if w.identity:
+        return r_out.copy()
+    if w.var_start is None:
+        if w.count == 0:
+            return k.zeros((w.n_in,) + r_out.shape[1:])
+        return k.segment_sum(r_out[w.indices], w.indptr)
+    ann = values[w.var_start : w.var_start + w.count]
+    if fast_real:
+        m = sp.csr_array((ann, w.indices, w.indptr), shape=(w.n_in, w.n_out))
+        return np.asarray(m @ r_out, dtype=np.float64)
+    return k.segment_sum(k.mul(ann[:, None], r_out[w.indices]), w.indptr)
