@@ -1,0 +1,38 @@
+"""Explain one bundled MNIST digit in several semirings from one annotated graph.
+
+Run: ``python examples/quickstart.py`` (writes ``out/quickstart.png``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from provgraph.api import annotate
+from provgraph.demo import bundled_model_path, bundled_samples
+from provgraph.visualize import save_grid
+
+
+def main() -> None:
+    x, y = bundled_samples()
+    digit = x[7]
+    graph = annotate(bundled_model_path(), digit)  # one forward pass
+    print(f"label {y[7]}, predicted {graph.predicted_class}")
+
+    rels = [
+        graph.aggregate("real", rule="epsilon:0.01", init="logit"),  # classic LRP-ε
+        graph.aggregate("boolean", theta=0.01),  # pixels with a path of weights ≥ 0.01
+        graph.aggregate("counting"),  # how many relevant paths per pixel
+        graph.aggregate("viterbi"),  # strength of each pixel's best path
+    ]
+    for rel in rels:
+        flat = np.asarray(rel.input, dtype=np.float64).reshape(-1)
+        print(f"{rel.semiring.name:>9}: most relevant pixel {int(np.argmax(flat))}")
+    out = Path("out/quickstart.png")
+    save_grid([rels], [digit], out, [f"digit {y[7]}"])
+    print(f"written {out}")
+
+
+if __name__ == "__main__":
+    main()
