@@ -17,7 +17,7 @@ import torch
 from onnx import helper, numpy_helper
 
 from provgraph.errors import ModelLoadError, UnsupportedOpError
-from provgraph.ops import Op
+from provgraph.ops import Op, Pad
 
 Shape = tuple[int, ...]
 
@@ -103,6 +103,9 @@ class ConversionContext:
         self.shapes: dict[str, Shape] = {}
         self.ops: list[Op] = []
         self.producer: dict[str, Op] = {}
+        # zero padding waiting to be merged into the Conv/AveragePool that reads it (any other
+        # reader gets a Pad op: materialize_deferred_pads)
+        self.deferred_pads: dict[str, tuple[str, Shape, OnnxNode]] = {}
 
     @property
     def opset(self) -> int:
@@ -145,9 +148,33 @@ class ConversionContext:
     def computed(self, node: OnnxNode, index: int = 0) -> str:
         """Name of input ``index``, which must be a tensor computed from the model input."""
         name = node.input(index)
+        self.materialize_deferred_pads(node)
         if name not in self.shapes or name in self.constants:
             raise self.invalid(node, f"input {index} ({name!r}) is not computed from the input")
         return name
+
+    def defer_pad(self, node: OnnxNode, source: str, spatial_pads: Shape, full: Shape) -> None:
+        """Record ``node``'s output (shape ``full``) as ``source`` zero-padded by ``spatial_pads``
+        (ONNX order); the Conv or AveragePool reading it merges the padding into its own."""
+        self.deferred_pads[node.outputs[0]] = (source, tuple(spatial_pads), node)
+        self.shapes[node.outputs[0]] = tuple(full)
+
+    def materialize_deferred_pads(self, node: OnnxNode) -> None:
+        """Zero padding ``node`` reads but cannot absorb becomes a :class:`~provgraph.ops.Pad`."""
+        for name in node.inputs:
+            if name in self.deferred_pads:
+                source, spatial, pad = self.deferred_pads.pop(name)
+                d = len(spatial) // 2
+                pads = (0, *spatial[:d], 0, *spatial[d:])
+                self.emit(Pad(pad.name, (source,), name, pads=pads, source=pad.op_type))
+
+    def padded_input(self, node: OnnxNode) -> tuple[str, Shape | None]:
+        """Input 0 of a windowed op, and the spatial zero padding a Pad node put before it."""
+        name = node.input(0)
+        if name in self.deferred_pads:
+            source, pads, _ = self.deferred_pads.pop(name)
+            return source, pads
+        return self.computed(node, 0), None
 
     def full_shape(self, tensor: str) -> Shape:
         """Shape of a computed tensor with batch size 1."""

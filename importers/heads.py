@@ -3,7 +3,7 @@
 A graph output reached backwards through head nodes only (Softmax/LogSoftmax, and skl2onnx's
 ArgMax → ArrayFeatureExtractor → Reshape → Cast label branch and ZipMap) ends at a Softmax; the
 tensor feeding that Softmax is the logits. A model without such a head has its single float
-output as the logits.
+output as the logits, or, among several float outputs, the one whose name says ``logit``.
 """
 
 from __future__ import annotations
@@ -105,6 +105,9 @@ def find_head(
     floats = [v.name for v in graph.output if _is_float_output(v)]
     if len(floats) == 1:
         return Head(floats[0])
+    named = [f for f in floats if "logit" in f.lower()]
+    if len(named) == 1:
+        return Head(named[0])
     names = [v.name for v in graph.output]
     if not floats:
         raise ModelLoadError(

@@ -21,7 +21,8 @@ from provgraph.errors import InputError, ModelLoadError, UnsupportedOpError
 from provgraph.network import Network
 
 from .context import ConversionContext, OnnxNode, Shape
-from .folding import METADATA_INPUTS, fold, is_foldable
+from .conversion import convert_nodes
+from .folding import METADATA_INPUTS, is_foldable
 from .heads import FLOAT_TYPES, find_head
 from .registry import lookup
 
@@ -62,11 +63,29 @@ def read_model(model: ModelSource) -> tuple[onnx.ModelProto, str]:
         if base_dir is not None and any(
             external_data_helper.uses_external_data(t) for t in proto.graph.initializer
         ):
+            check_external_locations(proto, Path(base_dir), name)
             try:
                 external_data_helper.load_external_data_for_model(proto, base_dir)
-            except OSError as exc:
-                raise ModelLoadError(f"{name}: cannot read external weights: {exc}") from None
+            except (OSError, onnx.checker.ValidationError) as exc:
+                first = str(exc).strip().splitlines()[0] if str(exc) else type(exc).__name__
+                raise ModelLoadError(f"{name}: cannot read external weights: {first}") from None
     return _validate(proto, name), name
+
+
+def check_external_locations(proto: onnx.ModelProto, folder: Path, name: str) -> None:
+    """Refuse external weights stored anywhere but in files inside the model's folder."""
+    root = folder.resolve()
+    for tensor in proto.graph.initializer:
+        if not external_data_helper.uses_external_data(tensor):
+            continue
+        info = {e.key: e.value for e in tensor.external_data}
+        location = info.get("location", "")
+        target = (folder / location).resolve()
+        if not location or Path(location).is_absolute() or not target.is_relative_to(root):
+            raise ModelLoadError(
+                f"{name}: the weights {tensor.name!r} are stored at {location!r}, outside the "
+                f"model's folder; external data files must lie next to the model"
+            )
 
 
 def _default_opset(proto: onnx.ModelProto) -> int | None:
@@ -264,7 +283,10 @@ def unsupported_message(name: str, nodes: Sequence[OnnxNode]) -> str:
         shown = ", ".join(repr(n) for n in names[:5])
         more = f" and {len(names) - 5} more" if len(names) > 5 else ""
         parts.append(f"{op_type} ({len(names)} node{'s' * (len(names) > 1)}: {shown}{more})")
-    return f"{name}: unsupported ONNX ops: " + "; ".join(parts)
+    message = f"{name}: unsupported ONNX ops: " + "; ".join(parts)
+    if any(n.op_type in ("Softmax", "LogSoftmax") for n in nodes):
+        message += " (explanations start from the logits: pass output= the softmax input)"
+    return message
 
 
 def load_onnx(
@@ -287,8 +309,8 @@ def load_onnx(
     ModelLoadError
         The file is missing, not ONNX, truncated, or its graph cannot be imported.
     UnsupportedOpError
-        Ops without a provenance semantics (all of them are listed), or attributes a converter
-        cannot honour.
+        Ops without a provenance semantics, or attributes a converter cannot honour; every
+        refused node of the model is listed in one error.
     """
     proto, name = read_model(model)
     graph = proto.graph
@@ -312,16 +334,7 @@ def load_onnx(
     ctx = ConversionContext(name, opsets, readers, protected={head.logits})
     ctx.constants.update(initializers(graph, name))
     ctx.add_input(input_value.name, shape)
-    for node in needed:
-        if is_foldable(node, ctx.constants):
-            fold(node, ctx)
-            continue
-        converter = lookup(node.op_type, node.domain, _opset_for(node, opsets))
-        assert converter is not None  # checked by unsupported_nodes
-        converter(node, ctx)
-        for i, out in enumerate(node.outputs):
-            if out in used and out not in ctx.shapes:
-                raise ctx.unsupported(node, f"output {i} ({out!r}) is not supported")
+    convert_nodes(ctx, needed, opsets, used, proto, input_value.name, shape)
     if head.logits in ctx.constants or head.logits not in ctx.shapes:
         raise ModelLoadError(f"{name}: the logits {head.logits!r} do not depend on the input")
     labels = head.class_labels

@@ -9,14 +9,14 @@ Where a tensor fans out (residual connections), the relevance it receives from i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import numpy as np
 
 from .annotate import AnnotatedGraph
 from .composite import Composite, get_composite
-from .init import InitSpec, check_target, initial_relevance
+from .init import InitSpec, check_target
 from .ops import LinearOp
 from .relevance import Relevance
 from .rules import Rule
@@ -32,7 +32,8 @@ def aggregate(
     theta: Theta | str | float | Callable | None = None,
     init: InitSpec = "one",
     target: int | Sequence[int] | None = None,
-    backend: Any = "scipy",
+    backend: Any = "auto",
+    keep: Collection[str] | None = None,
 ) -> Relevance:
     """Relevance of every tensor of ``graph`` for ``target`` in ``semiring``.
 
@@ -52,21 +53,26 @@ def aggregate(
     target
         Class index, a list of them (one column each), or ``None`` for the predicted class.
     backend
-        ``"scipy"`` or a backend object.
+        ``"scipy"``, ``"torch"`` (``"torch:cuda"``), a backend object, or ``"auto"``: scipy
+        within its edge budget, torch above it; ``info["backend"]`` says which ran.
+    keep
+        Tensors whose relevance the result keeps (the input's always); ``None`` keeps all.
+        Dropping the others as soon as they are consumed bounds memory on large networks.
     """
     from .backends import get_backend
 
-    k = get_semiring(semiring)
+    engine = get_backend(backend, graph)
+    engine.check(graph)
+    k = engine.result_semiring(get_semiring(semiring))
     composite = get_composite(rule, k)
     base_theta = get_theta(theta, k)
-    engine = get_backend(backend)
-    engine.check(graph)
 
     net = graph.network
     logits = graph.logits
     targets = _targets(target, graph)
-    relevance = {net.output_name: initial_relevance(init, k, logits, targets)}
-    biases: dict[str, np.ndarray] = {}
+    relevance = {net.output_name: engine.initial(graph, init, k, targets)}
+    biases: dict[str, Any] = {}
+    kept = None if keep is None else set(keep) | {net.input_name}
     for op in reversed(net.ops):
         r_out = relevance.get(op.output)
         if r_out is None:
@@ -75,17 +81,24 @@ def aggregate(
         op_rule = composite.rule_for(layer) if isinstance(op, LinearOp) else None
         op_theta = composite.theta_for(layer, base_theta) if layer is not None else None
         sent, absorbed = engine.propagate(graph, op, op_rule, op_theta, layer, k, r_out)
+        if kept is not None and op.output not in kept:
+            del relevance[op.output]
         for tensor, value in sent:
             previous = relevance.get(tensor)
-            relevance[tensor] = value if previous is None else k.add(previous, value)
+            relevance[tensor] = value if previous is None else engine.accumulate(k, previous, value)
         if absorbed is not None:
             biases[op.name] = absorbed
+    relevance = {t: engine.to_numpy(graph, k, v) for t, v in relevance.items()}
+    biases = {n: engine.to_numpy(graph, k, v, bias=True) for n, v in biases.items()}
     info = {
         "rule": repr(composite),
         "theta": repr(base_theta),
         "init": init if isinstance(init, str) else repr(init),
         "backend": engine.name,
+        **engine.describe(k),
     }
+    if engine.selection:
+        info["backend_selection"] = engine.selection
     return Relevance(net, k, targets, relevance, biases, logits, info)
 
 

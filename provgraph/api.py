@@ -54,7 +54,7 @@ def explain(
     theta: Theta | str | float | Callable | None = None,
     rule: Composite | Rule | str | None = None,
     init: InitSpec = "one",
-    backend: Any = "scipy",
+    backend: Any = "auto",
 ) -> Relevance:
     """Explain one sample: relevance of every neuron for ``target`` in ``semiring``.
 
@@ -75,7 +75,8 @@ def explain(
     init
         ``"one"`` (K-LRP), ``"logit"`` (classic LRP), a vector, or a Contrastive.
     backend
-        ``"scipy"`` (reference) or a backend object.
+        ``"auto"`` (scipy within its edge budget, torch above it), ``"scipy"`` (reference),
+        ``"torch"`` / ``"torch:cuda"``, or a backend object such as ``TorchBackend(device=…)``.
 
     Returns
     -------
@@ -95,16 +96,36 @@ def explain_batch(
     target: int | Sequence[int] | None = None,
     semiring: str | Semiring = "real",
     progress: bool = False,
+    backend: Any = "auto",
+    batch_size: int | None = None,
     **kwargs: Any,
 ) -> list[Relevance]:
-    """:func:`explain` for every sample of a batch (one forward pass for the whole batch)."""
+    """:func:`explain` for every sample of a batch, one :class:`Relevance` per sample.
+
+    With the torch backend (``"auto"`` picks it for batches) all samples and targets go through
+    one pass per chunk of ``batch_size`` samples (see :func:`provgraph.batch.explain_batched`);
+    ``target=None`` then explains each sample's own predicted class. With ``backend="scipy"``
+    one forward pass for the whole batch, then one aggregation per sample.
+    """
     from tqdm.auto import tqdm
 
+    from .backends import get_backend
+    from .batch import BatchGraph, explain_batched
+
     net = load(model)
+    engine = get_backend(backend, BatchGraph)
+    if engine.name == "torch":
+        batch = explain_batched(
+            net, x, semiring, backend=engine, batch_size=batch_size, progress=progress,
+            target=target, **kwargs,
+        )
+        return list(batch)
     trace = forward_trace(net, x)
     samples = tqdm(range(trace.batch_size), desc="explain", unit="sample", disable=not progress)
     return [
-        AnnotatedGraph(net, trace.sample(i)).aggregate(semiring, target=target, **kwargs)
+        AnnotatedGraph(net, trace.sample(i)).aggregate(
+            semiring, target=target, backend=engine, **kwargs
+        )
         for i in samples
     ]
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .batch_cli import add_batch_options, backend_option, run_batch
 from .errors import ProvgraphError
 
 EXIT_USAGE = 2
@@ -40,7 +41,11 @@ def _add_aggregation_options(p: argparse.ArgumentParser) -> None:
         "--init", default="one", help="output initialisation: one (K-LRP) or logit (classic)"
     )
     p.add_argument("--contrast", type=int, default=None, help="explain target against this class")
-    p.add_argument("--backend", default="scipy", help="computation backend (default: scipy)")
+    p.add_argument(
+        "--backend",
+        default="auto",
+        help="scipy, torch or auto (default: scipy within its edge budget, torch above)",
+    )
     p.add_argument("--output-name", default=None, help="logits tensor (default: found)")
 
 
@@ -58,10 +63,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="write a heatmap (PNG) here")
     p.add_argument("--save", default=None, help="write every tensor's relevance (.npz) here")
     p.add_argument("--top", type=int, default=5, help="print the N most relevant inputs")
+    add_batch_options(p)
 
     p = sub.add_parser("inspect", help="ops, shapes, sizes and fidelity of a model")
     p.add_argument("model", help="ONNX model file")
     p.add_argument("--output-name", default=None, help="logits tensor (default: found)")
+    p.add_argument(
+        "--input-shape",
+        default=None,
+        type=lambda text: tuple(int(d) for d in text.split(",")),
+        help="one sample's shape, e.g. 3,48,192 (needed when the model's is dynamic)",
+    )
 
     p = sub.add_parser("demo", help="explain the bundled MNIST classifier in four semirings")
     p.add_argument("--out", default="out/demo", help="folder for the heatmaps (default: out/demo)")
@@ -113,6 +125,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from .trace import forward_trace
     from .visualize import save_heatmap
 
+    if args.batch is not None:
+        return run_batch(args, _init_spec(args))
     net = load(args.model, output=args.output_name)
     x = read_input(args.input, net)
     start = time.perf_counter()
@@ -126,7 +140,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
             theta=args.theta,
             init=_init_spec(args),
             target=args.target,
-            backend=args.backend,
+            backend=backend_option(args),
         )
         suffix = f"_{i}" if n > 1 else ""
         _print_explanation(rel, graph.predicted_class, args.top, f"sample {i}: " if n > 1 else "")
@@ -176,7 +190,9 @@ def _ranking(flat: np.ndarray, semiring: str) -> np.ndarray:
 def cmd_inspect(args: argparse.Namespace) -> int:
     from .inspect_model import inspect_report
 
-    text, problem = inspect_report(args.model, output=args.output_name)
+    text, problem = inspect_report(
+        args.model, output=args.output_name, input_shape=args.input_shape
+    )
     print(text)
     if problem is not None:
         raise ProvgraphError(problem)

@@ -7,11 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ProvgraphError
+from .errors import ProvgraphError, UnsupportedOpError
 from .network import Network
 from .ops import LinearOp
 
 BYTES_PER_EDGE_SCIPY = 8 + 8 + 8  # weight, rule weight and column index, float64/int64
+BYTES_PER_VALUE = 8  # float64
+WEIGHT_FIELDS = ("weight", "bias", "scale", "shift", "slope")
 
 
 def edge_counts(net: Network) -> dict[str, int]:
@@ -46,7 +48,37 @@ def _fidelity(model: Path, net: Network) -> str:
     )
 
 
-def inspect_report(model: str | Path, output: str | None = None) -> tuple[str, str | None]:
+def memory_estimates(net: Network) -> dict[str, int]:
+    """Bytes one explanation needs, per backend (one sample, one target, float64).
+
+    scipy materialises every edge (:data:`BYTES_PER_EDGE_SCIPY` each); torch keeps the
+    activations and the relevance of every tensor, and the weights.
+    """
+    activations = sum(net.size(t) for t in net.shapes)
+    weights = sum(
+        int(np.size(getattr(op, f)))
+        for op in net.ops
+        for f in WEIGHT_FIELDS
+        if getattr(op, f, None) is not None
+    )
+    return {
+        "scipy": edge_counts(net)["total"] * BYTES_PER_EDGE_SCIPY,
+        "torch": (2 * activations + weights) * BYTES_PER_VALUE,
+    }
+
+
+def unsupported_lines(groups: dict[str, list[str]]) -> list[str]:
+    """Report lines for unsupported ops: op type, count, node names."""
+    lines = ["unsupported ops:"]
+    for op_type, nodes in sorted(groups.items()):
+        shown = ", ".join(nodes[:5]) + (", …" if len(nodes) > 5 else "")
+        lines.append(f"  {op_type} ×{len(nodes)}: {shown}")
+    return lines
+
+
+def inspect_report(
+    model: str | Path, output: str | None = None, input_shape: tuple[int, ...] | None = None
+) -> tuple[str, str | None]:
     """``(report text, problem)`` for an ONNX model; ``problem`` is ``None`` when it imports."""
     from .importers import inspect_onnx, load_onnx
 
@@ -57,16 +89,20 @@ def inspect_report(model: str | Path, output: str | None = None) -> tuple[str, s
     hist = Counter(info.op_histogram)
     lines.append("ONNX ops: " + ", ".join(f"{op}×{n}" for op, n in sorted(hist.items())))
     if info.unsupported:
-        lines.append("unsupported ops:")
-        for op_type, nodes in sorted(info.unsupported.items()):
-            shown = ", ".join(nodes[:5]) + (", …" if len(nodes) > 5 else "")
-            lines.append(f"  {op_type} ×{len(nodes)}: {shown}")
+        lines += unsupported_lines(info.unsupported)
         listed = "; ".join(
             f"{t} ×{len(n)} ({', '.join(n[:3])})" for t, n in info.unsupported.items()
         )
         return "\n".join(lines), f"{path}: unsupported ops: {listed}"
     try:
-        net = load_onnx(path, output=output)
+        net = load_onnx(path, output=output, input_shape=input_shape)
+    except UnsupportedOpError as exc:
+        refused: dict[str, list[str]] = {}
+        for op_type, node in exc.ops:
+            refused.setdefault(op_type, []).append(node)
+        lines += unsupported_lines(refused)
+        lines.append(f"cannot import: {exc}")
+        return "\n".join(lines), str(exc)
     except ProvgraphError as exc:
         lines.append(f"cannot import: {exc}")
         return "\n".join(lines), str(exc)
@@ -80,8 +116,8 @@ def inspect_report(model: str | Path, output: str | None = None) -> tuple[str, s
         f"edges: {counts['total']:,} ({counts['weighted']:,} weighted, {counts['bias']:,} bias, "
         f"{counts['one']:,} annotated one)"
     )
-    mib = counts["total"] * BYTES_PER_EDGE_SCIPY / 2**20
-    lines.append(f"estimated memory, scipy backend: {mib:,.1f} MiB")
+    for backend, size in memory_estimates(net).items():
+        lines.append(f"estimated memory, {backend} backend: {size / 2**20:,.1f} MiB")
     try:
         lines.append(_fidelity(path, net))
     except ProvgraphError as exc:

@@ -238,3 +238,144 @@ def onnx_model(
     del model.graph.output[:]
     model.graph.output.extend(inferred.graph.output)
     return model
+
+
+# --- models in the shapes other exporters and architectures write ----------------------------
+
+
+class VGGStyle(nn.Module):
+    """Conv-BN-ReLU ×2, MaxPool, Conv-BN-ReLU, MaxPool, then Linear-ReLU-Dropout-Linear, on
+    3×16×16 (every layer a module of an ``nn.Sequential``, as LRP libraries expect)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1),
+            nn.BatchNorm2d(8),
+            nn.ReLU(),
+            nn.Conv2d(8, 8, 3, padding=1),
+            nn.BatchNorm2d(8),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(8, 16, 3, padding=1),
+            nn.BatchNorm2d(16),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+        )
+        self.classifier = nn.Sequential(
+            nn.Linear(16 * 4 * 4, 32), nn.ReLU(), nn.Dropout(0.5), nn.Linear(32, 5)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(torch.flatten(self.features(x), 1))
+
+
+class SqueezeExcite(nn.Module):
+    """``x · hardsigmoid(W₂ relu(W₁ mean(x)))``: a per-channel gate computed from ``x``."""
+
+    def __init__(self, channels: int, reduced: int) -> None:
+        super().__init__()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.reduce = nn.Conv2d(channels, reduced, 1)
+        self.relu = nn.ReLU()
+        self.expand = nn.Conv2d(reduced, channels, 1)
+        self.gate = nn.Hardsigmoid()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gate(self.expand(self.relu(self.reduce(self.pool(x)))))
+
+
+class InvertedResidual(nn.Module):
+    """MobileNetV3 block: 1×1 expansion, depthwise 3×3 (both BN + HardSwish), squeeze-excitation,
+    1×1 projection with BN, and the skip connection."""
+
+    def __init__(self, channels: int, hidden: int, reduced: int) -> None:
+        super().__init__()
+        self.expand = nn.Sequential(
+            nn.Conv2d(channels, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.Hardswish()
+        )
+        self.depthwise = nn.Sequential(
+            nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden, bias=False),
+            nn.BatchNorm2d(hidden),
+            nn.Hardswish(),
+        )
+        self.se = SqueezeExcite(hidden, reduced)
+        self.project = nn.Sequential(
+            nn.Conv2d(hidden, channels, 1, bias=False), nn.BatchNorm2d(channels)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.project(self.se(self.depthwise(self.expand(x))))
+
+
+class MobileNetStyle(nn.Module):
+    """Strided Conv-BN-HardSwish stem, one inverted residual block with squeeze-excitation, a
+    1×1 Conv-BN-HardSwish head, global average pooling and a Linear, on 3×16×16."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, 8, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(8), nn.Hardswish()
+        )
+        self.block = InvertedResidual(8, 16, 4)
+        self.head = nn.Sequential(
+            nn.Conv2d(8, 24, 1, bias=False), nn.BatchNorm2d(24), nn.Hardswish()
+        )
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(24, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.head(self.block(self.stem(x)))
+        return self.fc(torch.flatten(self.pool(h), 1))
+
+
+class ChannelsLastNet(nn.Module):
+    """A channels-last input (8×8×3, the Keras layout) permuted to channels-first, Conv-PReLU,
+    the channels split unevenly (SiLU on one part, ELU on the other) and joined in the other
+    order, reflect padding then a crop, Conv, global max pooling, Linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 6, 3, padding=1)
+        self.prelu = nn.PReLU(6, init=0.1)
+        self.conv2 = nn.Conv2d(6, 4, 3)
+        self.fc = nn.Linear(4, 5)
+        with torch.no_grad():
+            self.prelu.weight.copy_(torch.linspace(-0.3, 0.4, 6))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.prelu(self.conv(x.permute(0, 3, 1, 2)))
+        a, b = torch.split(h, [2, 4], dim=1)
+        h = torch.cat([nn.functional.elu(b), nn.functional.silu(a)], dim=1)
+        h = nn.functional.pad(h, (1, 1, 2, 0), mode="reflect")[:, :, 1:-1, 1:]
+        return self.fc(torch.flatten(nn.functional.adaptive_max_pool2d(self.conv2(h), 1), 1))
+
+
+class ActivationsNet(nn.Module):
+    """Linear layers through GELU, SELU, Hardtanh (Clip) and SiLU (x·sigmoid(x)); a 4×4 view
+    summed over one axis (ReduceSum) and averaged over the other (ReduceMean), concatenated,
+    LeakyReLU, Linear; on 12 features."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.fc2, self.fc3 = nn.Linear(12, 16), nn.Linear(16, 16), nn.Linear(16, 16)
+        self.out = nn.Linear(8, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = nn.functional
+        h = f.selu(self.fc2(f.gelu(self.fc1(x))))
+        h = f.silu(f.hardtanh(self.fc3(h), -1.5, 2.0))
+        g = h.view(-1, 4, 4)
+        h = torch.cat([g.sum(dim=2), g.mean(dim=1)], dim=1)
+        return self.out(f.leaky_relu(h, 0.2))
+
+
+MODELS.update(
+    {
+        "vgg_style": (VGGStyle, (3, 16, 16)),
+        "mobilenet_style": (MobileNetStyle, (3, 16, 16)),
+        "channels_last": (ChannelsLastNet, (8, 8, 3)),
+        "activations_net": (ActivationsNet, (12,)),
+    }
+)
+WITH_BATCHNORM = WITH_BATCHNORM + ("vgg_style", "mobilenet_style")

@@ -122,7 +122,7 @@ def test_softmax_inside_the_requested_logits() -> None:
         helper.make_node("Gemm", ["p", "V"], ["y"]),
     ]
     model = onnx_model(nodes, [("x", ["N", 3])], ["y"], weights(W=(3, 4), V=(4, 2)))
-    with pytest.raises(UnsupportedOpError, match="Softmax .*'sm'"):
+    with pytest.raises(UnsupportedOpError, match="Softmax .*'sm'.*output= the softmax input"):
         load_onnx(model)
 
 
@@ -159,10 +159,10 @@ def test_softmax_inside_the_requested_logits() -> None:
             None,
         ),
         (
-            helper.make_node("Mul", ["x", "x"], ["y"], name="gate"),
+            helper.make_node("Pad", ["x", "p", "v"], ["y"], name="fill"),
             [("x", ["N", 3])],
-            {},
-            "Mul node 'gate': multiplying two computed tensors",
+            {"p": np.array([0, 1, 0, 1], np.int64), "v": np.array(1.0, np.float32)},
+            "Pad node 'fill': padding value 1.0",
         ),
         (
             helper.make_node("Reshape", ["x", "shape"], ["y"], name="rs"),
@@ -188,7 +188,7 @@ def test_softmax_inside_the_requested_logits() -> None:
         "maxpool-3d",
         "avgpool-dilation",
         "two-inputs",
-        "mul-gating",
+        "pad-nonzero-fill",
         "reshape-batch",
         "cast-int",
         "flatten-axis0",
@@ -204,6 +204,96 @@ def test_refused_patterns(node, inputs, w, pattern) -> None:
         load_onnx(model)
     one_line(exc)
     assert exc.value.ops == [(node.op_type, node.name)]
+
+
+def test_every_refused_node_is_listed_at_once() -> None:
+    """Refusals by converters (not only ops without a converter) are collected: the walk goes on
+    past a refused node with the shape ONNX shape inference gives its output."""
+    nodes = [
+        helper.make_node("Pad", ["x", "p", "one"], ["a"], name="fill_a"),
+        helper.make_node("Relu", ["a"], ["r"]),
+        helper.make_node("Transpose", ["r"], ["t"], perm=[1, 0], name="swap_batch"),
+        helper.make_node("Transpose", ["t"], ["t2"], perm=[1, 0]),
+        helper.make_node("Pad", ["t2", "p", "one"], ["b"], name="fill_b"),
+        helper.make_node("Gemm", ["b", "W"], ["y"], transA=1, name="gemm_t"),
+    ]
+    w = weights(W=(1, 2)) | {"p": np.array([0, 1, 0, 1], np.int64), "one": np.float32(1.0)}
+    model = onnx_model(nodes, [("x", [1, 3])], ["y"], w, opset=13)
+    with pytest.raises(UnsupportedOpError) as exc:
+        load_onnx(model)
+    message = one_line(exc)
+    assert sorted(exc.value.ops) == [
+        ("Gemm", "gemm_t"),
+        ("Pad", "fill_a"),
+        ("Pad", "fill_b"),
+        ("Transpose", "Transpose_3"),
+        ("Transpose", "swap_batch"),
+    ]
+    for part in ("Pad (2 nodes: 'fill_a', 'fill_b'): padding value 1.0", "transA=1", "batch axis"):
+        assert part in message
+
+
+def test_inspect_lists_every_refused_node(tmp_path) -> None:
+    """``provgraph inspect`` reports refusals found while converting, with counts and names."""
+    from provgraph.inspect_model import inspect_report
+
+    nodes = [
+        helper.make_node("Pad", ["x", "p", "one"], ["a"], name="fill_a"),
+        helper.make_node("Pad", ["a", "p", "one"], ["b"], name="fill_b"),
+        helper.make_node("Gemm", ["b", "W"], ["y"], transA=1, name="gemm_t"),
+    ]
+    w = weights(W=(1, 2)) | {"p": np.array([0, 1, 0, 1], np.int64), "one": np.float32(1.0)}
+    path = tmp_path / "refused.onnx"
+    path.write_bytes(onnx_model(nodes, [("x", [1, 3])], ["y"], w, opset=13).SerializeToString())
+    text, problem = inspect_report(path)
+    assert "ONNX ops: Gemm×1, Pad×2" in text
+    assert "  Pad ×2: fill_a, fill_b" in text and "  Gemm ×1: gemm_t" in text
+    assert problem is not None and "Pad (2 nodes: 'fill_a', 'fill_b')" in problem
+
+
+def test_gate_signal_must_not_be_broadcast() -> None:
+    """``a · b`` where both operands broadcast (an outer product) has no one-to-one signal."""
+    nodes = [
+        helper.make_node("Relu", ["x"], ["col"]),
+        helper.make_node("Transpose", ["col"], ["row"], perm=[0, 2, 1]),
+        helper.make_node("Mul", ["col", "row"], ["y"], name="outer"),
+    ]
+    model = onnx_model(nodes, [("x", ["N", 3, 1])], ["y"], opset=13)
+    with pytest.raises(UnsupportedOpError, match="Mul node 'outer': the signal 'col'") as exc:
+        load_onnx(model)
+    assert exc.value.ops == [("Mul", "outer")]
+
+
+@pytest.mark.parametrize(
+    "node, weights_, pattern",
+    [
+        (
+            helper.make_node("Slice", ["x", "s", "e", "ax"], ["y"], name="cut"),
+            {"s": np.array([0]), "e": np.array([1]), "ax": np.array([0])},
+            "Slice node 'cut': slicing the batch axis",
+        ),
+        (
+            helper.make_node("Concat", ["x", "c"], ["y"], axis=1, name="join"),
+            {"c": np.ones((1, 2), np.float32)},
+            "Concat node 'join': joins computed tensors with constants",
+        ),
+        (
+            helper.make_node("Split", ["x"], ["y", "z"], axis=0, name="halves"),
+            {},
+            "Split node 'halves': axis 0 is the batch axis",
+        ),
+        (
+            helper.make_node("ReduceSum", ["x", "ax"], ["y"], name="total"),
+            {"ax": np.array([0, 1])},
+            "ReduceSum node 'total': reducing over axes \\[0, 1\\] includes the batch axis",
+        ),
+    ],
+    ids=["slice-batch", "concat-constant", "split-batch", "reduce-batch"],
+)
+def test_batch_axis_and_constants_in_routing(node, weights_, pattern) -> None:
+    model = onnx_model([node], [("x", ["N", 4])], list(node.output[:1]), weights_, opset=13)
+    with pytest.raises(UnsupportedOpError, match=pattern):
+        load_onnx(model)
 
 
 def test_computed_conv_weight() -> None:

@@ -6,6 +6,8 @@ formulas written out in the tests, and onnxruntime on hand-built graphs.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import onnx
 import pytest
@@ -54,13 +56,8 @@ def test_kept_batchnorm_is_folded_into_conv(torch_onnx, dynamo) -> None:
     hist = inspect_onnx(path).op_histogram
     assert hist["BatchNormalization"] == 1
     net = load_onnx(path)
-    assert op_types(net) == [
-        "Conv",
-        "Activation",
-        "MaxPool",
-        Reshape.__name__ if dynamo else "Flatten",
-        "Dense",
-    ]
+    flatten = "Reshape" if dynamo else "Flatten"
+    assert op_types(net) == ["Conv", "Activation", "MaxPool", flatten, "Dense"]
     model = build("small_cnn")
     conv, bn = model.features[0], model.features[1]
     s, t = bn_scale_shift(bn)
@@ -327,6 +324,27 @@ def test_auto_pad(auto_pad: str) -> None:
     assert_like_onnxruntime(model, net, rand(2, 2, 13, 12))
 
 
+def test_zero_pad_is_merged_into_conv_and_average_pool() -> None:
+    nodes = [
+        helper.make_node("Pad", ["x", "p1"], ["xp"], mode="constant"),
+        helper.make_node("Conv", ["xp", "W"], ["c"], strides=[2, 1]),
+        helper.make_node("Pad", ["c", "p2", "zero"], ["cp"]),
+        helper.make_node("AveragePool", ["cp"], ["y"], kernel_shape=[2, 2]),
+    ]
+    weights = {
+        "p1": np.array([0, 0, 1, 2, 0, 0, 2, 0], np.int64),
+        "p2": np.array([0, 0, 0, 1, 0, 0, 1, 1], np.int64),
+        "zero": np.array(0.0, np.float32),
+        "W": rand(3, 2, 3, 3),
+    }
+    model = onnx_model(nodes, [("x", ["N", 2, 6, 5])], ["y"], weights, opset=13)
+    net = load_onnx(model)
+    conv, pool = net.ops
+    assert conv.pads == (1, 2, 2, 0)
+    assert pool.pads == (0, 1, 1, 1) and pool.count_include_pad
+    assert_like_onnxruntime(model, net, rand(2, 2, 6, 5))
+
+
 def test_global_max_pool() -> None:
     nodes = [helper.make_node("GlobalMaxPool", ["x"], ["y"])]
     model = onnx_model(nodes, [("x", ["N", 3, 4, 5])], ["y"])
@@ -468,8 +486,6 @@ def test_dynamo_external_weights_are_read(tmp_path) -> None:
 
 
 def test_inspect_sklearn_head() -> None:
-    import warnings
-
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType
     from sklearn.neural_network import MLPClassifier

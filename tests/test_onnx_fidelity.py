@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 import onnx
 import pytest
-from models import MODELS, WITH_BATCHNORM, build
+from models import MODELS, WITH_BATCHNORM, build, export_onnx
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier
@@ -70,6 +70,19 @@ def test_torch_export_matches_onnxruntime(torch_onnx, name, dynamo, keep) -> Non
     for t in inner:
         ours = trace[t].numpy().reshape(len(x), -1)
         assert_matches(ours, ref[t].reshape(len(x), -1), f"{name} tensor {t!r}")
+
+
+@pytest.mark.parametrize("opset", [9, 11])
+@pytest.mark.parametrize("name", ["pool_net", "residual_cnn", "affine_net"])
+def test_torchscript_older_opsets(tmp_path, name: str, opset: int) -> None:
+    """Opsets 9-10 write count-including average pooling as Pad + AveragePool and Unsqueeze
+    axes as attributes."""
+    path = export_onnx(build(name), tmp_path / "m.onnx", keep_batchnorm=True, opset_version=opset)
+    assert onnx.load(str(path)).opset_import[0].version == opset
+    net = load_onnx(path)
+    x = np.random.default_rng(3).normal(size=(3,) + MODELS[name][1]).astype(np.float32)
+    ref = onnxruntime_outputs(path, x, [net.output_name])[net.output_name]
+    assert_matches(forward_trace(net, x).logits, ref, f"{name} at opset {opset}")
 
 
 def test_torch_softmax_head_probabilities(torch_onnx) -> None:

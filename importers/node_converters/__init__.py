@@ -1,13 +1,29 @@
 """Node converters, one module per op family; importing this package registers them all."""
 
-from . import activations, arithmetic, conv, gemm_matmul, normalization, pooling, routing
+from . import (
+    activations,
+    arithmetic,
+    conv,
+    elementwise,
+    gemm_matmul,
+    normalization,
+    padding,
+    pooling,
+    reduce,
+    routing,
+    shaping,
+)
 
 __all__ = [
     "activations",
     "arithmetic",
     "conv",
+    "elementwise",
     "gemm_matmul",
     "normalization",
+    "padding",
     "pooling",
+    "reduce",
     "routing",
+    "shaping",
 ]

@@ -2,7 +2,8 @@
 
 With a constant operand: an elementwise affine map (folded into the preceding linear op when
 exact, else :class:`~provgraph.ops.Affine`). Add of two computed tensors of the same shape is a
-residual connection (:class:`~provgraph.ops.Add`). Other combinations are refused.
+residual connection (:class:`~provgraph.ops.Add`); Mul of two computed tensors is a gate
+(:mod:`provgraph.importers.gating`). Other combinations are refused.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from provgraph.ops import Add
 
 from ..context import ConversionContext, OnnxNode
 from ..fusion import apply_affine, per_sample_constant
+from ..gating import convert_gate
 from ..registry import register
 
 
@@ -59,7 +61,8 @@ def convert_sub(node: OnnxNode, ctx: ConversionContext) -> None:
 def convert_mul(node: OnnxNode, ctx: ConversionContext) -> None:
     index, c = _operands(node, ctx)
     if index < 0:
-        raise ctx.unsupported(node, "multiplying two computed tensors (gating) is not supported")
+        convert_gate(node, ctx)
+        return
     apply_affine(ctx, node, node.input(index), node.outputs[0], scale=c)
 
 

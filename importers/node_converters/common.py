@@ -15,6 +15,11 @@ def window_attrs(node: OnnxNode, kernel: Shape) -> tuple[Shape, Shape]:
     return strides, dilations
 
 
+def add_pads(a: Shape, b: Shape | None) -> Shape:
+    """Elementwise sum of two ``pads`` tuples (``b`` may be ``None``)."""
+    return tuple(a) if b is None else tuple(x + y for x, y in zip(a, b))
+
+
 def resolve_pads(
     ctx: ConversionContext,
     node: OnnxNode,
@@ -26,7 +31,8 @@ def resolve_pads(
     """Explicit ``pads`` (all begins, then all ends) from ``pads`` or ``auto_pad``.
 
     ``SAME_UPPER`` / ``SAME_LOWER`` pad so that the output size is ``ceil(in / stride)``; the odd
-    pixel goes at the end (upper) or at the beginning (lower).
+    pixel goes at the end (upper) or at the beginning (lower). ``in_size`` is the spatial size
+    the node sees (after any zero padding merged into it).
     """
     d = len(kernel)
     auto_pad = node.attr("auto_pad", "NOTSET") or "NOTSET"

@@ -8,15 +8,15 @@ from provgraph.ops import Conv
 
 from ..context import ConversionContext, OnnxNode
 from ..registry import register
-from .common import resolve_pads, window_attrs
+from .common import add_pads, resolve_pads, window_attrs
 
 
 @register("Conv")
 def convert_conv(node: OnnxNode, ctx: ConversionContext) -> None:
-    x = ctx.computed(node, 0)
+    x, merged = ctx.padded_input(node)
     w = ctx.constant(node, 1, "the weight W")
     b = ctx.optional_constant(node, 2, "the bias B")
-    full = ctx.full_shape(x)
+    full = ctx.full_shape(node.input(0))  # as the node sees it, after any merged zero padding
     d = w.ndim - 2
     if d not in (1, 2, 3):
         raise ctx.unsupported(node, f"{d}-d convolution is not supported (1-d to 3-d only)")
@@ -32,7 +32,7 @@ def convert_conv(node: OnnxNode, ctx: ConversionContext) -> None:
             node, f"input has {full[1]} channels, weight expects {w.shape[1]} × group {group}"
         )
     strides, dilations = window_attrs(node, kernel)
-    pads = resolve_pads(ctx, node, full[2:], kernel, strides, dilations)
+    pads = add_pads(resolve_pads(ctx, node, full[2:], kernel, strides, dilations), merged)
     ctx.emit(
         Conv(
             node.name,

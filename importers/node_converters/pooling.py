@@ -1,33 +1,40 @@
 """Pooling: MaxPool and GlobalMaxPool (winner-takes-all), AveragePool, GlobalAveragePool and
-ReduceMean over all spatial axes (linear, weights 1/n). Windowed pooling is 2-d only."""
+ReduceMean (linear, weights 1/n; over other axes than all spatial ones see
+:mod:`~provgraph.importers.node_converters.reduce`). Windowed pooling is 2-d only."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from provgraph.ops import AvgPool, GlobalAvgPool, MaxPool, Reshape
+from provgraph.ops import AvgPool, GlobalAvgPool, MaxPool, Pad, Reshape
 
 from ..context import ConversionContext, OnnxNode
 from ..registry import register
-from .common import resolve_pads, window_attrs
+from .common import add_pads, resolve_pads, window_attrs
+from .reduce import emit_reduce
 
 
-def _window(node: OnnxNode, ctx: ConversionContext) -> tuple[str, tuple, tuple, tuple, tuple]:
-    """``(input, kernel, strides, pads, dilations)`` of a 2-d pooling node."""
-    x = ctx.computed(node, 0)
+def _window(
+    node: OnnxNode, ctx: ConversionContext, merge_padding: bool
+) -> tuple[str, tuple, tuple, tuple, tuple, tuple | None]:
+    """``(input, kernel, strides, pads, dilations, merged)`` of a 2-d pooling node.
+
+    ``merged`` is the zero padding of a Pad node before it (only when ``merge_padding``).
+    """
+    x, merged = ctx.padded_input(node) if merge_padding else (ctx.computed(node, 0), None)
     kernel = tuple(int(k) for k in node.attr("kernel_shape", None) or ())
-    full = ctx.full_shape(x)
+    full = ctx.full_shape(node.input(0))
     if len(kernel) != 2 or len(full) != 4:
         d = len(kernel) or len(full) - 2
         raise ctx.unsupported(node, f"{d}-d pooling (kernel_shape {list(kernel)}); only 2-d")
     strides, dilations = window_attrs(node, kernel)
     pads = resolve_pads(ctx, node, full[2:], kernel, strides, dilations)
-    return x, kernel, strides, pads, dilations
+    return x, kernel, strides, pads, dilations, merged
 
 
 @register("MaxPool")
 def convert_max_pool(node: OnnxNode, ctx: ConversionContext) -> None:
-    x, kernel, strides, pads, dilations = _window(node, ctx)
+    x, kernel, strides, pads, dilations, _ = _window(node, ctx, merge_padding=False)
     ceil_mode = bool(node.attr("ceil_mode", 0))
     ctx.emit(
         MaxPool(
@@ -46,9 +53,21 @@ def convert_max_pool(node: OnnxNode, ctx: ConversionContext) -> None:
 
 @register("AveragePool")
 def convert_average_pool(node: OnnxNode, ctx: ConversionContext) -> None:
-    x, kernel, strides, pads, dilations = _window(node, ctx)
+    x, kernel, strides, pads, dilations, merged = _window(node, ctx, merge_padding=True)
     if any(d != 1 for d in dilations):
         raise ctx.unsupported(node, f"dilations {list(dilations)} are not supported")
+    count_include_pad = bool(node.attr("count_include_pad", 0))
+    if merged is not None and any(pads) and not count_include_pad:
+        # the Pad node's zeros count in the divisor, this node's own padding does not: the zeros
+        # stay a Pad op of their own
+        d = len(merged) // 2
+        padded = node.input(0)
+        sample_pads = (0, *merged[:d], 0, *merged[d:])
+        ctx.emit(Pad(f"{node.name}:pad", (x,), padded, pads=sample_pads, source="Pad"))
+        x, merged = padded, None
+    if merged is not None:
+        # the Pad node's zeros are data to this node: they count in every window's divisor
+        count_include_pad, pads = True, add_pads(pads, merged)
     ctx.emit(
         AvgPool(
             node.name,
@@ -57,7 +76,7 @@ def convert_average_pool(node: OnnxNode, ctx: ConversionContext) -> None:
             kernel=kernel,
             strides=strides,
             pads=pads,
-            count_include_pad=bool(node.attr("count_include_pad", 0)),
+            count_include_pad=count_include_pad,
             ceil_mode=bool(node.attr("ceil_mode", 0)),
             source="AveragePool",
         )
@@ -92,7 +111,7 @@ def convert_global_max_pool(node: OnnxNode, ctx: ConversionContext) -> None:
 
 
 def _reduce_mean(node: OnnxNode, ctx: ConversionContext, axes: list[int] | None) -> None:
-    """The mean over every spatial axis is global average pooling; other reductions are refused."""
+    """The mean over every spatial axis is global average pooling; other axes: a linear op."""
     x = ctx.computed(node, 0)
     full = ctx.full_shape(x)
     rank = len(full)
@@ -101,11 +120,8 @@ def _reduce_mean(node: OnnxNode, ctx: ConversionContext, axes: list[int] | None)
         axes = list(range(rank))
     axes = sorted(a + rank if a < 0 else a for a in axes)
     if not spatial or axes != spatial:
-        raise ctx.unsupported(
-            node,
-            f"mean over axes {axes} of a tensor of rank {rank}; only the mean over all spatial "
-            "axes (global average pooling) is supported",
-        )
+        emit_reduce(ctx, node, axes, mean=True)
+        return
     out = node.outputs[0]
     if node.attr("keepdims", 1):
         ctx.emit(GlobalAvgPool(node.name, (x,), out, source="ReduceMean"))

@@ -24,6 +24,7 @@ ACTIVATIONS: dict[str, Callable[..., torch.Tensor]] = {
     * torch.where(x > 0, x, alpha * (torch.exp(x) - 1)),
     "gelu": lambda x, approximate="none": F.gelu(x, approximate=approximate),
     "softplus": F.softplus,
+    "erf": torch.erf,
 }
 
 

@@ -1,0 +1,199 @@
+"""Torch kernels of the sliding-window linear ops: Conv (N-d, stride, padding, dilation, groups),
+AveragePool and GlobalAveragePool, without ever materialising the op's edge matrix.
+
+A window op is described by :class:`Window`: an edge ``j → k`` joins input ``(c_in, o·s − p + κ·d)``
+to output ``(c_out, o)`` for every kernel offset ``κ`` with weight ``W[c_out, c_in, κ] · scale[o]``
+(pooling: ``W = 1`` and ``scale = 1/n``). Windows reaching into padding read zeros there, and what
+they would send to padding is cropped, so padding never adds an edge.
+
+Real semiring with Θ = identity: ``R_in = Σ_t s_t(a) ⊙ convᵀ(R / den, v_t(W))``, one transposed
+convolution per rule term. Other semirings: for each kernel offset and band of output rows, the
+edges ``(sample, c_out, c_in, position)`` of that band are evaluated (at most ``budget`` values),
+mapped by Θ, ⊗-combined with ``R`` and ⊕-reduced over ``c_out``; the result lands on the input
+positions of that offset with one strided ⊕-update.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .torch_linear import Step, absorbed, bias_numerator
+
+_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+_CONV_T = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
+
+
+@dataclass
+class Window:
+    """Geometry and weights of a window op; ``pad_end`` may be negative (unused input rows)."""
+
+    weight: torch.Tensor  # (C_out, C_in / groups, *kernel)
+    scale: torch.Tensor | None  # (*out) per output position, with weight ≡ 1
+    bias: torch.Tensor | None  # (C_out, 1, …, 1)
+    groups: int
+    strides: tuple[int, ...]
+    dilations: tuple[int, ...]
+    pad_begin: tuple[int, ...]
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+
+    @property
+    def kernel(self) -> tuple[int, ...]:
+        return tuple(self.weight.shape[2:])
+
+    @property
+    def padded(self) -> tuple[int, ...]:
+        """Extent of the padded input the windows read (exactly, no unused tail)."""
+        return tuple(
+            (o - 1) * s + (k - 1) * d + 1
+            for o, s, k, d in zip(self.out_shape[1:], self.strides, self.kernel, self.dilations)
+        )
+
+    def pad(self, a: torch.Tensor) -> torch.Tensor:
+        """Zero-pad (or crop) ``(N, C, *in)`` to ``(N, C, *padded)``."""
+        pads: list[int] = []
+        for n, pb, p in reversed(list(zip(self.in_shape[1:], self.pad_begin, self.padded))):
+            pads += [pb, p - n - pb]
+        return F.pad(a, pads)
+
+    def conv(self, x_padded: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        d = len(self.strides)
+        return _CONV[d](x_padded, weight, None, self.strides, 0, self.dilations, self.groups)
+
+    def conv_t(self, s: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        d = len(self.strides)
+        return _CONV_T[d](s, weight, None, self.strides, 0, 0, self.groups, self.dilations)
+
+
+def unpad(t: torch.Tensor, win: Window, fill: object) -> torch.Tensor:
+    """``(…, C, *padded)`` back to ``(…, C, *in)``; input rows no window reads get ``fill``."""
+    lead = tuple(t.shape[: t.dim() - len(win.strides)])
+    out = torch.full(lead + tuple(win.in_shape[1:]), fill, dtype=t.dtype, device=t.device)
+    src, dst = [], []
+    for n, pb, p in zip(win.in_shape[1:], win.pad_begin, win.padded):
+        m = min(n, p - pb)
+        src.append(slice(pb, pb + m))
+        dst.append(slice(0, m))
+    out[(..., *dst)] = t[(..., *src)]
+    return out
+
+
+def _channel_term(win: Window, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Kernel and per-position factor of a term with weight map ``v``."""
+    if win.scale is None:
+        return v(win.weight), None
+    return win.weight, v(win.scale)
+
+
+def window_denominator(step: Step, a: torch.Tensor, z: torch.Tensor, win: Window) -> torch.Tensor:
+    form = step.form
+    if form.direct:
+        return form.stabilize(z)
+    den = bias_numerator(form, win.bias, z).clone()
+    if form.maxnorm:
+        srcs = [win.pad(form.source(t, a, win.in_shape)) for t in form.terms]
+        for b, _, rows, num in _edge_bands(step, win, srcs, 1):
+            top = num.amax(dim=3).permute(0, 1, 3, 2)  # (B, G, cout_g, L)
+            band = den[b, :, rows]
+            band.copy_(torch.maximum(band, top.reshape(band.shape)))
+        return form.stabilize(den)
+    for t in form.terms:
+        kernel, factor = _channel_term(win, t.weight)
+        part = win.conv(win.pad(form.source(t, a, win.in_shape)), kernel)
+        den = den + (part if factor is None else part * factor)
+    return form.stabilize(den)
+
+
+def window_step(
+    step: Step, a: torch.Tensor, z: torch.Tensor, win: Window, r_out: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Relevance of a window op's input ``(B, T, *in)`` and of its bias source."""
+    form = step.form
+    den = window_denominator(step, a, z, win)
+    n_b, n_t = r_out.shape[:2]
+    c = step.carrier
+    if step.gradient:
+        s = form.divide(r_out, den.unsqueeze(1)).reshape((n_b * n_t,) + tuple(win.out_shape))
+        r_in = None
+        for t in form.terms:
+            kernel, factor = _channel_term(win, t.weight)
+            back = unpad(win.conv_t(s if factor is None else s * factor, kernel), win, 0.0)
+            term = form.source(t, a, win.in_shape).unsqueeze(1) * back.reshape(
+                (n_b, n_t) + tuple(win.in_shape)
+            )
+            r_in = term if r_in is None else r_in + term
+        return r_in, absorbed(step, win.bias, den, r_out)
+
+    srcs = [win.pad(form.source(t, a, win.in_shape)) for t in form.terms]
+    c_out, c_in = win.out_shape[0], win.in_shape[0]
+    g = win.groups
+    cout_g, cin_g = c_out // g, c_in // g
+    r_in = c.blank((n_b, n_t, c_in) + win.padded)
+    factor = n_t if step.broadcasts else 1
+    nonzero = form.nonzero(den)
+    for b, kappa, rows, num in _edge_bands(step, win, srcs, factor):
+        nb, length = num.shape[0], num.shape[2]
+        den_band = den[b, :, rows].reshape(nb, g, cout_g, length).permute(0, 1, 3, 2)
+        r = form.divide_(num, den_band.unsqueeze(3), nonzero)
+        m = step.theta(r).reshape(nb * g * length, cin_g, cout_g)
+        r_band = r_out[b, :, :, rows].reshape(nb, n_t, g, cout_g, length)
+        r_band = r_band.permute(0, 2, 4, 1, 3).reshape(nb * g * length, n_t, cout_g)
+        part = c.contract(m, r_band).reshape(nb, g, length, n_t, cin_g).permute(0, 3, 1, 4, 2)
+        target = r_in[(b, slice(None)) + _input_slices(win, kappa, rows)]
+        target.copy_(c.add(target, part.reshape(target.shape)))
+    r_in = unpad(c.settle(r_in), win, c.zero)
+    return r_in, absorbed(step, win.bias, den, r_out)
+
+
+def _input_slices(win: Window, kappa: tuple[int, ...], rows: slice) -> tuple[slice, ...]:
+    """Channel and spatial slices of the padded input read at offset ``kappa`` by ``rows``."""
+    out: list[slice] = [slice(None)]
+    starts = [rows.start] + [0] * (len(kappa) - 1)
+    stops = [rows.stop] + list(win.out_shape[2:])
+    for k, d, s, o0, o1 in zip(kappa, win.dilations, win.strides, starts, stops):
+        out.append(slice(k * d + o0 * s, k * d + (o1 - 1) * s + 1, s))
+    return tuple(out)
+
+
+def _edge_bands(step: Step, win: Window, srcs: list[torch.Tensor], factor: int):  # noqa: ANN202
+    """Yield ``(samples, κ, rows, z)``: the numerators ``z (b, G, L, cin_g, cout_g)`` of the
+    edges from kernel offset ``κ`` into a band of output rows, at most ``budget`` per band."""
+    form = step.form
+    n_b = srcs[0].shape[0]
+    c_out, c_in = win.out_shape[0], win.in_shape[0]
+    g = win.groups
+    cout_g, cin_g = c_out // g, c_in // g
+    out_sp = tuple(win.out_shape[1:])
+    row_len = 1
+    for o in out_sp[1:]:
+        row_len *= o
+    per_row = c_out * cin_g * row_len * factor
+    rows_per_band = max(1, step.budget // max(1, per_row * n_b))
+    b_size = n_b if rows_per_band > 1 else max(1, step.budget // max(1, per_row))
+    kernels = []
+    for t in form.terms:
+        weight, scale = _channel_term(win, t.weight)
+        w = weight.reshape(g, cout_g, cin_g, -1).permute(0, 3, 2, 1).contiguous()
+        kernels.append((w, scale))  # w: (G, K, cin_g, cout_g)
+    for b0 in range(0, n_b, b_size):
+        b = slice(b0, b0 + b_size)
+        for ki, kappa in enumerate(itertools.product(*(range(k) for k in win.kernel))):
+            for r0 in range(0, out_sp[0], rows_per_band):
+                rows = slice(r0, min(r0 + rows_per_band, out_sp[0]))
+                where = _input_slices(win, kappa, rows)
+                num = None
+                for src, (w, scale) in zip(srcs, kernels):
+                    x = src[(b,) + where]  # (nb, C_in, rows, …)
+                    nb = x.shape[0]
+                    x = x.reshape(nb, g, cin_g, -1).permute(0, 1, 3, 2).unsqueeze(4)
+                    wk = w[:, ki].unsqueeze(0).unsqueeze(2)  # (1, G, 1, cin_g, cout_g)
+                    if scale is not None:
+                        factor_band = scale[rows].reshape(1, 1, -1, 1, 1)
+                        wk = wk * factor_band
+                    term = x.contiguous() * wk
+                    num = term if num is None else num + term
+                yield b, kappa, rows, num

@@ -1,0 +1,119 @@
+"""Networks and traces on a torch device: weights converted once, activations kept there.
+
+The ops' own ``forward`` is reused: an op is cloned with its weight arrays replaced by tensors of
+the wanted device and dtype (``torch.as_tensor`` then returns them without a copy), so the device
+trace computes exactly what :func:`provgraph.trace.forward_trace` computes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import weakref
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import ProvgraphError
+from ..network import Network
+from ..ops import Op
+from ..trace import Trace, as_batch
+
+_WEIGHT_FIELDS = ("weight", "bias", "scale", "shift")
+_TENSORS: weakref.WeakKeyDictionary[Op, dict[tuple, torch.Tensor]] = weakref.WeakKeyDictionary()
+_CLONES: weakref.WeakKeyDictionary[Network, dict[tuple, list[Op]]] = weakref.WeakKeyDictionary()
+_VALUES: weakref.WeakKeyDictionary[Any, dict[tuple, dict[str, torch.Tensor]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """A torch device; ``cuda`` when CUDA is absent raises a clear error, ``auto`` picks one."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ProvgraphError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ProvgraphError(
+                f"device {str(device)!r} was requested, but CUDA is not available "
+                f"(torch {torch.__version__}, CUDA build: {torch.version.cuda or 'none'}); "
+                "use device='cpu'"
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ProvgraphError(
+                f"device {str(device)!r} was requested, but only "
+                f"{torch.cuda.device_count()} CUDA device(s) exist"
+            )
+    elif dev.type != "cpu":
+        raise ProvgraphError(f"unsupported device {str(device)!r}; use cpu or cuda")
+    return dev
+
+
+def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
+    if isinstance(dtype, torch.dtype) and dtype in (torch.float32, torch.float64):
+        return dtype
+    names = {"float64": torch.float64, "double": torch.float64, "float32": torch.float32}
+    key = str(dtype).replace("torch.", "")
+    if key not in names:
+        raise ProvgraphError(f"unsupported dtype {dtype!r}; use float64 or float32")
+    return names[key]
+
+
+def op_tensor(op: Op, field: str, device: torch.device, dtype: torch.dtype) -> torch.Tensor | None:
+    """``op.<field>`` (a numpy array) as a cached tensor on ``device``."""
+    value = getattr(op, field, None)
+    if value is None:
+        return None
+    cache = _TENSORS.setdefault(op, {})
+    key = (field, str(device), dtype)
+    if key not in cache:
+        if isinstance(value, torch.Tensor):
+            cache[key] = value.to(device, dtype)
+        else:
+            cache[key] = torch.as_tensor(np.asarray(value)).to(device, dtype)
+    return cache[key]
+
+
+def device_ops(network: Network, device: torch.device, dtype: torch.dtype) -> list[Op]:
+    """The network's ops with their weights as tensors on ``device`` (cached)."""
+    cache = _CLONES.setdefault(network, {})
+    key = (str(device), dtype)
+    if key not in cache:
+        ops = []
+        for op in network.ops:
+            names = {f.name for f in dataclasses.fields(op)}
+            changes = {
+                f: op_tensor(op, f, device, dtype)
+                for f in _WEIGHT_FIELDS
+                if f in names and isinstance(getattr(op, f), np.ndarray)
+            }
+            ops.append(dataclasses.replace(op, **changes) if changes else op)
+        cache[key] = ops
+    return cache[key]
+
+
+def device_trace(
+    network: Network,
+    x: np.ndarray | torch.Tensor,
+    device: torch.device,
+    dtype: torch.dtype = torch.float64,
+) -> Trace:
+    """Every tensor's activation for the batch ``x``, computed and kept on ``device``."""
+    batch = as_batch(network, x)
+    values = {network.input_name: torch.as_tensor(batch).to(device, dtype)}
+    with torch.no_grad():
+        for op in device_ops(network, device, dtype):
+            values[op.output] = op.forward(*(values[t] for t in op.inputs))
+    return Trace(network, values)
+
+
+def device_values(graph: Any, device: torch.device, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """The graph's trace on ``device`` in ``dtype`` (the trace itself when it is already there)."""
+    cache = _VALUES.setdefault(graph, {})
+    key = (str(device), dtype)
+    if key not in cache:
+        cache[key] = {k: v.to(device, dtype) for k, v in graph.trace.values.items()}
+    return cache[key]

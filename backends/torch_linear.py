@@ -1,0 +1,174 @@
+"""Torch kernels of the dense and elementwise linear ops (Gemm/MatMul, Affine, residual Add).
+
+A kernel receives the op's activations ``a (B, *in)``, its output ``z (B, *out)`` and the incoming
+relevance ``R (B, T, *out)`` (B samples, T targets) and returns the relevance of each input and of
+the bias source. Real semiring with Θ = identity: the gradient form (one matrix product per rule
+term). Other semirings: edge weights evaluated chunk by chunk (never more than ``budget``
+elements at once), Θ applied, then ``⊕_k Θ(r_jk) ⊗ R_k`` by the carrier's contraction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .torch_rules import RuleForm, TorchTheta
+from .torch_semiring import TorchSemiring
+
+
+@dataclass
+class Step:
+    """What one propagation step needs besides the tensors.
+
+    ``theta`` is ``None`` for the gradient form (real semiring, Θ = identity).
+    """
+
+    form: RuleForm
+    theta: TorchTheta | None
+    carrier: TorchSemiring
+    budget: int
+
+    @property
+    def gradient(self) -> bool:
+        return self.theta is None
+
+    @property
+    def broadcasts(self) -> bool:
+        """Whether the contraction materialises a target axis (non-matmul carriers)."""
+        from .torch_semiring import BooleanCarrier, IntegerCarrier, SumSemiring
+
+        return not isinstance(self.carrier, (SumSemiring, BooleanCarrier, IntegerCarrier))
+
+
+def bias_numerator(form: RuleForm, bias: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
+    """``b'`` broadcast like ``like`` (zeros when the op or the rule gives the bias nothing)."""
+    if bias is None or form.bias is None:
+        return torch.zeros((), dtype=like.dtype, device=like.device).expand_as(like)
+    return form.bias(bias).expand_as(like)
+
+
+def absorbed(
+    step: Step, bias: torch.Tensor | None, den: torch.Tensor, r_out: torch.Tensor
+) -> torch.Tensor | None:
+    """What the bias source absorbs: ``⊕_k Θ(b'_k / den_k) ⊗ R_k`` → ``(B, T)``."""
+    if bias is None:
+        return None
+    r0 = step.form.divide(bias_numerator(step.form, bias, den), den)
+    dims = tuple(range(2, r_out.dim()))
+    if step.gradient:
+        return (r0.unsqueeze(1) * r_out).sum(dim=dims)
+    c = step.carrier
+    return c.reduce(c.mul(step.theta(r0).unsqueeze(1), r_out), dims)
+
+
+# --- dense: z_k = Σ_j a_j W_jk + b_k with W of shape (n_in, n_out) ---
+
+
+def dense_denominator(
+    step: Step, a: torch.Tensor, z: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None
+) -> torch.Tensor:
+    form = step.form
+    if form.direct:
+        return form.stabilize(z)
+    if form.maxnorm:
+        den = bias_numerator(form, bias, z).clone()
+        n_in, n_out = w.shape
+        ws = [t.weight(w) for t in form.terms]
+        srcs = [form.source(t, a, (n_in,)) for t in form.terms]
+        for b, k in _dense_chunks(a.shape[0], n_in, n_out, 1, step.budget):
+            num = _dense_numerator(srcs, ws, b, k)
+            den[b, k] = torch.maximum(den[b, k], num.amax(dim=1))
+        return form.stabilize(den)
+    den = bias_numerator(form, bias, z).clone()
+    for t in form.terms:
+        den = den + form.source(t, a, (w.shape[0],)) @ t.weight(w)
+    return form.stabilize(den)
+
+
+def dense_step(
+    step: Step,
+    a: torch.Tensor,
+    z: torch.Tensor,
+    w: torch.Tensor,
+    bias: torch.Tensor | None,
+    r_out: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Relevance of a dense op's input ``(B, T, n_in)`` and of its bias source."""
+    form = step.form
+    den = dense_denominator(step, a, z, w, bias)
+    n_in, n_out = w.shape
+    srcs = [form.source(t, a, (n_in,)) for t in form.terms]
+    ws = [t.weight(w) for t in form.terms]
+    if step.gradient:
+        s = form.divide(r_out, den.unsqueeze(1))
+        r_in = sum(src.unsqueeze(1) * (s @ v.T) for src, v in zip(srcs, ws))
+        return r_in, absorbed(step, bias, den, r_out)
+    c = step.carrier
+    n_b, n_t = r_out.shape[:2]
+    r_in = c.blank((n_b, n_t, n_in))
+    factor = n_t if step.broadcasts else 1
+    nonzero = form.nonzero(den)
+    for b, k in _dense_chunks(n_b, n_in, n_out, factor, step.budget):
+        r = form.divide_(_dense_numerator(srcs, ws, b, k), den[b, k].unsqueeze(1), nonzero)
+        part = c.contract(step.theta(r), r_out[b, :, k])
+        r_in[b] = c.add(r_in[b], part)
+    return c.settle(r_in), absorbed(step, bias, den, r_out)
+
+
+def _dense_numerator(
+    srcs: list[torch.Tensor], ws: list[torch.Tensor], b: slice, k: slice
+) -> torch.Tensor:
+    """``z[b, j, k] = Σ_t s_t[b, j] · v_t[j, k]`` for a chunk of samples and outputs."""
+    num = None
+    for src, v in zip(srcs, ws):
+        term = src[b].unsqueeze(2) * v[:, k].unsqueeze(0)
+        num = term if num is None else num + term
+    return num
+
+
+def _dense_chunks(n_b: int, n_in: int, n_out: int, factor: int, budget: int):  # noqa: ANN202
+    """Slices ``(samples, outputs)`` with ``samples · n_in · outputs · factor ≤ budget``."""
+    k_size = max(1, min(n_out, budget // max(1, n_in * factor)))
+    b_size = max(1, budget // max(1, n_in * k_size * factor))
+    for b0 in range(0, n_b, b_size):
+        for k0 in range(0, n_out, k_size):
+            yield slice(b0, b0 + b_size), slice(k0, k0 + k_size)
+
+
+# --- elementwise: z_k = Σ_i a_i,k w_i,k + b_k (Affine: one input, Add: two) ---
+
+
+def elementwise_step(
+    step: Step,
+    inputs: list[tuple[torch.Tensor, torch.Tensor]],
+    z: torch.Tensor,
+    bias: torch.Tensor | None,
+    r_out: torch.Tensor,
+) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+    """``inputs``: (activation ``(B, *out)``, weight broadcastable to it) per input tensor."""
+    form = step.form
+    shape = tuple(z.shape[1:])
+    nums = []
+    for a, w in inputs:
+        num = None
+        for t in form.terms:
+            term = form.source(t, a, shape) * t.weight(w)
+            num = term if num is None else num + term
+        nums.append(num)
+    if form.direct:
+        den = form.stabilize(z)
+    elif form.maxnorm:
+        den = bias_numerator(form, bias, z)
+        for num in nums:
+            den = torch.maximum(den, num)
+        den = form.stabilize(den)
+    else:
+        den = sum(nums) + bias_numerator(form, bias, z)
+        den = form.stabilize(den)
+    c = step.carrier
+    sent = []
+    for num in nums:
+        r = form.divide(num, den).unsqueeze(1)
+        sent.append(r * r_out if step.gradient else c.mul(step.theta(r), r_out))
+    return sent, absorbed(step, bias, den, r_out)

@@ -1,0 +1,360 @@
+"""Torch carriers of the built-in semirings: ⊕, ⊗, ⊕-reductions, contraction and scatter.
+
+Every kernel of the torch backend is written against :class:`TorchSemiring`, so the same code
+runs for every semiring and on every device. The carriers:
+
+========================  =========  =====================================================
+semiring                  storage    ⊕-contraction ``⊕_k m_jk ⊗ r_k``
+========================  =========  =====================================================
+real, counting (float64)  float      batched matmul
+boolean                   bool       float32 batched matmul, then ``> 0`` (exact)
+counting (int64)          int64      float64 matmul on 21-bit limbs, exact; overflow raises
+counting (log)            float      ``logsumexp`` over the broadcast sum
+viterbi, fuzzy            float      ``amax`` over the broadcast product (fuzzy: minimum)
+tropical                  float      ``amin`` over the broadcast sum
+========================  =========  =====================================================
+
+Integer sums are exact: a float64 matmul of integers is exact while every partial sum stays below
+2⁵³, which the limb split guarantees; limbs are recombined in int64 with overflow checks.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..count_modes import CountingFloat64Semiring, CountOverflowError, LogCountingSemiring
+from ..errors import ProvgraphError
+from ..semirings import (
+    BooleanSemiring,
+    CountingSemiring,
+    FuzzySemiring,
+    RealSemiring,
+    Semiring,
+    TropicalSemiring,
+    ViterbiSemiring,
+)
+
+INT_MAX = 2**63 - 1
+_LIMB_BITS = 21
+_OVERFLOW_HINT = (
+    "path counts exceed the int64 range; use TorchBackend(counting='float64') or "
+    "counting='log', or the scipy backend's exact integers"
+)
+
+
+class TorchSemiring:
+    """A built-in semiring on torch tensors.
+
+    Parameters
+    ----------
+    semiring
+        The (numpy) semiring the results are reported in.
+    dtype
+        Floating-point dtype of the float carriers.
+    device
+        Where tensors are created.
+    """
+
+    #: value of a position nothing has been ⊕-accumulated into yet (see :meth:`settle`)
+    empty: Any = None
+
+    def __init__(self, semiring: Semiring, dtype: torch.dtype, device: torch.device) -> None:
+        self.semiring = semiring
+        self.dtype = dtype
+        self.device = device
+        self.zero = semiring.zero
+        self.one = semiring.one
+
+    @property
+    def storage(self) -> torch.dtype:
+        return self.dtype
+
+    # --- creation and conversion ---
+    def full(self, shape: tuple[int, ...], value: Any) -> torch.Tensor:
+        return torch.full(shape, value, dtype=self.storage, device=self.device)
+
+    def zeros(self, shape: tuple[int, ...]) -> torch.Tensor:
+        return self.full(shape, self.zero)
+
+    def blank(self, shape: tuple[int, ...]) -> torch.Tensor:
+        """A tensor to ⊕-accumulate into; :meth:`settle` turns untouched entries into zero."""
+        return self.full(shape, self.zero if self.empty is None else self.empty)
+
+    def settle(self, t: torch.Tensor) -> torch.Tensor:
+        if self.empty is None or self.empty == self.zero:
+            return t
+        return torch.where(t == self.empty, torch.full_like(t, self.zero), t)
+
+    def from_mask(self, mask: torch.Tensor) -> torch.Tensor:
+        """K's one where ``mask`` holds, zero elsewhere.
+
+        Where one and zero are 1 and 0 the bool mask itself is returned: every operation of the
+        carriers promotes it (saving a pass over the edges).
+        """
+        if self.one == 1 and self.zero == 0:
+            return mask
+        one = torch.tensor(self.one, dtype=self.storage, device=mask.device)
+        zero = torch.tensor(self.zero, dtype=self.storage, device=mask.device)
+        return torch.where(mask, one, zero)
+
+    def encode(self, values: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Semiring values (as the numpy semiring holds them) in this carrier."""
+        if isinstance(values, torch.Tensor):
+            return values.to(self.device, self.storage)
+        arr = np.asarray(values, dtype=np.float64)
+        return torch.as_tensor(arr).to(self.device, self.storage)
+
+    def decode(self, t: torch.Tensor) -> np.ndarray:
+        return t.detach().cpu().numpy()
+
+    def check(self, t: torch.Tensor) -> None:
+        """Raise when ``t`` holds values the carrier cannot represent (overflow)."""
+
+    # --- algebra ---
+    def add(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def mul(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def reduce(self, x: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
+        """⊕ over ``dims`` (non-empty)."""
+        raise NotImplementedError
+
+    def contract(self, m: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+        """``out[p, t, j] = ⊕_k m[p, j, k] ⊗ r[p, t, k]`` for ``m (P, J, K)``, ``r (P, T, K)``."""
+        return self.reduce(self.mul(m.unsqueeze(1), r.unsqueeze(2)), (-1,))
+
+    def scatter(self, src: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:
+        """``out[..., i] = ⊕_{n : index[..., n] = i} src[..., n]`` (zero where none)."""
+        raise NotImplementedError
+
+
+class SumSemiring(TorchSemiring):
+    """⊕ = +, ⊗ = × in floating point: real, and counting in float64."""
+
+    def add(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return a + b
+
+    def mul(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return a * b
+
+    def reduce(self, x: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
+        return x.sum(dim=dims)
+
+    def contract(self, m: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+        return torch.matmul(m.to(r.dtype), r.transpose(1, 2)).transpose(1, 2)
+
+    def scatter(self, src: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:
+        out = self.zeros(src.shape[:-1] + (size,))
+        return out.scatter_add_(-1, index.expand_as(src), src)
+
+    def check(self, t: torch.Tensor) -> None:
+        if isinstance(self.semiring, CountingFloat64Semiring) and bool(torch.isinf(t).any()):
+            raise CountOverflowError(
+                "path counts exceed the float64 range; use TorchBackend(counting='log')"
+            )
+
+
+class BooleanCarrier(TorchSemiring):
+    """({⊥, ⊤}, ∨, ∧) on bool tensors."""
+
+    @property
+    def storage(self) -> torch.dtype:
+        return torch.bool
+
+    def encode(self, values: np.ndarray | torch.Tensor) -> torch.Tensor:
+        if isinstance(values, torch.Tensor):
+            return (values != 0).to(self.device)
+        return torch.as_tensor(np.asarray(values, dtype=bool)).to(self.device)
+
+    def add(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return a | b
+
+    def mul(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return a & b
+
+    def reduce(self, x: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
+        return x.any(dim=dims)
+
+    def contract(self, m: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+        # a sum of zeros and ones is positive exactly when one term is one, rounding or not
+        counts = torch.matmul(m.to(torch.float32), r.transpose(1, 2).to(torch.float32))
+        return (counts > 0).transpose(1, 2)
+
+    def scatter(self, src: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:
+        out = torch.zeros(src.shape[:-1] + (size,), dtype=torch.uint8, device=src.device)
+        out.scatter_reduce_(-1, index.expand_as(src), src.to(torch.uint8), "amax")
+        return out > 0
+
+
+class ExtremumSemiring(TorchSemiring):
+    """⊕ = max (Viterbi: ⊗ = ×, fuzzy: ⊗ = min) or ⊕ = min (tropical: ⊗ = +)."""
+
+    def __init__(self, semiring: Semiring, dtype: torch.dtype, device: torch.device) -> None:
+        super().__init__(semiring, dtype, device)
+        self.is_max = not isinstance(semiring, TropicalSemiring)
+        self.empty = -math.inf if self.is_max else math.inf
+        self._times = {
+            ViterbiSemiring: torch.mul,
+            FuzzySemiring: torch.minimum,
+            TropicalSemiring: torch.add,
+        }[type(semiring)]
+
+    def add(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.maximum(a, b) if self.is_max else torch.minimum(a, b)
+
+    def mul(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return self._times(a, b)
+
+    def reduce(self, x: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
+        return x.amax(dim=dims) if self.is_max else x.amin(dim=dims)
+
+    def scatter(self, src: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:
+        out = self.zeros(src.shape[:-1] + (size,))
+        how = "amax" if self.is_max else "amin"
+        return out.scatter_reduce_(-1, index.expand_as(src), src, how, include_self=False)
+
+
+class LogCarrier(TorchSemiring):
+    """Log-domain counting: ⊕ = logaddexp, ⊗ = +, zero = −∞."""
+
+    def add(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.logaddexp(a, b)
+
+    def mul(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return a + b
+
+    def reduce(self, x: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
+        return torch.logsumexp(x, dim=dims)
+
+    def scatter(self, src: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:
+        idx = index.expand_as(src)
+        top = self.zeros(src.shape[:-1] + (size,))
+        top.scatter_reduce_(-1, idx, src, "amax", include_self=False)
+        shift = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
+        total = torch.zeros_like(top).scatter_add_(-1, idx, torch.exp(src - shift.gather(-1, idx)))
+        return torch.log(total) + shift
+
+
+class IntegerCarrier(TorchSemiring):
+    """Exact counting in int64; every ⊕ and ⊗ checks for overflow instead of wrapping."""
+
+    @property
+    def storage(self) -> torch.dtype:
+        return torch.int64
+
+    def encode(self, values: np.ndarray | torch.Tensor) -> torch.Tensor:
+        if isinstance(values, torch.Tensor):
+            if values.is_floating_point():
+                raise ProvgraphError("Counting semiring values must be integers, got floats")
+            out = values.to(self.device, torch.int64)
+        else:
+            arr = np.asarray(values)
+            if arr.dtype.kind == "f":
+                raise ProvgraphError("Counting semiring values must be integers, got floats")
+            try:
+                out = torch.as_tensor(arr.astype(np.int64)).to(self.device)
+            except OverflowError:
+                raise CountOverflowError(_OVERFLOW_HINT) from None
+        if out.numel() and bool((out < 0).any()):
+            raise ProvgraphError("Counting semiring values must be non-negative")
+        return out
+
+    def add(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        if bool((a > INT_MAX - b).any()):
+            raise CountOverflowError(_OVERFLOW_HINT)
+        return a + b
+
+    def mul(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        a, b = torch.broadcast_tensors(a.to(torch.int64), b.to(torch.int64))
+        limit = torch.div(torch.full_like(a, INT_MAX), a.clamp(min=1), rounding_mode="floor")
+        if bool(((a > 0) & (b > limit)).any()):
+            raise CountOverflowError(_OVERFLOW_HINT)
+        return a * b
+
+    def reduce(self, x: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
+        return _by_limbs(lambda part: part.sum(dim=dims), x)
+
+    def scatter(self, src: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:
+        idx = index.expand_as(src)
+
+        def scatter_add(part: torch.Tensor) -> torch.Tensor:
+            out = torch.zeros(part.shape[:-1] + (size,), dtype=torch.int64, device=part.device)
+            return out.scatter_add_(-1, idx, part)
+
+        return _by_limbs(scatter_add, src)
+
+    def contract(self, m: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+        p, j, k = m.shape
+        t = r.shape[1]
+        if m.numel() == 0 or r.numel() == 0:
+            return torch.zeros((p, t, j), dtype=torch.int64, device=m.device)
+        m_max, r_max = int(m.amax()), int(r.amax())
+        if m_max == 0 or r_max == 0:
+            return torch.zeros((p, t, j), dtype=torch.int64, device=m.device)
+        row_bound = m_max * k  # bounds every Σ_k m_jk
+        if row_bound * r_max < 2**24:  # every partial sum is an integer float32 holds exactly
+            exact = torch.matmul(m.to(torch.float32), r.transpose(1, 2).to(torch.float32))
+            return exact.round().to(torch.int64).transpose(1, 2)
+        mf = m.to(torch.float64)
+        if row_bound * r_max < 2**53:
+            exact = torch.matmul(mf, r.transpose(1, 2).to(torch.float64))
+            return exact.round().to(torch.int64).transpose(1, 2)
+        if row_bound >= 2 ** (53 - _LIMB_BITS):
+            raise CountOverflowError("edge annotations too large for exact int64 counting")
+        n_limbs = -(-r_max.bit_length() // _LIMB_BITS)
+        mask = (1 << _LIMB_BITS) - 1
+        limbs = torch.cat([(r >> (_LIMB_BITS * i)) & mask for i in range(n_limbs)], dim=1)
+        sums = torch.matmul(mf, limbs.transpose(1, 2).to(torch.float64)).round().to(torch.int64)
+        parts = [sums[:, :, i * t : (i + 1) * t].transpose(1, 2) for i in range(n_limbs)]
+        return _combine(parts, _LIMB_BITS)
+
+
+def _by_limbs(linear_sum: Any, x: torch.Tensor) -> torch.Tensor:
+    """An exact int64 sum-like reduction of non-negative ``x``: 31-bit halves summed apart."""
+    low = linear_sum(x & ((1 << 31) - 1))
+    high = linear_sum(x >> 31)
+    return _combine([low, high], 31)
+
+
+def _combine(parts: list[torch.Tensor], bits: int) -> torch.Tensor:
+    """``Σ_i parts[i] · 2^(bits·i)`` in int64, raising on overflow."""
+    total = parts[0]
+    for i, part in enumerate(parts[1:], start=1):
+        shift = bits * i
+        if bool((part >= (1 << (63 - shift))).any()):
+            raise CountOverflowError(_OVERFLOW_HINT)
+        term = part << shift
+        if bool((total > INT_MAX - term).any()):
+            raise CountOverflowError(_OVERFLOW_HINT)
+        total = total + term
+    return total
+
+
+_CARRIERS: dict[type, type[TorchSemiring]] = {
+    RealSemiring: SumSemiring,
+    CountingFloat64Semiring: SumSemiring,
+    BooleanSemiring: BooleanCarrier,
+    CountingSemiring: IntegerCarrier,
+    LogCountingSemiring: LogCarrier,
+    ViterbiSemiring: ExtremumSemiring,
+    FuzzySemiring: ExtremumSemiring,
+    TropicalSemiring: ExtremumSemiring,
+}
+
+
+def torch_semiring(semiring: Semiring, dtype: torch.dtype, device: torch.device) -> TorchSemiring:
+    """The torch carrier of a built-in semiring; other semirings raise a clear error."""
+    carrier = _CARRIERS.get(type(semiring))
+    if carrier is None:
+        known = ", ".join(sorted({c.name for c in _CARRIERS}))
+        raise ProvgraphError(
+            f"the torch backend has kernels for the built-in semirings ({known}); "
+            f"{type(semiring).__name__} is user-defined: use backend='scipy'"
+        )
+    return carrier(semiring, dtype, device)

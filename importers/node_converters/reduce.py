@@ -1,0 +1,116 @@
+"""ReduceSum and ReduceMean over any sample axes → a linear op (weights 1, or 1/n for the mean);
+ReduceMax over the spatial axes of an image → global max pooling (winner-takes-all).
+
+The reduction is written with ops every backend already handles: a Transpose that moves the
+reduced axes last (when they are not), a Reshape to ``(kept, reduced)``, a one-channel-per-group
+1-d :class:`~provgraph.ops.Conv` whose kernel spans the reduced elements (the linear op, named
+after the ONNX node and with its op type as ``source``), and a Reshape to the output shape. The
+mean over every spatial axis stays a :class:`~provgraph.ops.GlobalAvgPool`
+(:mod:`~provgraph.importers.node_converters.pooling`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from provgraph.ops import Conv, MaxPool, Reshape, Transpose
+
+from ..context import ConversionContext, OnnxNode
+from ..registry import register
+
+
+def reduce_axes(
+    ctx: ConversionContext, node: OnnxNode, rank: int, axes: list[int] | None
+) -> list[int] | None:
+    """The reduced axes (sorted, non-negative), or ``None`` when the node reduces nothing."""
+    if not axes:
+        if node.attr("noop_with_empty_axes", 0):
+            return None
+        axes = list(range(rank))
+    if any(not -rank <= a < rank for a in axes):
+        raise ctx.invalid(node, f"axes {axes} are out of range for rank {rank}")
+    return sorted({a + rank if a < 0 else a for a in axes})
+
+
+def emit_reduce(ctx: ConversionContext, node: OnnxNode, axes: list[int] | None, mean: bool) -> None:
+    """Emit ``node``'s sum (or mean) of input 0 over ``axes`` (ONNX axes, batch axis refused)."""
+    x = ctx.computed(node, 0)
+    full = ctx.full_shape(x)
+    rank, out = len(full), node.outputs[0]
+    axes = reduce_axes(ctx, node, rank, axes)
+    if axes is None:
+        ctx.emit(Reshape(node.name, (x,), out, shape=full[1:], source=node.op_type))
+        return
+    if 0 in axes:
+        raise ctx.unsupported(node, f"reducing over axes {axes} includes the batch axis")
+    kept = [a for a in range(1, rank) if a not in axes]
+    n_kept = int(np.prod([full[a] for a in kept]))
+    n_reduced = int(np.prod([full[a] for a in axes]))
+    source = x
+    if axes != list(range(rank - len(axes), rank)):
+        moved = f"{out}:moved"
+        perm = tuple(a - 1 for a in kept + axes)
+        ctx.emit(Transpose(f"{node.name}:move", (source,), moved, perm=perm, source=node.op_type))
+        source = moved
+    rows = f"{out}:rows"
+    ctx.emit(
+        Reshape(
+            f"{node.name}:rows", (source,), rows, shape=(n_kept, n_reduced), source=node.op_type
+        )
+    )
+    weight = np.full((n_kept, 1, n_reduced), 1.0 / n_reduced if mean else 1.0)
+    summed = f"{out}:reduced"
+    ctx.emit(Conv(node.name, (rows,), summed, weight=weight, groups=n_kept, source=node.op_type))
+    if node.attr("keepdims", 1):
+        shape = tuple(1 if a in axes else full[a] for a in range(1, rank))
+    else:
+        shape = tuple(full[a] for a in kept)
+    ctx.emit(Reshape(f"{node.name}:shape", (summed,), out, shape=shape, source=node.op_type))
+
+
+@register("ReduceSum", until=12)
+def convert_reduce_sum_attribute(node: OnnxNode, ctx: ConversionContext) -> None:
+    axes = node.attr("axes", None)
+    emit_reduce(ctx, node, None if axes is None else [int(a) for a in axes], mean=False)
+
+
+@register("ReduceSum", since=13)
+def convert_reduce_sum_input(node: OnnxNode, ctx: ConversionContext) -> None:
+    axes = ctx.optional_constant(node, 1, "axes")
+    emit_reduce(
+        ctx, node, None if axes is None else [int(a) for a in np.asarray(axes).reshape(-1)], False
+    )
+
+
+def _reduce_max(node: OnnxNode, ctx: ConversionContext, axes: list[int] | None) -> None:
+    """The max over both spatial axes of an image is global max pooling (winner-takes-all)."""
+    x = ctx.computed(node, 0)
+    full = ctx.full_shape(x)
+    axes = reduce_axes(ctx, node, len(full), axes)
+    if axes is None:
+        ctx.emit(Reshape(node.name, (x,), node.outputs[0], shape=full[1:], source="ReduceMax"))
+        return
+    if len(full) != 4 or axes != [2, 3]:
+        raise ctx.unsupported(
+            node,
+            f"max over axes {axes} of rank {len(full)}; only over both spatial axes of an image",
+        )
+    out = node.outputs[0]
+    pooled = out if node.attr("keepdims", 1) else f"{out}:pooled"
+    ctx.emit(MaxPool(node.name, (x,), pooled, kernel=full[2:], strides=(1, 1), source="ReduceMax"))
+    if pooled != out:
+        ctx.emit(
+            Reshape(f"{node.name}:squeeze", (pooled,), out, shape=(full[1],), source="ReduceMax")
+        )
+
+
+@register("ReduceMax", until=17)
+def convert_reduce_max_attribute(node: OnnxNode, ctx: ConversionContext) -> None:
+    axes = node.attr("axes", None)
+    _reduce_max(node, ctx, None if axes is None else [int(a) for a in axes])
+
+
+@register("ReduceMax", since=18)
+def convert_reduce_max_input(node: OnnxNode, ctx: ConversionContext) -> None:
+    axes = ctx.optional_constant(node, 1, "axes")
+    _reduce_max(node, ctx, None if axes is None else [int(a) for a in np.asarray(axes).reshape(-1)])
