@@ -18,10 +18,13 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .torch_linear import Step, absorbed, bias_numerator
+from .torch_rules import factored
+from .torch_semiring import TorchSemiring
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 _CONV_T = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
@@ -128,23 +131,31 @@ def window_step(
             r_in = term if r_in is None else r_in + term
         return r_in, absorbed(step, win.bias, den, r_out)
 
-    srcs = [win.pad(form.source(t, a, win.in_shape)) for t in form.terms]
     c_out, c_in = win.out_shape[0], win.in_shape[0]
     g = win.groups
     cout_g, cin_g = c_out // g, c_in // g
     r_in = c.blank((n_b, n_t, c_in) + win.padded)
     factor = n_t if step.broadcasts else 1
+    source = form.source(form.terms[0], a, win.in_shape)
+    fast = None if win.scale is not None else factored(form, step.theta, source, den, r_out)
+    if fast is not None:
+        w = grouped(win, fast.inner(form.terms[0].weight(win.weight)))
+        for b, ki, kappa, rows in bands(win, n_b, factor, step.budget):
+            t = band_outputs(fast.t, win, b, rows).contiguous().unsqueeze(-2)
+            wk = w[:, ki].reshape(1, g, 1, 1, cin_g, cout_g)
+            scatter_band(c, r_in, c.reduce(c.mul(wk, t), (-1,)), win, b, kappa, rows)
+        r_in = unpad(c.settle(r_in), win, c.zero)
+        return c.mul(fast.outer(source).unsqueeze(1), r_in), absorbed(step, win.bias, den, r_out)
+    srcs = [win.pad(form.source(t, a, win.in_shape)) for t in form.terms]
     nonzero = form.nonzero(den)
     for b, kappa, rows, num in _edge_bands(step, win, srcs, factor):
         nb, length = num.shape[0], num.shape[2]
         den_band = den[b, :, rows].reshape(nb, g, cout_g, length).permute(0, 1, 3, 2)
         r = form.divide_(num, den_band.unsqueeze(3), nonzero)
         m = step.theta(r).reshape(nb * g * length, cin_g, cout_g)
-        r_band = r_out[b, :, :, rows].reshape(nb, n_t, g, cout_g, length)
-        r_band = r_band.permute(0, 2, 4, 1, 3).reshape(nb * g * length, n_t, cout_g)
-        part = c.contract(m, r_band).reshape(nb, g, length, n_t, cin_g).permute(0, 3, 1, 4, 2)
-        target = r_in[(b, slice(None)) + _input_slices(win, kappa, rows)]
-        target.copy_(c.add(target, part.reshape(target.shape)))
+        r_band = band_outputs(r_out, win, b, rows).reshape(nb * g * length, n_t, cout_g)
+        part = c.contract(m, r_band).reshape(nb, g, length, n_t, cin_g)
+        scatter_band(c, r_in, part, win, b, kappa, rows)
     r_in = unpad(c.settle(r_in), win, c.zero)
     return r_in, absorbed(step, win.bias, den, r_out)
 
@@ -159,41 +170,69 @@ def _input_slices(win: Window, kappa: tuple[int, ...], rows: slice) -> tuple[sli
     return tuple(out)
 
 
-def _edge_bands(step: Step, win: Window, srcs: list[torch.Tensor], factor: int):  # noqa: ANN202
-    """Yield ``(samples, κ, rows, z)``: the numerators ``z (b, G, L, cin_g, cout_g)`` of the
-    edges from kernel offset ``κ`` into a band of output rows, at most ``budget`` per band."""
-    form = step.form
-    n_b = srcs[0].shape[0]
-    c_out, c_in = win.out_shape[0], win.in_shape[0]
-    g = win.groups
-    cout_g, cin_g = c_out // g, c_in // g
+def bands(win: Window, n_b: int, factor: int, budget: int):  # noqa: ANN201
+    """Yield ``(samples, κ index, κ, rows)``: kernel offsets and bands of output rows whose
+    edges number at most ``budget / factor`` (at least one row of one sample)."""
+    cin_g = win.in_shape[0] // win.groups
     out_sp = tuple(win.out_shape[1:])
-    row_len = 1
-    for o in out_sp[1:]:
-        row_len *= o
-    per_row = c_out * cin_g * row_len * factor
-    rows_per_band = max(1, step.budget // max(1, per_row * n_b))
-    b_size = n_b if rows_per_band > 1 else max(1, step.budget // max(1, per_row))
-    kernels = []
-    for t in form.terms:
-        weight, scale = _channel_term(win, t.weight)
-        w = weight.reshape(g, cout_g, cin_g, -1).permute(0, 3, 2, 1).contiguous()
-        kernels.append((w, scale))  # w: (G, K, cin_g, cout_g)
+    row_len = int(np.prod(out_sp[1:])) if len(out_sp) > 1 else 1
+    per_row = win.out_shape[0] * cin_g * row_len * factor
+    rows_per_band = max(1, budget // max(1, per_row * n_b))
+    b_size = n_b if rows_per_band > 1 else max(1, budget // max(1, per_row))
     for b0 in range(0, n_b, b_size):
         b = slice(b0, b0 + b_size)
         for ki, kappa in enumerate(itertools.product(*(range(k) for k in win.kernel))):
             for r0 in range(0, out_sp[0], rows_per_band):
-                rows = slice(r0, min(r0 + rows_per_band, out_sp[0]))
-                where = _input_slices(win, kappa, rows)
-                num = None
-                for src, (w, scale) in zip(srcs, kernels):
-                    x = src[(b,) + where]  # (nb, C_in, rows, …)
-                    nb = x.shape[0]
-                    x = x.reshape(nb, g, cin_g, -1).permute(0, 1, 3, 2).unsqueeze(4)
-                    wk = w[:, ki].unsqueeze(0).unsqueeze(2)  # (1, G, 1, cin_g, cout_g)
-                    if scale is not None:
-                        factor_band = scale[rows].reshape(1, 1, -1, 1, 1)
-                        wk = wk * factor_band
-                    term = x.contiguous() * wk
-                    num = term if num is None else num + term
-                yield b, kappa, rows, num
+                yield b, ki, kappa, slice(r0, min(r0 + rows_per_band, out_sp[0]))
+
+
+def grouped(win: Window, weight: torch.Tensor) -> torch.Tensor:
+    """``(C_out, cin_g, *kernel)`` as ``(G, K, cin_g, cout_g)`` (K: flat kernel offset)."""
+    g = win.groups
+    cout_g, cin_g = win.out_shape[0] // g, win.in_shape[0] // g
+    return weight.reshape(g, cout_g, cin_g, -1).permute(0, 3, 2, 1).contiguous()
+
+
+def band_inputs(win: Window, src: torch.Tensor, b: slice, kappa: tuple, rows: slice):  # noqa: ANN201
+    """The padded input read by a band, as ``(nb, G, L, cin_g)``."""
+    x = src[(b,) + _input_slices(win, kappa, rows)]  # (nb, C_in, rows, …)
+    cin_g = win.in_shape[0] // win.groups
+    return x.reshape(x.shape[0], win.groups, cin_g, -1).permute(0, 1, 3, 2)
+
+
+def band_outputs(t: torch.Tensor, win: Window, b: slice, rows: slice) -> torch.Tensor:
+    """``(B, T, C_out, *out)`` restricted to a band, as ``(nb, G, L, T, cout_g)``."""
+    band = t[b, :, :, rows]
+    nb, n_t = band.shape[:2]
+    g = win.groups
+    band = band.reshape(nb, n_t, g, win.out_shape[0] // g, -1)
+    return band.permute(0, 2, 4, 1, 3)
+
+
+def scatter_band(
+    c: TorchSemiring, r_in: torch.Tensor, part: torch.Tensor, win: Window, b: slice,
+    kappa: tuple, rows: slice,
+) -> None:
+    """⊕-add ``part (nb, G, L, T, cin_g)`` onto the padded input positions of the band."""
+    target = r_in[(b, slice(None)) + _input_slices(win, kappa, rows)]
+    part = part.permute(0, 3, 1, 4, 2).reshape(target.shape)
+    target.copy_(c.add(target, part))
+
+
+def _edge_bands(step: Step, win: Window, srcs: list[torch.Tensor], factor: int):  # noqa: ANN202
+    """Yield ``(samples, κ, rows, z)``: the numerators ``z (b, G, L, cin_g, cout_g)`` of the
+    edges from kernel offset ``κ`` into a band of output rows, at most ``budget`` per band."""
+    kernels = []
+    for t in step.form.terms:
+        weight, scale = _channel_term(win, t.weight)
+        kernels.append((grouped(win, weight), scale))
+    for b, ki, kappa, rows in bands(win, srcs[0].shape[0], factor, step.budget):
+        num = None
+        for src, (w, scale) in zip(srcs, kernels):
+            x = band_inputs(win, src, b, kappa, rows).unsqueeze(4)
+            wk = w[:, ki].unsqueeze(0).unsqueeze(2)  # (1, G, 1, cin_g, cout_g)
+            if scale is not None:
+                wk = wk * scale[rows].reshape(1, 1, -1, 1, 1)
+            term = x.contiguous() * wk
+            num = term if num is None else num + term
+        yield b, kappa, rows, num

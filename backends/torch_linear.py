@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .torch_rules import RuleForm, TorchTheta
+from .torch_rules import RuleForm, TorchTheta, WeightMap, factored, unchanged
 from .torch_semiring import TorchSemiring
 
 
@@ -71,18 +71,16 @@ def dense_denominator(
     form = step.form
     if form.direct:
         return form.stabilize(z)
+    den = bias_numerator(form, bias, z).clone()
+    n_in, n_out = w.shape
+    srcs = [form.source(t, a, (n_in,)) for t in form.terms]
     if form.maxnorm:
-        den = bias_numerator(form, bias, z).clone()
-        n_in, n_out = w.shape
-        ws = [t.weight(w) for t in form.terms]
-        srcs = [form.source(t, a, (n_in,)) for t in form.terms]
         for b, k in _dense_chunks(a.shape[0], n_in, n_out, 1, step.budget):
-            num = _dense_numerator(srcs, ws, b, k)
+            num = _dense_numerator(form, srcs, w, b, k)
             den[b, k] = torch.maximum(den[b, k], num.amax(dim=1))
         return form.stabilize(den)
-    den = bias_numerator(form, bias, z).clone()
-    for t in form.terms:
-        den = den + form.source(t, a, (w.shape[0],)) @ t.weight(w)
+    for t, src in zip(form.terms, srcs):
+        den = den + _mapped_product(src, t.weight, w, step.budget)
     return form.stabilize(den)
 
 
@@ -99,30 +97,56 @@ def dense_step(
     den = dense_denominator(step, a, z, w, bias)
     n_in, n_out = w.shape
     srcs = [form.source(t, a, (n_in,)) for t in form.terms]
-    ws = [t.weight(w) for t in form.terms]
     if step.gradient:
         s = form.divide(r_out, den.unsqueeze(1))
-        r_in = sum(src.unsqueeze(1) * (s @ v.T) for src, v in zip(srcs, ws))
+        r_in = None
+        for t, src in zip(form.terms, srcs):
+            term = src.unsqueeze(1) * _mapped_product(s, t.weight, w.T, step.budget)
+            r_in = term if r_in is None else r_in + term
         return r_in, absorbed(step, bias, den, r_out)
     c = step.carrier
     n_b, n_t = r_out.shape[:2]
     r_in = c.blank((n_b, n_t, n_in))
     factor = n_t if step.broadcasts else 1
+    fast = factored(form, step.theta, srcs[0], den, r_out)
+    if fast is not None:
+        for b, k in _dense_chunks(n_b, n_in, n_out, factor, step.budget):
+            v = fast.inner(form.terms[0].weight(w[:, k]))
+            part = c.reduce(c.mul(v, fast.t[b, :, None, k]), (-1,))
+            r_in[b] = c.add(r_in[b], part)
+        r_in = c.mul(fast.outer(srcs[0]).unsqueeze(1), c.settle(r_in))
+        return r_in, absorbed(step, bias, den, r_out)
     nonzero = form.nonzero(den)
     for b, k in _dense_chunks(n_b, n_in, n_out, factor, step.budget):
-        r = form.divide_(_dense_numerator(srcs, ws, b, k), den[b, k].unsqueeze(1), nonzero)
+        num = _dense_numerator(form, srcs, w, b, k)
+        r = form.divide_(num, den[b, k].unsqueeze(1), nonzero)
         part = c.contract(step.theta(r), r_out[b, :, k])
         r_in[b] = c.add(r_in[b], part)
     return c.settle(r_in), absorbed(step, bias, den, r_out)
 
 
+def _mapped_product(
+    x: torch.Tensor, weight_map: WeightMap, w: torch.Tensor, budget: int
+) -> torch.Tensor:
+    """``x @ weight_map(w)``, mapping at most ``budget`` weights at a time (no full copy)."""
+    if weight_map is unchanged:
+        return x @ w
+    n_in, n_out = w.shape
+    rows = max(1, budget // max(1, n_out))
+    out = None
+    for j in range(0, n_in, rows):
+        part = x[..., j : j + rows] @ weight_map(w[j : j + rows])
+        out = part if out is None else out + part
+    return out
+
+
 def _dense_numerator(
-    srcs: list[torch.Tensor], ws: list[torch.Tensor], b: slice, k: slice
+    form: RuleForm, srcs: list[torch.Tensor], w: torch.Tensor, b: slice, k: slice
 ) -> torch.Tensor:
     """``z[b, j, k] = Σ_t s_t[b, j] · v_t[j, k]`` for a chunk of samples and outputs."""
     num = None
-    for src, v in zip(srcs, ws):
-        term = src[b].unsqueeze(2) * v[:, k].unsqueeze(0)
+    for t, src in zip(form.terms, srcs):
+        term = src[b].unsqueeze(2) * t.weight(w[:, k]).unsqueeze(0)
         num = term if num is None else num + term
     return num
 

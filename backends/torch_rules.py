@@ -22,14 +22,14 @@ import torch
 
 from ..errors import ProvgraphError
 from ..rules import LRPZB, Flat, LRPEpsilon, LRPGamma, LRPZero, MaxNormalized, Rule, WSquare
-from ..semirings import Semiring
+from ..semirings import Semiring, TropicalSemiring, ViterbiSemiring
 from ..theta import ConstantOne, IdentityTheta, Layer, NegLog, Theta, Threshold
 from .torch_semiring import TorchSemiring
 
 WeightMap = Callable[[torch.Tensor], torch.Tensor]
 
 
-def _same(w: torch.Tensor) -> torch.Tensor:
+def unchanged(w: torch.Tensor) -> torch.Tensor:
     return w
 
 
@@ -128,15 +128,15 @@ def rule_form(rule: Rule) -> RuleForm:
     kind = type(rule)
     a, one = "a", "one"
     if kind is LRPZero:
-        return RuleForm(rule, (Term(a, _same),), _same, 0.0, direct=True)
+        return RuleForm(rule, (Term(a, unchanged),), unchanged, 0.0, direct=True)
     if kind is LRPEpsilon:
-        return RuleForm(rule, (Term(a, _same),), _same, rule.epsilon, direct=True)
+        return RuleForm(rule, (Term(a, unchanged),), unchanged, rule.epsilon, direct=True)
     if kind is LRPGamma:
         modify = _gamma(rule.gamma)
-        bias = modify if rule.modify_bias else _same
+        bias = modify if rule.modify_bias else unchanged
         return RuleForm(rule, (Term(a, modify),), bias, rule.epsilon)
     if kind is LRPZB:
-        terms = (Term(a, _same), Term("low", _neg_pos), Term("high", _neg_neg))
+        terms = (Term(a, unchanged), Term("low", _neg_pos), Term("high", _neg_neg))
         return RuleForm(rule, terms, None)
     if kind is Flat:
         return RuleForm(rule, (Term(one, _ones),), None)
@@ -149,6 +149,48 @@ def rule_form(rule: Rule) -> RuleForm:
         f"the torch backend has no kernel for the rule {rule!r}; built-in rules are lrp0, "
         "epsilon, gamma, zb, maxnorm, flat and wsquare (use backend='scipy' for others)"
     )
+
+
+def neglog(x: torch.Tensor) -> torch.Tensor:
+    """−log x, +∞ where x ≤ 0 (or NaN): Θ = −log on torch tensors."""
+    return torch.log(x).neg_().nan_to_num_(nan=np.inf, posinf=np.inf, neginf=-np.inf)
+
+
+@dataclass
+class Factored:
+    """A step whose Θ turns the edge product into a ⊗-product:
+    ``⊕_k Θ(s_j v_jk / den_k) ⊗ R_k = Θ(s_j) ⊗ ⊕_k (Θ(v_jk) ⊗ t_k)``.
+
+    Holds for Viterbi with Θ = identity (``t = R / den``) and tropical with Θ = −log
+    (``t = R + log den``, every ``den > 0``), for one-term rules with ``s ≥ 0``: the inner ⊕ then
+    touches each edge twice (one ⊗, one ⊕) instead of evaluating ``r`` and Θ per edge.
+    """
+
+    outer: WeightMap
+    inner: WeightMap
+    t: torch.Tensor  # (B, T, *out)
+
+
+def factored(
+    form: RuleForm,
+    theta: TorchTheta | None,
+    s: torch.Tensor,
+    den: torch.Tensor,
+    r_out: torch.Tensor,
+) -> Factored | None:
+    """The factored form of a step, or ``None`` when it does not apply."""
+    if theta is None or len(form.terms) != 1:
+        return None
+    kind = (type(theta.semiring), theta.kind)
+    if kind not in ((ViterbiSemiring, IdentityTheta), (TropicalSemiring, NegLog)):
+        return None
+    if not bool((s >= 0).all()):
+        return None
+    if kind[1] is IdentityTheta:
+        return Factored(unchanged, unchanged, form.divide(r_out, den.unsqueeze(1)))
+    if not bool((den > 0).all()):
+        return None
+    return Factored(neglog, neglog, r_out + torch.log(den).unsqueeze(1))
 
 
 class TorchTheta:
@@ -179,7 +221,6 @@ class TorchTheta:
         if self.kind is IdentityTheta:
             return r.to(c.storage)
         if self.kind is NegLog:
-            inf = torch.full_like(r, np.inf)
-            return c.encode(torch.where(r > 0, -torch.log(r), inf))
+            return c.encode(neglog(r))
         values = self.theta(r.detach().cpu().double().numpy(), self.semiring, self.layer)
         return c.encode(values)

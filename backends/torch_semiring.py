@@ -298,7 +298,8 @@ class IntegerCarrier(TorchSemiring):
         if m_max == 0 or r_max == 0:
             return torch.zeros((p, t, j), dtype=torch.int64, device=m.device)
         row_bound = m_max * k  # bounds every Σ_k m_jk
-        if row_bound * r_max < 2**24:  # every partial sum is an integer float32 holds exactly
+        full_fp32 = torch.get_float32_matmul_precision() == "highest"  # no TF32 rounding
+        if full_fp32 and row_bound * r_max < 2**24:  # float32 holds every partial sum exactly
             exact = torch.matmul(m.to(torch.float32), r.transpose(1, 2).to(torch.float32))
             return exact.round().to(torch.int64).transpose(1, 2)
         mf = m.to(torch.float64)

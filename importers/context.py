@@ -190,6 +190,12 @@ class ConversionContext:
     # --- ops ----------------------------------------------------------------------------------
 
     def _run_shape(self, op: Op) -> Shape:
+        try:  # tensors on the meta device carry shapes only: no arithmetic is done
+            with torch.no_grad():
+                y = op.forward(*(torch.empty(self.shapes[t], device="meta") for t in op.inputs))
+            return self._checked_shape(op, y)
+        except (RuntimeError, ValueError, NotImplementedError):
+            pass  # no meta kernel, or a genuine error: real zeros give the precise message
         xs = [torch.zeros(self.shapes[t], dtype=torch.float32) for t in op.inputs]
         try:
             with torch.no_grad():
@@ -200,6 +206,9 @@ class ConversionContext:
                 f"{self.model_name}: {op.describe()} cannot run on inputs of shapes "
                 f"{[self.shapes[t][1:] for t in op.inputs]}: {first}"
             ) from None
+        return self._checked_shape(op, y)
+
+    def _checked_shape(self, op: Op, y: torch.Tensor) -> Shape:
         shape = tuple(int(d) for d in y.shape)
         if not shape or shape[0] != 1:
             raise UnsupportedOpError(

@@ -46,7 +46,14 @@ class Network:
         self.num_classes = int(np.prod(self.shapes[output_name]))
 
     def _infer_shapes(self) -> dict[str, Shape]:
-        x = torch.zeros((1,) + self.input_shape, dtype=torch.float64)
+        try:  # shapes only, on the meta device: no arithmetic (a large CNN takes seconds)
+            with torch.no_grad():
+                return self._run_ops(torch.empty((1,) + self.input_shape, device="meta"))
+        except (RuntimeError, ValueError, NotImplementedError, ProvgraphError):
+            # an op without a meta kernel: real zeros, which also give the precise error
+            return self._run_ops(torch.zeros((1,) + self.input_shape, dtype=torch.float64))
+
+    def _run_ops(self, x: torch.Tensor) -> dict[str, Shape]:
         values = {self.input_name: x}
         for op in self.ops:
             try:
