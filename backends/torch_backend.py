@@ -46,7 +46,13 @@ from ..semirings import CountingSemiring, RealSemiring, Semiring
 from ..theta import IdentityTheta, Layer, Theta
 from .base import Backend
 from .torch_conv import Window, window_step
-from .torch_device import device_values, op_tensor, resolve_device, resolve_dtype
+from .torch_device import (
+    device_values,
+    op_tensor,
+    pool_winners,
+    resolve_device,
+    resolve_dtype,
+)
 from .torch_linear import Step, dense_step, elementwise_step
 from .torch_routing import maxpool_step, route_step
 from .torch_rules import TorchTheta, rule_form
@@ -180,7 +186,9 @@ class TorchBackend(Backend):
             elif isinstance(op, SelectOp):
                 if not isinstance(op, MaxPool):
                     raise ProvgraphError(f"the torch backend has no kernel for {op.describe()}")
-                sent, absorbed = [maxpool_step(c, op, values[op.inputs[0]], r_out)], None
+                winners = pool_winners(values[op.output])
+                x = values[op.inputs[0]]
+                sent, absorbed = [maxpool_step(c, op, x, r_out, winners)], None
             elif isinstance(op, LinearOp):
                 if rule is None or theta is None or layer is None:
                     raise ProvgraphError(f"{op.describe()} needs a rule and a Θ")

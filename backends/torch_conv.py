@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .torch_linear import Step, absorbed, bias_numerator
+from .torch_linear import Step, absorbed, bias_numerator, gradient_ratio
 from .torch_rules import factored
 from .torch_semiring import TorchSemiring
 
@@ -67,9 +67,33 @@ class Window:
         d = len(self.strides)
         return _CONV[d](x_padded, weight, None, self.strides, 0, self.dilations, self.groups)
 
-    def conv_t(self, s: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    def adjoint(self, s: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """The transposed convolution of ``s (N, C_out, *out)``: ``(N, C_in, *in)``."""
         d = len(self.strides)
-        return _CONV_T[d](s, weight, None, self.strides, 0, 0, self.groups, self.dilations)
+        in_sp, out_sp = self.in_shape[1:], self.out_shape[1:]
+        symmetric = all(
+            (n + 2 * p - dl * (k - 1) - 1) // st + 1 == o
+            for n, p, dl, k, st, o in zip(
+                in_sp, self.pad_begin, self.dilations, self.kernel, self.strides, out_sp
+            )
+        )
+        if symmetric:  # the convolution's own backward (the fastest kernel on CPU)
+            shape = (s.shape[0], self.in_shape[0]) + tuple(in_sp)
+            return torch.ops.aten.convolution_backward(
+                s, torch.empty(shape, dtype=s.dtype, device=s.device), weight, None,
+                list(self.strides), list(self.pad_begin), list(self.dilations), False,
+                [0] * d, self.groups, [True, False, False],
+            )[0]
+        extra = [
+            pb - (p - n - pb)  # output padding that lands a cropped transpose on the input
+            for n, pb, p in zip(self.in_shape[1:], self.pad_begin, self.padded)
+        ]
+        if all(0 <= e < max(s_, d_) for e, s_, d_ in zip(extra, self.strides, self.dilations)):
+            return _CONV_T[d](
+                s, weight, None, self.strides, self.pad_begin, extra, self.groups, self.dilations
+            )
+        full = _CONV_T[d](s, weight, None, self.strides, 0, 0, self.groups, self.dilations)
+        return unpad(full, self, 0.0)
 
 
 def unpad(t: torch.Tensor, win: Window, fill: object) -> torch.Tensor:
@@ -120,16 +144,16 @@ def window_step(
     n_b, n_t = r_out.shape[:2]
     c = step.carrier
     if step.gradient:
-        s = form.divide(r_out, den.unsqueeze(1)).reshape((n_b * n_t,) + tuple(win.out_shape))
+        s = gradient_ratio(form, r_out, den, z)
+        flat = s.reshape((n_b * n_t,) + tuple(win.out_shape))
         r_in = None
         for t in form.terms:
             kernel, factor = _channel_term(win, t.weight)
-            back = unpad(win.conv_t(s if factor is None else s * factor, kernel), win, 0.0)
-            term = form.source(t, a, win.in_shape).unsqueeze(1) * back.reshape(
-                (n_b, n_t) + tuple(win.in_shape)
-            )
-            r_in = term if r_in is None else r_in + term
-        return r_in, absorbed(step, win.bias, den, r_out)
+            back = win.adjoint(flat if factor is None else flat * factor, kernel)
+            term = back.reshape((n_b, n_t) + tuple(win.in_shape))
+            term.mul_(form.source(t, a, win.in_shape).unsqueeze(1))  # a fresh tensor: in place
+            r_in = term if r_in is None else r_in.add_(term)
+        return r_in, absorbed(step, win.bias, den, s)
 
     c_out, c_in = win.out_shape[0], win.in_shape[0]
     g = win.groups

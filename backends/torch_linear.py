@@ -48,16 +48,36 @@ def bias_numerator(form: RuleForm, bias: torch.Tensor | None, like: torch.Tensor
     return form.bias(bias).expand_as(like)
 
 
+def gradient_ratio(
+    form: RuleForm, r_out: torch.Tensor, den: torch.Tensor, z: torch.Tensor
+) -> torch.Tensor:
+    """``s = R / den`` of the gradient form, written over ``den`` when that is a fresh tensor
+    of the right shape (one target): large networks then allocate one tensor less per op."""
+    if den is not z and r_out.shape[1] == 1 and not form.guarded and den.is_contiguous():
+        fresh = den.unsqueeze(1)
+        return torch.div(r_out, fresh, out=fresh)
+    return form.divide(r_out, den.unsqueeze(1))
+
+
 def absorbed(
     step: Step, bias: torch.Tensor | None, den: torch.Tensor, r_out: torch.Tensor
 ) -> torch.Tensor | None:
-    """What the bias source absorbs: ``⊕_k Θ(b'_k / den_k) ⊗ R_k`` → ``(B, T)``."""
+    """What the bias source absorbs: ``⊕_k Θ(b'_k / den_k) ⊗ R_k`` → ``(B, T)``.
+
+    In the gradient form pass ``r_out = R / den`` and ``den = None``: the sum is ``Σ_k b'_k s_k``.
+    """
     if bias is None:
         return None
-    r0 = step.form.divide(bias_numerator(step.form, bias, den), den)
     dims = tuple(range(2, r_out.dim()))
     if step.gradient:
-        return (r0.unsqueeze(1) * r_out).sum(dim=dims)
+        if step.form.bias is None:
+            return torch.zeros(r_out.shape[:2], dtype=r_out.dtype, device=r_out.device)
+        b = step.form.bias(bias)
+        if b.dim() <= 1 or all(n == 1 for n in b.shape[1:]):  # one value per channel
+            per_channel = r_out.sum(dim=dims[1:]) if len(dims) > 1 else r_out
+            return (per_channel * b.reshape(-1)).sum(dim=-1)
+        return (r_out * b).sum(dim=dims)
+    r0 = step.form.divide(bias_numerator(step.form, bias, den), den)
     c = step.carrier
     return c.reduce(c.mul(step.theta(r0).unsqueeze(1), r_out), dims)
 
@@ -98,12 +118,12 @@ def dense_step(
     n_in, n_out = w.shape
     srcs = [form.source(t, a, (n_in,)) for t in form.terms]
     if step.gradient:
-        s = form.divide(r_out, den.unsqueeze(1))
+        s = gradient_ratio(form, r_out, den, z)
         r_in = None
         for t, src in zip(form.terms, srcs):
             term = src.unsqueeze(1) * _mapped_product(s, t.weight, w.T, step.budget)
             r_in = term if r_in is None else r_in + term
-        return r_in, absorbed(step, bias, den, r_out)
+        return r_in, absorbed(step, bias, den, s)
     c = step.carrier
     n_b, n_t = r_out.shape[:2]
     r_in = c.blank((n_b, n_t, n_in))
@@ -191,8 +211,11 @@ def elementwise_step(
         den = sum(nums) + bias_numerator(form, bias, z)
         den = form.stabilize(den)
     c = step.carrier
+    if step.gradient:
+        s = form.divide(r_out, den.unsqueeze(1))
+        return [num.unsqueeze(1) * s for num in nums], absorbed(step, bias, den, s)
     sent = []
     for num in nums:
         r = form.divide(num, den).unsqueeze(1)
-        sent.append(r * r_out if step.gradient else c.mul(step.theta(r), r_out))
+        sent.append(c.mul(step.theta(r), r_out))
     return sent, absorbed(step, bias, den, r_out)

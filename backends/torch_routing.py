@@ -43,11 +43,28 @@ def route_step(
 
 
 def maxpool_step(
-    carrier: TorchSemiring, op: MaxPool, x: torch.Tensor, r_out: torch.Tensor
+    carrier: TorchSemiring,
+    op: MaxPool,
+    x: torch.Tensor,
+    r_out: torch.Tensor,
+    winners: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Winner-takes-all: each output's relevance goes to its window's arg-max input."""
+    """Winner-takes-all: each output's relevance goes to its window's arg-max input.
+
+    ``winners``: the arg-max indices the forward pass already found (unpadded pooling only).
+    """
     top, left, bottom, right = op.pads
     n_b, c, h, w = x.shape
+    n_t = r_out.shape[1]
+    src = r_out.reshape(n_b, n_t, c, -1)
+    if not any(op.pads):  # every window lies in the sample: its indices are the flat winners
+        idx = winners
+        if idx is None:
+            _, idx = F.max_pool2d(
+                x, op.kernel, op.strides, 0, op.dilations, op.ceil_mode, return_indices=True
+            )
+        out = carrier.scatter(src, idx.reshape(n_b, 1, c, -1), h * w)
+        return out.reshape(n_b, n_t, c, h, w)
     xp = F.pad(x, (left, right, top, bottom), value=-torch.inf)
     _, idx = F.max_pool2d(
         xp, op.kernel, op.strides, 0, op.dilations, op.ceil_mode, return_indices=True
@@ -56,8 +73,5 @@ def maxpool_step(
     row, col = idx // padded_w - top, idx % padded_w - left
     inside = (row >= 0) & (row < h) & (col >= 0) & (col < w)
     flat = torch.where(inside, row * w + col, torch.full_like(idx, h * w))
-    n_t = r_out.shape[1]
-    src = r_out.reshape(n_b, n_t, c, -1)
-    index = flat.reshape(n_b, 1, c, -1)
-    out = carrier.scatter(src, index, h * w + 1)[..., : h * w]
+    out = carrier.scatter(src, flat.reshape(n_b, 1, c, -1), h * w + 1)[..., : h * w]
     return out.reshape(n_b, n_t, c, h, w)

@@ -22,7 +22,7 @@ import torch
 
 from ..errors import ProvgraphError
 from ..rules import LRPZB, Flat, LRPEpsilon, LRPGamma, LRPZero, MaxNormalized, Rule, WSquare
-from ..semirings import Semiring, TropicalSemiring, ViterbiSemiring
+from ..semirings import Semiring, ViterbiSemiring
 from ..theta import ConstantOne, IdentityTheta, Layer, NegLog, Theta, Threshold
 from .torch_semiring import TorchSemiring
 
@@ -104,23 +104,31 @@ class RuleForm:
             return den + self.epsilon
         if self.epsilon == 0:
             return den
-        return den + self.epsilon * torch.where(den >= 0, 1.0, -1.0).to(den.dtype)
+        # ε·sign(den), sign(0) = +1; a −0.0 denominator gets −ε, harmless: all its numerators
+        # are ±0 then, so every edge weight is ±0 either way
+        eps = torch.tensor(self.epsilon, dtype=den.dtype, device=den.device)
+        return torch.copysign(eps, den).add_(den)
+
+    @property
+    def guarded(self) -> bool:
+        """Whether a denominator can be zero (then its edges get 0, not a division)."""
+        return not self.maxnorm and self.epsilon == 0
 
     def divide(self, num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
         """``num / den`` with the rule's convention for a zero denominator."""
-        if self.maxnorm:
+        if not self.guarded:  # max-normalised: plain division; ε > 0: |den| ≥ ε
             return num / den
         return torch.where(den != 0, num / den, torch.zeros((), dtype=num.dtype, device=num.device))
 
     def divide_(self, num: torch.Tensor, den: torch.Tensor, nonzero: bool) -> torch.Tensor:
         """:meth:`divide` overwriting ``num``; ``nonzero``: ``den`` is known to have no zero."""
-        if self.maxnorm or nonzero:
+        if not self.guarded or nonzero:
             return num.div_(den)
         return self.divide(num, den)
 
     def nonzero(self, den: torch.Tensor) -> bool:
         """Whether ``den`` has no zero (then division needs no guard)."""
-        return self.maxnorm or not bool((den == 0).any())
+        return not self.guarded or not bool((den == 0).any())
 
 
 def rule_form(rule: Rule) -> RuleForm:
@@ -161,9 +169,10 @@ class Factored:
     """A step whose Θ turns the edge product into a ⊗-product:
     ``⊕_k Θ(s_j v_jk / den_k) ⊗ R_k = Θ(s_j) ⊗ ⊕_k (Θ(v_jk) ⊗ t_k)``.
 
-    Holds for Viterbi with Θ = identity (``t = R / den``) and tropical with Θ = −log
-    (``t = R + log den``, every ``den > 0``), for one-term rules with ``s ≥ 0``: the inner ⊕ then
-    touches each edge twice (one ⊗, one ⊕) instead of evaluating ``r`` and Θ per edge.
+    Used for Viterbi with Θ = identity (``t = R / den``) and one-term rules with ``s ≥ 0``: the
+    inner ⊕ then touches each edge twice (one ⊗, one ⊕) instead of evaluating ``r`` and Θ per
+    edge. (Tropical with Θ = −log factors the same way, ``−log s_j − log v_jk + log den_k``, but
+    near-zero costs then lose their relative precision to cancellation, so it is not used.)
     """
 
     outer: WeightMap
@@ -181,16 +190,11 @@ def factored(
     """The factored form of a step, or ``None`` when it does not apply."""
     if theta is None or len(form.terms) != 1:
         return None
-    kind = (type(theta.semiring), theta.kind)
-    if kind not in ((ViterbiSemiring, IdentityTheta), (TropicalSemiring, NegLog)):
+    if (type(theta.semiring), theta.kind) != (ViterbiSemiring, IdentityTheta):
         return None
     if not bool((s >= 0).all()):
         return None
-    if kind[1] is IdentityTheta:
-        return Factored(unchanged, unchanged, form.divide(r_out, den.unsqueeze(1)))
-    if not bool((den > 0).all()):
-        return None
-    return Factored(neglog, neglog, r_out + torch.log(den).unsqueeze(1))
+    return Factored(unchanged, unchanged, form.divide(r_out, den.unsqueeze(1)))
 
 
 class TorchTheta:

@@ -14,7 +14,9 @@ max-normalised weights; tropical: max-normalised weights and Θ = −log). Count
 on MNIST and float64 on VGG-16, whose path counts overflow int64. Only the input's relevance is
 kept. A case that outlives ``--limit`` seconds is reported as such.
 
-Run: ``.venv/bin/python benchmarks/bench_torch.py [--runs 5] [--limit 1800] [--only vgg16|mnist]``
+Run: ``.venv/bin/python benchmarks/bench_torch.py [--runs 5] [--limit 1800] [--only vgg16|mnist]
+[--cases "Captum LRP,provgraph real,paired"]``. After the table, "paired" gives provgraph real's
+time over Captum's from calls alternating in one process, which other load affects alike.
 """
 
 from __future__ import annotations
@@ -230,7 +232,7 @@ def paired(workload: str, paths: dict[str, str], runs: int) -> None:
         middle = time.perf_counter()
         ours()
         ratios.append((time.perf_counter() - middle) / (middle - start))
-    print(json.dumps({"times": ratios, "rss": peak_rss(), "note": ""}))
+    print(json.dumps({"times": ratios, "rss": peak_rss(), "note": "", "pairs": True}))
 
 
 def worker(case: str, workload: str, paths: dict[str, str], runs: int, warm_up: bool) -> None:
@@ -289,6 +291,9 @@ def main() -> None:
                         help="timed calls (no warm-up) for the non-real semirings on VGG-16")
     parser.add_argument("--limit", type=float, default=1800.0, help="seconds per case")
     parser.add_argument("--only", choices=("vgg16", "mnist"), default=None)
+    parser.add_argument(
+        "--cases", default=None, help="comma-separated cases to run (default: all, and the pairs)"
+    )
     parser.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -301,7 +306,8 @@ def main() -> None:
         results: dict[str, dict[str, dict]] = {}
         for workload, paths in workloads.items():
             results[workload] = {}
-            for case in CASES:
+            chosen = CASES if args.cases is None else args.cases.split(",")
+            for case in [c for c in CASES if c in chosen]:
                 slow = workload == "vgg16" and case in SEMIRING
                 runs = args.slow_runs if slow else args.runs
                 load = os.getloadavg()[0]
@@ -309,9 +315,10 @@ def main() -> None:
                 results[workload][case] = res
                 print(f"{workload:6} {case:24} {describe(res)} (load average before: {load:.1f})",
                       flush=True)
-            res = run_case(PAIRED, workload, paths, 2 * args.runs, False, args.limit)
-            results[workload][PAIRED] = res
-            print(f"{workload:6} {PAIRED}: {describe(res)}", flush=True)
+            if args.cases is None or "paired" in chosen:
+                res = run_case(PAIRED, workload, paths, 2 * args.runs, False, args.limit)
+                results[workload][PAIRED] = res
+                print(f"{workload:6} {PAIRED}: {describe(res)}", flush=True)
     print()
     print(table(results))
 
@@ -319,6 +326,8 @@ def main() -> None:
 def describe(res: dict) -> str:
     if "error" in res:
         return res["error"]
+    if not res["note"] and res.get("pairs"):
+        return f"{res['median']:.3f}×, peak RSS {res['rss'] / 2**30:.2f} GiB"
     return f"{res['median']:.3f} s, peak RSS {res['rss'] / 2**30:.2f} GiB {res['note']}"
 
 
@@ -335,9 +344,11 @@ def table(results: dict[str, dict[str, dict]]) -> str:
     )
     lines = [head, "|---|" + "---:|---:|---:|" * len(results)]
     for case in CASES:
+        if not all(case in cases for cases in results.values()):
+            continue
         cells = [case]
         for cases in results.values():
-            res, captum = cases[case], cases["Captum LRP"]
+            res, captum = cases[case], cases.get("Captum LRP", {})
             if "error" in res:
                 cells += [res["error"], "", ""]
                 continue

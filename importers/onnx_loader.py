@@ -236,7 +236,7 @@ def sample_shape(value: onnx.ValueInfoProto, given: Sequence[int] | None, name: 
     if dynamic:
         raise ModelLoadError(
             f"{name}: input {value.name!r} of shape {dims} has dynamic {', '.join(dynamic)}; "
-            "give input_shape= for one sample"
+            "give one sample's shape (input_shape=, or --input-shape on the command line)"
         )
     return tuple(int(d) for d in rest)
 

@@ -1,6 +1,8 @@
 """provgraph: explain neural-network classifiers with semiring provenance (K-LRP)."""
 
 from .annotate import AnnotatedGraph
+from .api import annotate, explain, explain_batch, explain_many, load
+from .batch import BatchGraph, BatchRelevance, explain_batched
 from .composite import Composite, Entry, epsilon_gamma_box, layered, uniform
 from .errors import (
     BudgetError,
@@ -31,6 +33,14 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AnnotatedGraph",
+    "BatchGraph",
+    "BatchRelevance",
+    "annotate",
+    "explain",
+    "explain_batch",
+    "explain_batched",
+    "explain_many",
+    "load",
     "BooleanSemiring",
     "BudgetError",
     "Composite",

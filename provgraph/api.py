@@ -23,14 +23,19 @@ from .trace import as_batch, forward_trace
 ModelSpec = str | Path | Network
 
 
-def load(model: ModelSpec, output: str | None = None) -> Network:
-    """A :class:`Network` from an ONNX file path (or bytes), or the network itself."""
+def load(
+    model: ModelSpec, output: str | None = None, input_shape: tuple[int, ...] | None = None
+) -> Network:
+    """A :class:`Network` from an ONNX file path (or bytes), or the network itself.
+
+    ``input_shape`` gives one sample's shape when the model's input has dynamic axes.
+    """
     if isinstance(model, Network):
         return model
     if isinstance(model, (str, Path, bytes)):
         from .importers import load_onnx
 
-        return load_onnx(model, output=output)
+        return load_onnx(model, output=output, input_shape=input_shape)
     raise ModelLoadError(f"cannot load a model from {type(model).__name__}; give an ONNX path")
 
 

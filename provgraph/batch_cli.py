@@ -86,7 +86,7 @@ def run_batch(args: argparse.Namespace, init: Any) -> int:
     from .batch import explain_batched
     from .io import atomic_save_npz
 
-    net = load(args.model, output=args.output_name)
+    net = load(args.model, output=args.output_name, input_shape=args.input_shape)
     names, x = read_stack(args.input, net)
     if args.batch < 1:
         raise InputError(f"--batch must be at least 1, got {args.batch}")

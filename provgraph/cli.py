@@ -49,6 +49,22 @@ def _add_aggregation_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output-name", default=None, help="logits tensor (default: found)")
 
 
+def _shape(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(d) for d in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a shape like 3,48,192") from None
+
+
+def _add_input_shape_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--input-shape",
+        default=None,
+        type=_shape,
+        help="one sample's shape, e.g. 3,48,192 (needed when the model's is dynamic)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="provgraph",
@@ -63,17 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="write a heatmap (PNG) here")
     p.add_argument("--save", default=None, help="write every tensor's relevance (.npz) here")
     p.add_argument("--top", type=int, default=5, help="print the N most relevant inputs")
+    _add_input_shape_option(p)
     add_batch_options(p)
 
     p = sub.add_parser("inspect", help="ops, shapes, sizes and fidelity of a model")
     p.add_argument("model", help="ONNX model file")
     p.add_argument("--output-name", default=None, help="logits tensor (default: found)")
-    p.add_argument(
-        "--input-shape",
-        default=None,
-        type=lambda text: tuple(int(d) for d in text.split(",")),
-        help="one sample's shape, e.g. 3,48,192 (needed when the model's is dynamic)",
-    )
+    _add_input_shape_option(p)
 
     p = sub.add_parser("demo", help="explain the bundled MNIST classifier in four semirings")
     p.add_argument("--out", default="out/demo", help="folder for the heatmaps (default: out/demo)")
@@ -127,7 +139,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
     if args.batch is not None:
         return run_batch(args, _init_spec(args))
-    net = load(args.model, output=args.output_name)
+    net = load(args.model, output=args.output_name, input_shape=args.input_shape)
     x = read_input(args.input, net)
     start = time.perf_counter()
     trace = forward_trace(net, x)

@@ -13,6 +13,14 @@ if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """One torch thread per test worker: parallel workers must not oversubscribe the cores."""
+    if hasattr(config, "workerinput"):
+        import torch
+
+        torch.set_num_threads(1)
+
+
 @pytest.fixture(scope="session")
 def torch_onnx(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
     """``torch_onnx(name, dynamo, keep_batchnorm)``: a model of ``tests/models.py`` exported to
