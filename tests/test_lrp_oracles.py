@@ -34,7 +34,6 @@ What the oracles compute (Captum 0.9, Zennit 0.5), and how provgraph is configur
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,8 +43,8 @@ import pytest
 import torch
 from captum.attr import LRP
 from captum.attr._utils.lrp_rules import EpsilonRule, GammaRule, IdentityRule, PropagationRule
+from lrp_reference import fuse_batchnorm
 from torch import nn
-from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from provgraph.annotate import AnnotatedGraph
 from provgraph.composite import Composite, Entry
@@ -148,21 +147,6 @@ def network_from_modules(model: nn.Module) -> Network:
 # --- torch models ---------------------------------------------------------------------------
 
 
-def fuse_batchnorm(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` with every Conv2d directly followed by a BatchNorm2d (inside one
-    ``nn.Sequential``) replaced by torch's own fused convolution."""
-    model = copy.deepcopy(model)
-    for parent in list(model.modules()):
-        if not isinstance(parent, nn.Sequential):
-            continue
-        kept: list[nn.Module] = []
-        for m in parent:
-            if isinstance(m, nn.BatchNorm2d) and kept and isinstance(kept[-1], nn.Conv2d):
-                kept[-1] = fuse_conv_bn_eval(kept[-1], m)
-            else:
-                kept.append(m)
-        parent._modules = {str(i): m for i, m in enumerate(kept)}
-    return model
 
 
 @dataclass

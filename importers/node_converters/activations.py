@@ -32,7 +32,10 @@ _TABLE: dict[str, tuple[str, dict[str, tuple[str, Any]]]] = {
 }
 
 
-def _emit(ctx: ConversionContext, node: OnnxNode, function: str, params: dict[str, Any]) -> None:
+def emit_activation(
+    ctx: ConversionContext, node: OnnxNode, function: str, params: dict[str, Any]
+) -> None:
+    """Emit an elementwise activation op for ``node``."""
     x = ctx.computed(node, 0)
     ctx.emit(
         Activation(
@@ -49,7 +52,7 @@ def _emit(ctx: ConversionContext, node: OnnxNode, function: str, params: dict[st
 def _table_converter(function: str, attrs: dict[str, tuple[str, Any]]) -> Converter:
     def convert(node: OnnxNode, ctx: ConversionContext) -> None:
         params = {p: float(node.attr(a, default)) for a, (p, default) in attrs.items()}
-        _emit(ctx, node, function, params)
+        emit_activation(ctx, node, function, params)
 
     return convert
 
@@ -63,7 +66,7 @@ def convert_gelu(node: OnnxNode, ctx: ConversionContext) -> None:
     approximate = node.attr("approximate", "none")
     if approximate not in ("none", "tanh"):
         raise ctx.unsupported(node, f"approximate={approximate!r} is not supported")
-    _emit(ctx, node, "gelu", {"approximate": approximate})
+    emit_activation(ctx, node, "gelu", {"approximate": approximate})
 
 
 def _clip(node: OnnxNode, ctx: ConversionContext, bounds: Callable[[], tuple[Any, Any]]) -> None:
@@ -71,7 +74,7 @@ def _clip(node: OnnxNode, ctx: ConversionContext, bounds: Callable[[], tuple[Any
     if low is None and high is None:
         ctx.emit(Identity(node.name, (ctx.computed(node, 0),), node.outputs[0], source="Clip"))
         return
-    _emit(ctx, node, "clip", {"min": low, "max": high})
+    emit_activation(ctx, node, "clip", {"min": low, "max": high})
 
 
 @register("Clip", until=10)

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from provgraph.ops import LRN, Activation, PRelu
+from provgraph.ops import LRN, PRelu
 
 from ..context import ConversionContext, OnnxNode
 from ..fusion import per_sample_constant
 from ..registry import register
+from .activations import emit_activation
 
 
 @register("PRelu")
@@ -46,17 +47,7 @@ def convert_lrn(node: OnnxNode, ctx: ConversionContext) -> None:
 
 
 def _activation(node: OnnxNode, ctx: ConversionContext, function: str, **params) -> None:
-    x = ctx.computed(node, 0)
-    ctx.emit(
-        Activation(
-            node.name,
-            (x,),
-            node.outputs[0],
-            function=function,
-            params=params,
-            source=node.op_type,
-        )
-    )
+    emit_activation(ctx, node, function, params)
 
 
 @register("Erf")
