@@ -38,6 +38,10 @@ import numpy as np
 import torch
 from torch import nn
 
+# the test suite's model builders and Zennit loader
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+import models  # noqa: E402
+
 CASES = [
     "onnxruntime forward",
     "torch input-gradient",
@@ -49,7 +53,6 @@ CASES = [
     "provgraph Viterbi",
     "provgraph tropical",
 ]
-VGG16 = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
 #: counting carrier per workload: VGG-16's path counts overflow int64 (the torch backend says so
 #: at its ninth convolution), float64 holds them
 COUNTING = {"vgg16": "float64", "mnist": "int64"}
@@ -62,31 +65,10 @@ SEMIRING = {
 
 
 # --------------------------------------------------------------------------- workloads
-class Classifier(nn.Module):
-    def __init__(self, features: nn.Module, classifier: nn.Sequential) -> None:
-        super().__init__()
-        self.features, self.classifier = features, classifier
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(torch.flatten(self.features(x), 1))
-
-
 def vgg16() -> nn.Module:
-    """VGG-16 (configuration D) without the adaptive pooling (a no-op at 224×224)."""
+    """Full-size VGG-16 with seeded random weights."""
     torch.manual_seed(0)
-    layers: list[nn.Module] = []
-    channels = 3
-    for v in VGG16:
-        if v == "M":
-            layers.append(nn.MaxPool2d(2))
-        else:
-            layers += [nn.Conv2d(channels, int(v), 3, padding=1), nn.ReLU()]
-            channels = int(v)
-    classifier = nn.Sequential(
-        nn.Linear(512 * 7 * 7, 4096), nn.ReLU(), nn.Dropout(), nn.Linear(4096, 4096), nn.ReLU(),
-        nn.Dropout(), nn.Linear(4096, 1000),
-    )
-    return Classifier(nn.Sequential(*layers), classifier).eval()
+    return models.vgg16()
 
 
 def mnist_digits(n: int = 1000) -> np.ndarray:
@@ -115,10 +97,9 @@ def mnist_torch(onnx_path: Path) -> nn.Module:
 
 def prepare(folder: Path, workloads: list[str]) -> dict[str, dict[str, str]]:
     """Write each workload's torch weights, ONNX model and inputs into ``folder``."""
-    from provgraph.demo import bundled_model_path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
     from models import export_onnx
+
+    from provgraph.demo import bundled_model_path
 
     out = {}
     if "vgg16" in workloads:
@@ -174,7 +155,6 @@ def case_function(case: str, workload: str, paths: dict[str, str]) -> Callable[[
 
 
 def zennit_case(model: nn.Module, xt: torch.Tensor, target: torch.Tensor) -> Callable[[], Any]:
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
     from zennit_import import import_zennit
 
     zennit = import_zennit()

@@ -379,3 +379,42 @@ MODELS.update(
     }
 )
 WITH_BATCHNORM = WITH_BATCHNORM + ("vgg_style", "mobilenet_style")
+
+
+# --- VGG-16 ------------------------------------------------------------------------------------
+
+VGG16 = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
+
+
+class Features(nn.Module):
+    """``classifier(flatten(features(x)))``, the layout LRP libraries expect."""
+
+    def __init__(self, features: nn.Sequential, classifier: nn.Sequential) -> None:
+        super().__init__()
+        self.features, self.classifier = features, classifier
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(torch.flatten(self.features(x), 1))
+
+
+def vgg16(width: int = 1, classes: int = 1000, side: int = 224) -> Features:
+    """The VGG-16 layer structure (configuration D: 13 convolutions, 5 max poolings, 3 dense
+    layers, no adaptive pooling) with every width divided by ``width``, for ``side``×``side``
+    RGB inputs; ``model.input_shape`` is set."""
+    layers: list[nn.Module] = []
+    channels = 3
+    for v in VGG16:
+        if v == "M":
+            layers.append(nn.MaxPool2d(2))
+        else:
+            layers += [nn.Conv2d(channels, int(v) // width, 3, padding=1), nn.ReLU()]
+            channels = int(v) // width
+    flat = channels * (side // 32) ** 2
+    hidden = 4096 // width
+    classifier = nn.Sequential(
+        nn.Linear(flat, hidden), nn.ReLU(), nn.Dropout(), nn.Linear(hidden, hidden), nn.ReLU(),
+        nn.Dropout(), nn.Linear(hidden, classes),
+    )
+    model = Features(nn.Sequential(*layers), classifier).eval()
+    model.input_shape = (3, side, side)
+    return model

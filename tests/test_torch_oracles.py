@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from models import build, export_onnx
+from models import Features, build, export_onnx, vgg16
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 from torch_checks import one_thread_per_worker  # noqa: F401 (autouse fixture)
@@ -26,41 +26,6 @@ from provgraph.backends import TorchBackend
 from provgraph.batch import BatchGraph
 from provgraph.composite import Composite, Entry
 from provgraph.rules import LRPZB, LRPEpsilon, LRPGamma
-
-VGG16 = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
-
-
-class Features(nn.Module):
-    """``classifier(flatten(features(x)))``, the layout LRP libraries expect."""
-
-    def __init__(self, features: nn.Sequential, classifier: nn.Sequential) -> None:
-        super().__init__()
-        self.features, self.classifier = features, classifier
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(torch.flatten(self.features(x), 1))
-
-
-def vgg16(width: int = 8, classes: int = 10, side: int = 32) -> Features:
-    """The VGG-16 layer structure (13 convolutions, 5 max poolings, 3 dense layers), every width
-    divided by ``width``."""
-    layers: list[nn.Module] = []
-    channels = 3
-    for v in VGG16:
-        if v == "M":
-            layers.append(nn.MaxPool2d(2))
-        else:
-            layers += [nn.Conv2d(channels, int(v) // width, 3, padding=1), nn.ReLU()]
-            channels = int(v) // width
-    flat = channels * (side // 32) ** 2
-    hidden = 4096 // width
-    classifier = nn.Sequential(
-        nn.Linear(flat, hidden), nn.ReLU(), nn.Dropout(), nn.Linear(hidden, hidden), nn.ReLU(),
-        nn.Dropout(), nn.Linear(hidden, classes),
-    )
-    model = Features(nn.Sequential(*layers), classifier).eval()
-    model.input_shape = (3, side, side)
-    return model
 
 
 def vgg_with_affine() -> Features:
@@ -223,7 +188,7 @@ def test_residual_cnn_equals_zennit(tmp_path: Path) -> None:
 
 def test_vgg16_structure_equals_captum_and_zennit(tmp_path: Path) -> None:
     torch.manual_seed(16)
-    model = vgg16()
+    model = vgg16(width=8, classes=10, side=32)
     x = np.random.default_rng(3).uniform(0.0, 1.0, size=model.input_shape)
     path = tmp_path / "vgg16.onnx"
     net = importers.load_onnx(export_onnx(model, path))
