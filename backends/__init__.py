@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import ProvgraphError
-from .base import Backend
-from .scipy_backend import DEFAULT_EDGE_BUDGET, ScipyBackend
-from .torch_backend import TorchBackend
+from provgraph.backends.base import Backend
+from provgraph.backends.scipy_backend import DEFAULT_EDGE_BUDGET, ScipyBackend
+from provgraph.backends.torch_backend import TorchBackend
+from provgraph.errors import ProvgraphError
 
 BACKENDS: dict[str, type[Backend]] = {"scipy": ScipyBackend, "torch": TorchBackend}
 

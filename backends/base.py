@@ -5,7 +5,7 @@ other methods have numpy defaults; a backend whose relevance lives elsewhere (to
 device) overrides them: :meth:`initial` builds the output relevance in its own arrays,
 :meth:`accumulate` ⊕-combines two of them where a tensor fans out, and :meth:`to_numpy` converts
 the final ones into the ``(n_neurons, n_targets)`` / ``(n_targets,)`` numpy arrays of a
-:class:`~provgraph.relevance.Relevance`.
+:class:`~provgraph.engine.relevance.Relevance`.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from ..annotate import AnnotatedGraph
-from ..init import InitSpec, initial_relevance
-from ..ops import Op
-from ..rules import Rule
-from ..semirings import Semiring
-from ..theta import Layer, Theta
+from provgraph.algebra.rules import Rule
+from provgraph.algebra.semirings import Semiring
+from provgraph.algebra.theta import Layer, Theta
+from provgraph.engine.annotation import AnnotatedGraph
+from provgraph.engine.initialisation import InitSpec, initial_relevance
+from provgraph.model.ops import Op
 
 
 class Backend(ABC):

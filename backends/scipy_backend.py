@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..annotate import AnnotatedGraph, EdgeBlock
-from ..errors import BudgetError
-from ..ops import Op
-from ..rules import Rule
-from ..semirings import RealSemiring, Semiring
-from ..theta import Layer, Theta
-from .base import Backend
+from provgraph.algebra.rules import Rule
+from provgraph.algebra.semirings import RealSemiring, Semiring
+from provgraph.algebra.theta import Layer, Theta
+from provgraph.backends.base import Backend
+from provgraph.engine.annotation import AnnotatedGraph, EdgeBlock
+from provgraph.errors import BudgetError
+from provgraph.model.ops import Op
 
 DEFAULT_EDGE_BUDGET = 50_000_000
 

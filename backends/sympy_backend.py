@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import sympy
 
-from ..errors import ProvgraphError
-from ..semirings import Semiring
-from ..symbolic.specialize import (
+from provgraph.algebra.semirings import Semiring
+from provgraph.errors import ProvgraphError
+from provgraph.symbolic.specialize import (
     coefficient,
     edge_valuation,
     repeated_times,
@@ -30,9 +30,9 @@ from ..symbolic.specialize import (
 )
 
 if TYPE_CHECKING:
-    from ..symbolic.circuit import Circuit
-    from ..symbolic.polynomial import Polynomial
-    from ..symbolic.variables import Variables
+    from provgraph.symbolic.circuit import Circuit
+    from provgraph.symbolic.polynomial import Polynomial
+    from provgraph.symbolic.variables import Variables
 
 Gate = tuple[str, int]
 CIRCUIT_FORMS = ("natural", "real", "neurons")

@@ -1,8 +1,10 @@
 """The torch backend: structured, batched propagation kernels on CPU or CUDA.
 
 It never materialises a convolution's edge matrix. Relevance lives on the device as tensors of
-shape ``(B, T, *tensor_shape)``: B samples (a :class:`~provgraph.batch.BatchGraph`, or 1 for an
-:class:`~provgraph.annotate.AnnotatedGraph`) and T explained targets, all propagated in one pass.
+shape ``(B, T, *tensor_shape)``: B samples (a :class:`~provgraph.engine.batch.BatchGraph`, or 1 for
+an
+:class:`~provgraph.engine.annotation.AnnotatedGraph`) and T explained targets, all propagated in
+one pass.
 
 - Real semiring, Θ = identity: the gradient form (transposed convolutions / matrix products over
   the rule's modified weights), about one forward plus one backward pass.
@@ -24,10 +26,32 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..count_modes import COUNTING_MODES, CountOverflowError, counting_mode, counting_semiring
-from ..errors import ProvgraphError
-from ..init import InitSpec, initial_relevance
-from ..ops import (
+from provgraph.algebra.counting_carriers import (
+    COUNTING_MODES,
+    CountOverflowError,
+    counting_mode,
+    counting_semiring,
+)
+from provgraph.algebra.rules import Rule
+from provgraph.algebra.semirings import CountingSemiring, RealSemiring, Semiring
+from provgraph.algebra.theta import IdentityTheta, Layer, Theta
+from provgraph.backends.base import Backend
+from provgraph.backends.torch_conv import Window, window_step
+from provgraph.backends.torch_device import (
+    device_values,
+    op_tensor,
+    pool_winners,
+    resolve_device,
+    resolve_dtype,
+)
+from provgraph.backends.torch_linear import Step, dense_step, elementwise_step
+from provgraph.backends.torch_routing import maxpool_step, route_step
+from provgraph.backends.torch_rules import rule_form
+from provgraph.backends.torch_semiring import TorchSemiring, torch_semiring
+from provgraph.backends.torch_theta import TorchTheta
+from provgraph.engine.initialisation import InitSpec, initial_relevance
+from provgraph.errors import ProvgraphError
+from provgraph.model.ops import (
     Add,
     Affine,
     AvgPool,
@@ -41,22 +65,6 @@ from ..ops import (
     RouteOp,
     SelectOp,
 )
-from ..rules import Rule
-from ..semirings import CountingSemiring, RealSemiring, Semiring
-from ..theta import IdentityTheta, Layer, Theta
-from .base import Backend
-from .torch_conv import Window, window_step
-from .torch_device import (
-    device_values,
-    op_tensor,
-    pool_winners,
-    resolve_device,
-    resolve_dtype,
-)
-from .torch_linear import Step, dense_step, elementwise_step
-from .torch_routing import maxpool_step, route_step
-from .torch_rules import TorchTheta, rule_form
-from .torch_semiring import TorchSemiring, torch_semiring
 
 DEFAULT_BUDGET = 2**22
 
@@ -73,7 +81,8 @@ class TorchBackend(Backend):
         ``float64`` (default; agrees with the scipy reference to rounding) or ``float32``
         (faster; Θ thresholds then see float32 edge weights).
     counting
-        ``"int64"`` (exact, overflow raises :class:`~provgraph.count_modes.CountOverflowError`),
+        ``"int64"`` (exact, overflow raises
+        :class:`~provgraph.algebra.counting_carriers.CountOverflowError`),
         ``"float64"`` or ``"log"`` (log-domain counts).
     budget
         Most edge values a non-real kernel holds at once (bounds memory).

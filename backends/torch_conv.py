@@ -22,9 +22,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .torch_linear import Step, absorbed, bias_numerator, gradient_ratio
-from .torch_rules import factored
-from .torch_semiring import TorchSemiring
+from provgraph.backends.torch_linear import Step, absorbed, bias_numerator, gradient_ratio
+from provgraph.backends.torch_semiring import TorchSemiring
+from provgraph.backends.torch_theta import factored
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 _CONV_T = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}

@@ -2,7 +2,7 @@
 
 The ops' own ``forward`` is reused: an op is cloned with its weight arrays replaced by tensors of
 the wanted device and dtype (``torch.as_tensor`` then returns them without a copy), so the device
-trace computes exactly what :func:`provgraph.trace.forward_trace` computes.
+trace computes exactly what :func:`provgraph.model.trace.forward_trace` computes.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import ProvgraphError
-from ..network import Network
-from ..ops import MaxPool, Op
-from ..trace import Trace, as_batch
+from provgraph.errors import ProvgraphError
+from provgraph.model.network import Network
+from provgraph.model.ops import MaxPool, Op
+from provgraph.model.trace import Trace, as_batch
 
 _WEIGHT_FIELDS = ("weight", "bias", "scale", "shift")
 _TENSORS: weakref.WeakKeyDictionary[Op, dict[tuple, torch.Tensor]] = weakref.WeakKeyDictionary()

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 import torch
 
-from .torch_rules import RuleForm, TorchTheta, WeightMap, factored, unchanged
-from .torch_semiring import TorchSemiring
+from provgraph.backends.torch_rules import RuleForm, WeightMap, unchanged
+from provgraph.backends.torch_semiring import TorchSemiring
+from provgraph.backends.torch_theta import TorchTheta, factored
 
 
 @dataclass
@@ -36,7 +37,7 @@ class Step:
     @property
     def broadcasts(self) -> bool:
         """Whether the contraction materialises a target axis (non-matmul carriers)."""
-        from .torch_semiring import BooleanCarrier, IntegerCarrier, SumSemiring
+        from provgraph.backends.torch_semiring import BooleanCarrier, IntegerCarrier, SumSemiring
 
         return not isinstance(self.carrier, (SumSemiring, BooleanCarrier, IntegerCarrier))
 

@@ -12,8 +12,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..ops import MaxPool, RouteOp
-from .torch_semiring import TorchSemiring
+from provgraph.backends.torch_semiring import TorchSemiring
+from provgraph.model.ops import MaxPool, RouteOp
 
 _MAPS: weakref.WeakKeyDictionary[RouteOp, list[np.ndarray]] = weakref.WeakKeyDictionary()
 

@@ -4,7 +4,8 @@ Every built-in rule has edge weights ``r_jk = z_jk / den_k`` whose numerator is 
 *separable* terms, ``z_jk = Σ_t s_t(a)_j · v_t(w_jk)`` (a modified input times a modified weight),
 with a bias numerator ``b'_k`` and a denominator that is either the stabilised sum
 ``Σ_j z_jk + b'_k`` or, for the max-normalised rule, ``max(|b_k|, max_j |z_jk|) + ε``. This is
-exactly :meth:`provgraph.rules.Rule.edge_weights` (bias as neuron 0 with ``a_0 = 1``, ε·sign with
+exactly :meth:`provgraph.algebra.rules.Rule.edge_weights` (bias as neuron 0 with ``a_0 = 1``,
+ε·sign with
 sign(0) = +1, a zero denominator gives 0), written so that a kernel never needs the edge list:
 
 - the real semiring with Θ = identity uses the *gradient form*
@@ -20,11 +21,17 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..errors import ProvgraphError
-from ..rules import LRPZB, Flat, LRPEpsilon, LRPGamma, LRPZero, MaxNormalized, Rule, WSquare
-from ..semirings import Semiring, ViterbiSemiring
-from ..theta import ConstantOne, IdentityTheta, Layer, NegLog, Theta, Threshold
-from .torch_semiring import TorchSemiring
+from provgraph.algebra.rules import (
+    LRPZB,
+    Flat,
+    LRPEpsilon,
+    LRPGamma,
+    LRPZero,
+    MaxNormalized,
+    Rule,
+    WSquare,
+)
+from provgraph.errors import ProvgraphError
 
 WeightMap = Callable[[torch.Tensor], torch.Tensor]
 
@@ -157,74 +164,3 @@ def rule_form(rule: Rule) -> RuleForm:
         f"the torch backend has no kernel for the rule {rule!r}; built-in rules are lrp0, "
         "epsilon, gamma, zb, maxnorm, flat and wsquare (use backend='scipy' for others)"
     )
-
-
-def neglog(x: torch.Tensor) -> torch.Tensor:
-    """−log x, +∞ where x ≤ 0 (or NaN): Θ = −log on torch tensors."""
-    return torch.log(x).neg_().nan_to_num_(nan=np.inf, posinf=np.inf, neginf=-np.inf)
-
-
-@dataclass
-class Factored:
-    """A step whose Θ turns the edge product into a ⊗-product:
-    ``⊕_k Θ(s_j v_jk / den_k) ⊗ R_k = Θ(s_j) ⊗ ⊕_k (Θ(v_jk) ⊗ t_k)``.
-
-    Used for Viterbi with Θ = identity (``t = R / den``) and one-term rules with ``s ≥ 0``: the
-    inner ⊕ then touches each edge twice (one ⊗, one ⊕) instead of evaluating ``r`` and Θ per
-    edge. (Tropical with Θ = −log factors the same way, ``−log s_j − log v_jk + log den_k``, but
-    near-zero costs then lose their relative precision to cancellation, so it is not used.)
-    """
-
-    outer: WeightMap
-    inner: WeightMap
-    t: torch.Tensor  # (B, T, *out)
-
-
-def factored(
-    form: RuleForm,
-    theta: TorchTheta | None,
-    s: torch.Tensor,
-    den: torch.Tensor,
-    r_out: torch.Tensor,
-) -> Factored | None:
-    """The factored form of a step, or ``None`` when it does not apply."""
-    if theta is None or len(form.terms) != 1:
-        return None
-    if (type(theta.semiring), theta.kind) != (ViterbiSemiring, IdentityTheta):
-        return None
-    if not bool((s >= 0).all()):
-        return None
-    return Factored(unchanged, unchanged, form.divide(r_out, den.unsqueeze(1)))
-
-
-class TorchTheta:
-    """Θ evaluated on torch tensors, with the semantics of the numpy Θ it wraps."""
-
-    def __init__(self, theta: Theta, semiring: Semiring, carrier: TorchSemiring, layer: Layer):
-        self.theta, self.semiring, self.carrier, self.layer = theta, semiring, carrier, layer
-        # the numpy Θ on no edges validates the (Θ, semiring) pair with its own message
-        theta(np.zeros(0), semiring, layer)
-        self.kind = type(theta)
-        if self.kind is IdentityTheta and carrier.storage in (torch.int64, torch.bool):
-            raise ProvgraphError(
-                f"identity Θ gives real numbers, but {semiring.name} needs "
-                f"{'integers' if carrier.storage == torch.int64 else 'booleans'}; "
-                "use a threshold Θ"
-            )
-
-    @property
-    def is_identity(self) -> bool:
-        return self.kind is IdentityTheta
-
-    def __call__(self, r: torch.Tensor) -> torch.Tensor:
-        c = self.carrier
-        if self.kind is Threshold:
-            return c.from_mask(r >= self.theta.threshold_for(self.layer))  # type: ignore[attr-defined]
-        if self.kind is ConstantOne:
-            return c.full(tuple(r.shape), c.one)
-        if self.kind is IdentityTheta:
-            return r.to(c.storage)
-        if self.kind is NegLog:
-            return c.encode(neglog(r))
-        values = self.theta(r.detach().cpu().double().numpy(), self.semiring, self.layer)
-        return c.encode(values)

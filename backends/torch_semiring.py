@@ -26,9 +26,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..count_modes import CountingFloat64Semiring, CountOverflowError, LogCountingSemiring
-from ..errors import ProvgraphError
-from ..semirings import (
+from provgraph.algebra.counting_carriers import (
+    CountingFloat64Semiring,
+    CountOverflowError,
+    LogCountingSemiring,
+)
+from provgraph.algebra.semirings import (
     BooleanSemiring,
     CountingSemiring,
     FuzzySemiring,
@@ -37,6 +40,7 @@ from ..semirings import (
     TropicalSemiring,
     ViterbiSemiring,
 )
+from provgraph.errors import ProvgraphError
 
 INT_MAX = 2**63 - 1
 _LIMB_BITS = 21

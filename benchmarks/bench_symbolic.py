@@ -17,13 +17,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from provgraph.annotate import AnnotatedGraph
 from provgraph.api import load
+from provgraph.apps.demo import bundled_model_path, bundled_samples
 from provgraph.backends import BACKENDS
 from provgraph.backends import sympy_backend as sb
-from provgraph.demo import bundled_model_path, bundled_samples
+from provgraph.engine.annotation import AnnotatedGraph
+from provgraph.model.trace import forward_trace
 from provgraph.symbolic import Circuit, edge_valuation, expand, specialize
-from provgraph.trace import forward_trace
 
 SEMIRINGS = ["real", "boolean", "counting", "viterbi", "tropical"]
 

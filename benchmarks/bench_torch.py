@@ -99,7 +99,7 @@ def prepare(folder: Path, workloads: list[str]) -> dict[str, dict[str, str]]:
     """Write each workload's torch weights, ONNX model and inputs into ``folder``."""
     from models import export_onnx
 
-    from provgraph.demo import bundled_model_path
+    from provgraph.apps.demo import bundled_model_path
 
     out = {}
     if "vgg16" in workloads:
@@ -173,7 +173,7 @@ def provgraph_case(
     case: str, paths: dict[str, str], x: np.ndarray, counting: str
 ) -> Callable[[], Any]:
     from provgraph.backends import TorchBackend
-    from provgraph.batch import BatchGraph
+    from provgraph.engine.batch import BatchGraph
     from provgraph.importers import load_onnx
 
     net = load_onnx(paths["onnx"])
@@ -208,7 +208,7 @@ def explanation_difference(workload: str, paths: dict[str, str]) -> float:
     from captum.attr._utils.lrp_rules import EpsilonRule
 
     from provgraph.backends import TorchBackend
-    from provgraph.batch import BatchGraph
+    from provgraph.engine.batch import BatchGraph
     from provgraph.importers import load_onnx
 
     x = np.load(paths["x"]).astype(np.float64)

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from provgraph.api import annotate
-from provgraph.demo import bundled_model_path, bundled_samples
-from provgraph.visualize import save_grid
+from provgraph.apps.demo import bundled_model_path, bundled_samples
+from provgraph.io.heatmaps import save_grid
 
 
 def main() -> None:

@@ -1,11 +1,11 @@
-"""Importers: turn a model file into a provgraph :class:`~provgraph.network.Network`.
+"""Importers: turn a model file into a provgraph :class:`~provgraph.model.network.Network`.
 
 Only this package knows ONNX. :func:`load_onnx` imports a classifier; :func:`inspect_onnx`
 summarises a model and lists everything that cannot be imported.
 """
 
-from .onnx_loader import load_onnx
-from .registry import register, supported_ops
-from .summary import OnnxInfo, TensorInfo, inspect_onnx
+from provgraph.importers.onnx_loader import load_onnx
+from provgraph.importers.registry import register, supported_ops
+from provgraph.importers.summary import OnnxInfo, TensorInfo, inspect_onnx
 
 __all__ = ["OnnxInfo", "TensorInfo", "inspect_onnx", "load_onnx", "register", "supported_ops"]

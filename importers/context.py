@@ -17,7 +17,7 @@ import torch
 from onnx import helper, numpy_helper
 
 from provgraph.errors import ModelLoadError, UnsupportedOpError
-from provgraph.ops import Op, Pad
+from provgraph.model.ops import Op, Pad
 
 Shape = tuple[int, ...]
 
@@ -160,7 +160,8 @@ class ConversionContext:
         self.shapes[node.outputs[0]] = tuple(full)
 
     def materialize_deferred_pads(self, node: OnnxNode) -> None:
-        """Zero padding ``node`` reads but cannot absorb becomes a :class:`~provgraph.ops.Pad`."""
+        """Zero padding ``node`` reads but cannot absorb becomes a
+        :class:`~provgraph.model.ops.Pad`."""
         for name in node.inputs:
             if name in self.deferred_pads:
                 source, spatial, pad = self.deferred_pads.pop(name)

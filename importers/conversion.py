@@ -14,10 +14,9 @@ from collections.abc import Iterable, Sequence
 import onnx
 
 from provgraph.errors import ModelLoadError, UnsupportedOpError
-
-from .context import ConversionContext, OnnxNode, Shape
-from .folding import fold, is_foldable
-from .registry import lookup
+from provgraph.importers.context import ConversionContext, OnnxNode, Shape
+from provgraph.importers.folding import fold, is_foldable
+from provgraph.importers.registry import lookup
 
 SHOWN_NODES = 5
 

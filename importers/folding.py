@@ -17,8 +17,7 @@ from onnx import helper
 from onnx.reference import ReferenceEvaluator
 
 from provgraph.errors import ModelLoadError
-
-from .context import ConversionContext, OnnxNode
+from provgraph.importers.context import ConversionContext, OnnxNode
 
 # op type → indices of inputs of which only the shape or element type is read
 METADATA_INPUTS = {"Shape": (0,), "Size": (0,), "CastLike": (1,)}

@@ -2,7 +2,7 @@
 
 When ``x`` is written by a Dense, Conv or Affine op that nothing else reads, and the map is the
 same within each output channel, it is folded into that op's weights and bias, which is exact.
-Otherwise it becomes an :class:`~provgraph.ops.Affine` op whose ``shift`` is a bias source.
+Otherwise it becomes an :class:`~provgraph.model.ops.Affine` op whose ``shift`` is a bias source.
 """
 
 from __future__ import annotations
@@ -11,9 +11,8 @@ import dataclasses
 
 import numpy as np
 
-from provgraph.ops import Affine, Conv, Dense, Op
-
-from .context import ConversionContext, OnnxNode, Shape
+from provgraph.importers.context import ConversionContext, OnnxNode, Shape
+from provgraph.model.ops import Affine, Conv, Dense, Op
 
 
 def per_sample_constant(

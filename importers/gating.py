@@ -19,9 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from provgraph.ops import Activation, Affine, Gate, Identity, Op, PassthroughOp, Reshape
-
-from .context import ConversionContext, OnnxNode
+from provgraph.importers.context import ConversionContext, OnnxNode
+from provgraph.model.ops import Activation, Affine, Gate, Identity, Op, PassthroughOp, Reshape
 
 GATE_FUNCTIONS = frozenset({"sigmoid", "hard_sigmoid", "clip"})
 MAX_DEPTH = 64
@@ -74,7 +73,7 @@ def choose_signal(ctx: ConversionContext, a: str, b: str, out_shape: tuple) -> t
 
 
 def convert_gate(node: OnnxNode, ctx: ConversionContext) -> None:
-    """Emit a :class:`~provgraph.ops.Gate` for ``Mul`` of two computed tensors."""
+    """Emit a :class:`~provgraph.model.ops.Gate` for ``Mul`` of two computed tensors."""
     a, b = ctx.computed(node, 0), ctx.computed(node, 1)
     try:
         out_shape = tuple(int(d) for d in np.broadcast_shapes(ctx.full_shape(a), ctx.full_shape(b)))

@@ -15,8 +15,7 @@ import onnx
 from onnx import TensorProto
 
 from provgraph.errors import ModelLoadError
-
-from .context import OnnxNode
+from provgraph.importers.context import OnnxNode
 
 SOFTMAX_OPS = frozenset({"Softmax", "LogSoftmax"})
 HEAD_OPS = SOFTMAX_OPS | {

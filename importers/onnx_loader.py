@@ -1,4 +1,5 @@
-"""Read and validate an ONNX model and walk its graph into a :class:`~provgraph.network.Network`.
+"""Read and validate an ONNX model and walk its graph into a
+:class:`~provgraph.model.network.Network`.
 
 The walk visits, in topological order, only the nodes the logits depend on. Nodes whose inputs
 are constants are folded (:mod:`provgraph.importers.folding`); every other node goes to the
@@ -18,13 +19,12 @@ from google.protobuf.message import DecodeError
 from onnx import external_data_helper, numpy_helper, version_converter
 
 from provgraph.errors import InputError, ModelLoadError, UnsupportedOpError
-from provgraph.network import Network
-
-from .context import ConversionContext, OnnxNode, Shape
-from .conversion import convert_nodes
-from .folding import METADATA_INPUTS, is_foldable
-from .heads import FLOAT_TYPES, find_head
-from .registry import lookup
+from provgraph.importers.context import ConversionContext, OnnxNode, Shape
+from provgraph.importers.conversion import convert_nodes
+from provgraph.importers.folding import METADATA_INPUTS, is_foldable
+from provgraph.importers.heads import FLOAT_TYPES, find_head
+from provgraph.importers.registry import lookup
+from provgraph.model.network import Network
 
 MIN_OPSET = 9
 UPGRADE_TO = 13
@@ -292,7 +292,7 @@ def unsupported_message(name: str, nodes: Sequence[OnnxNode]) -> str:
 def load_onnx(
     model: ModelSource, output: str | None = None, input_shape: Sequence[int] | None = None
 ) -> Network:
-    """Import an ONNX classifier as a provgraph :class:`~provgraph.network.Network`.
+    """Import an ONNX classifier as a provgraph :class:`~provgraph.model.network.Network`.
 
     Parameters
     ----------

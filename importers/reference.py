@@ -10,8 +10,7 @@ import onnx
 from onnx import helper
 
 from provgraph.errors import InputError, ProvgraphError
-
-from .onnx_loader import ModelSource, model_input, read_model
+from provgraph.importers.onnx_loader import ModelSource, model_input, read_model
 
 _NP_TYPES = {onnx.TensorProto.DOUBLE: np.float64, onnx.TensorProto.FLOAT16: np.float16}
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .context import ConversionContext, OnnxNode
+    from provgraph.importers.context import ConversionContext, OnnxNode
 
 Converter = Callable[["OnnxNode", "ConversionContext"], None]
 
@@ -83,4 +83,4 @@ def supported_ops() -> list[Entry]:
 
 def _load_converters() -> None:
     # importing the package runs every module's @register decorators
-    from . import node_converters  # noqa: F401
+    from provgraph.importers import node_converters  # noqa: F401

@@ -10,9 +10,8 @@ import numpy as np
 import onnx
 
 from provgraph.errors import ModelLoadError
-
-from .heads import find_head
-from .onnx_loader import (
+from provgraph.importers.heads import find_head
+from provgraph.importers.onnx_loader import (
     ModelSource,
     constant_names,
     graph_nodes,

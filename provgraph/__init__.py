@@ -1,22 +1,17 @@
 """provgraph: explain neural-network classifiers with semiring provenance (K-LRP)."""
 
-from .annotate import AnnotatedGraph
-from .api import annotate, explain, explain_batch, explain_many, load
-from .batch import BatchGraph, BatchRelevance, explain_batched
-from .composite import Composite, Entry, epsilon_gamma_box, layered, uniform
-from .errors import (
-    BudgetError,
-    InputError,
-    ModelLoadError,
-    ProvgraphError,
-    TargetError,
-    UnsupportedOpError,
+from provgraph.algebra.composites import Composite, Entry, epsilon_gamma_box, layered, uniform
+from provgraph.algebra.rules import (
+    LRPZB,
+    Flat,
+    LRPEpsilon,
+    LRPGamma,
+    LRPZero,
+    MaxNormalized,
+    Rule,
+    WSquare,
 )
-from .init import Contrastive
-from .network import Network
-from .relevance import Relevance
-from .rules import LRPZB, Flat, LRPEpsilon, LRPGamma, LRPZero, MaxNormalized, Rule, WSquare
-from .semirings import (
+from provgraph.algebra.semirings import (
     BooleanSemiring,
     CountingSemiring,
     FuzzySemiring,
@@ -26,8 +21,22 @@ from .semirings import (
     ViterbiSemiring,
     get_semiring,
 )
-from .theta import ConstantOne, IdentityTheta, NegLog, Theta, Threshold
-from .trace import Trace, forward_trace
+from provgraph.algebra.theta import ConstantOne, IdentityTheta, NegLog, Theta, Threshold
+from provgraph.api import annotate, explain, explain_batch, explain_many, load
+from provgraph.engine.annotation import AnnotatedGraph
+from provgraph.engine.batch import BatchGraph, BatchRelevance, explain_batched
+from provgraph.engine.initialisation import Contrastive
+from provgraph.engine.relevance import Relevance
+from provgraph.errors import (
+    BudgetError,
+    InputError,
+    ModelLoadError,
+    ProvgraphError,
+    TargetError,
+    UnsupportedOpError,
+)
+from provgraph.model.network import Network
+from provgraph.model.trace import Trace, forward_trace
 
 __version__ = "0.1.0"
 

@@ -9,16 +9,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from .annotate import AnnotatedGraph
-from .composite import Composite
-from .errors import InputError, ModelLoadError
-from .init import InitSpec
-from .network import Network
-from .relevance import Relevance
-from .rules import Rule
-from .semirings import Semiring, get_semiring
-from .theta import Theta
-from .trace import as_batch, forward_trace
+from provgraph.algebra.composites import Composite
+from provgraph.algebra.rules import Rule
+from provgraph.algebra.semirings import Semiring, get_semiring
+from provgraph.algebra.theta import Theta
+from provgraph.engine.annotation import AnnotatedGraph
+from provgraph.engine.initialisation import InitSpec
+from provgraph.engine.relevance import Relevance
+from provgraph.errors import InputError, ModelLoadError
+from provgraph.model.network import Network
+from provgraph.model.trace import as_batch, forward_trace
 
 ModelSpec = str | Path | Network
 
@@ -33,7 +33,7 @@ def load(
     if isinstance(model, Network):
         return model
     if isinstance(model, (str, Path, bytes)):
-        from .importers import load_onnx
+        from provgraph.importers import load_onnx
 
         return load_onnx(model, output=output, input_shape=input_shape)
     raise ModelLoadError(f"cannot load a model from {type(model).__name__}; give an ONNX path")
@@ -108,14 +108,15 @@ def explain_batch(
     """:func:`explain` for every sample of a batch, one :class:`Relevance` per sample.
 
     With the torch backend (``"auto"`` picks it for batches) all samples and targets go through
-    one pass per chunk of ``batch_size`` samples (see :func:`provgraph.batch.explain_batched`);
+    one pass per chunk of ``batch_size`` samples (see
+    :func:`provgraph.engine.batch.explain_batched`);
     ``target=None`` then explains each sample's own predicted class. With ``backend="scipy"``
     one forward pass for the whole batch, then one aggregation per sample.
     """
     from tqdm.auto import tqdm
 
-    from .backends import get_backend
-    from .batch import BatchGraph, explain_batched
+    from provgraph.backends import get_backend
+    from provgraph.engine.batch import BatchGraph, explain_batched
 
     net = load(model)
     engine = get_backend(backend, BatchGraph)

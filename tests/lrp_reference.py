@@ -3,7 +3,7 @@
 How each library is set up to compute what provgraph's real semiring computes under LRP-ε:
 
 * Linear and Conv2d: Zennit ``Epsilon(ε)`` / Captum ``EpsilonRule(ε)``; both stabilise
-  ``z + ε·sign(z)`` with ``sign(0) = +1``, like :class:`~provgraph.rules.LRPEpsilon`.
+  ``z + ε·sign(z)`` with ``sign(0) = +1``, like :class:`~provgraph.algebra.rules.LRPEpsilon`.
 * Average pooling (also adaptive) and residual sums: Zennit's ``Norm`` rule, LRP-0 with a
   stabiliser of 1e-6 (provgraph: ``LRPEpsilon(1e-6)`` on ``AvgPool``, ``GlobalAvgPool`` and
   ``Add``). A residual ``a + b`` written with ``+`` has no module a rule can attach to, so a Zennit
@@ -32,8 +32,8 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 from zennit_import import import_zennit
 
-from provgraph.composite import Composite, Entry
-from provgraph.rules import LRPEpsilon
+from provgraph.algebra.composites import Composite, Entry
+from provgraph.algebra.rules import LRPEpsilon
 
 import_zennit()
 from zennit.attribution import Gradient  # noqa: E402

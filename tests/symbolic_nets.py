@@ -6,9 +6,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from provgraph.annotate import AnnotatedGraph
-from provgraph.network import Network
-from provgraph.ops import (
+from provgraph.engine.annotation import AnnotatedGraph
+from provgraph.model.network import Network
+from provgraph.model.ops import (
     Activation,
     Add,
     Affine,
@@ -19,7 +19,7 @@ from provgraph.ops import (
     GlobalAvgPool,
     MaxPool,
 )
-from provgraph.trace import forward_trace
+from provgraph.model.trace import forward_trace
 
 
 def _annotate(net: Network, rng: np.random.Generator) -> AnnotatedGraph:

@@ -12,7 +12,7 @@ from PIL import Image
 
 import provgraph as pg
 from provgraph.api import annotate, explain, explain_batch, explain_many, load
-from provgraph.demo import bundled_model_path, bundled_samples
+from provgraph.apps.demo import bundled_model_path, bundled_samples
 from provgraph.importers.reference import onnxruntime_outputs
 
 MODEL = bundled_model_path()

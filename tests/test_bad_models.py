@@ -235,7 +235,7 @@ def test_every_refused_node_is_listed_at_once() -> None:
 
 def test_inspect_lists_every_refused_node(tmp_path) -> None:
     """``provgraph inspect`` reports refusals found while converting, with counts and names."""
-    from provgraph.inspect_model import inspect_report
+    from provgraph.apps.inspection import inspect_report
 
     nodes = [
         helper.make_node("Pad", ["x", "p", "one"], ["a"], name="fill_a"),

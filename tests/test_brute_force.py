@@ -19,16 +19,16 @@ from typing import Any
 import numpy as np
 import pytest
 
-from provgraph.annotate import AnnotatedGraph
-from provgraph.composite import Composite, Entry
+from provgraph.algebra.composites import Composite, Entry
+from provgraph.algebra.rules import LRPZB, Flat, LRPEpsilon, LRPGamma, MaxNormalized, WSquare
+from provgraph.algebra.semirings import Semiring, get_semiring
+from provgraph.algebra.theta import ConstantOne
+from provgraph.engine.annotation import AnnotatedGraph
 from provgraph.errors import BudgetError, ProvgraphError
-from provgraph.export import op_matrices, to_networkx
-from provgraph.network import Network
-from provgraph.ops import Activation, Add, Affine, AvgPool, Conv, Dense, Flatten, MaxPool
-from provgraph.rules import LRPZB, Flat, LRPEpsilon, LRPGamma, MaxNormalized, WSquare
-from provgraph.semirings import Semiring, get_semiring
-from provgraph.theta import ConstantOne
-from provgraph.trace import forward_trace
+from provgraph.io.exports import op_matrices, to_networkx
+from provgraph.model.network import Network
+from provgraph.model.ops import Activation, Add, Affine, AvgPool, Conv, Dense, Flatten, MaxPool
+from provgraph.model.trace import forward_trace
 
 Node = tuple[str, Any]
 LOW, HIGH = -1.0, 1.0  # input bounds (inputs are drawn in this box; z^B uses them)

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from provgraph.algebra.semirings import get_semiring
 from provgraph.api import annotate
-from provgraph.cli_symbolic import add_subcommands
-from provgraph.demo import bundled_model_path, bundled_samples
+from provgraph.apps.demo import bundled_model_path, bundled_samples
+from provgraph.cli.symbolic import add_subcommands
 from provgraph.errors import BudgetError, ProvgraphError
-from provgraph.semirings import get_semiring
 
 MODEL = str(bundled_model_path())
 

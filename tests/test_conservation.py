@@ -11,9 +11,10 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from provgraph.annotate import AnnotatedGraph
-from provgraph.network import Network
-from provgraph.ops import (
+from provgraph.algebra.rules import LRPZero
+from provgraph.engine.annotation import AnnotatedGraph
+from provgraph.model.network import Network
+from provgraph.model.ops import (
     Activation,
     Add,
     Affine,
@@ -25,8 +26,7 @@ from provgraph.ops import (
     LinearOp,
     MaxPool,
 )
-from provgraph.rules import LRPZero
-from provgraph.trace import forward_trace
+from provgraph.model.trace import forward_trace
 
 SEEDS = range(4)
 

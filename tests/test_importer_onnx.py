@@ -19,8 +19,8 @@ from provgraph.errors import InputError, ModelLoadError
 from provgraph.importers import inspect_onnx, load_onnx, supported_ops
 from provgraph.importers.reference import onnxruntime_outputs
 from provgraph.importers.registry import lookup
-from provgraph.ops import Add, Affine, Conv, Dense, GlobalAvgPool, Identity, MaxPool, Reshape
-from provgraph.trace import forward_trace
+from provgraph.model.ops import Add, Affine, Conv, Dense, GlobalAvgPool, Identity, MaxPool, Reshape
+from provgraph.model.trace import forward_trace
 
 RNG = np.random.default_rng(0)
 

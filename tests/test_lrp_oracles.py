@@ -10,7 +10,8 @@ What the oracles compute (Captum 0.9, Zennit 0.5), and how provgraph is configur
   is classic LRP: provgraph's ``init="logit"``. Zennit seeds with the given output gradient: a
   one-hot vector is ``init="one"``, the one-hot vector times the logits ``init="logit"``.
 * Both stabilise a denominator ``z`` as ``z + ε·sign(z)`` with ``sign(0) = +1``, like
-  :class:`~provgraph.rules.LRPEpsilon`; Captum's default ε is 1e-9 (its ``STABILITY_FACTOR``,
+  :class:`~provgraph.algebra.rules.LRPEpsilon`; Captum's default ε is 1e-9 (its
+  ``STABILITY_FACTOR``,
   also used by its γ rule), Zennit's 1e-6. Both include the bias in ``z``.
 * Captum's γ rule adds ``γ w⁺`` to ``weight`` only: ``LRPGamma(modify_bias=False)``. It runs a
   second forward pass with the modified weights, but restores every ruled layer's input to the
@@ -23,8 +24,9 @@ What the oracles compute (Captum 0.9, Zennit 0.5), and how provgraph is configur
   its ε rule, ``R_j = R_k a_j / (a_j + ε)`` for the winner, which differs from winner-takes-all
   by a relative ``ε / a_j``; its default ε = 1e-9 is kept on pooling layers.
 * BatchNorm: Captum applies ε to the BN as an affine map with a bias; its identity rule passes
-  relevance through unchanged, which is :class:`~provgraph.rules.Flat` on provgraph's
-  :class:`~provgraph.ops.Affine` op (one edge per output). Zennit does the same with ``Epsilon``
+  relevance through unchanged, which is :class:`~provgraph.algebra.rules.Flat` on provgraph's
+  :class:`~provgraph.model.ops.Affine` op (one edge per output). Zennit does the same with
+  ``Epsilon``
   and ``Pass``, or merges BN into the preceding convolution with a canonizer. The ONNX importer
   folds a BN into the preceding Conv, so through ONNX the oracle is the BN-fused model; a BN
   kept as an affine op is compared on a network built from the torch modules. (Captum's γ on a
@@ -46,13 +48,13 @@ from captum.attr._utils.lrp_rules import EpsilonRule, GammaRule, IdentityRule, P
 from lrp_reference import fuse_batchnorm
 from torch import nn
 
-from provgraph.annotate import AnnotatedGraph
-from provgraph.composite import Composite, Entry
+from provgraph.algebra.composites import Composite, Entry
+from provgraph.algebra.rules import Flat, LRPEpsilon, LRPGamma, LRPZero, Rule
+from provgraph.engine.annotation import AnnotatedGraph
 from provgraph.importers import load_onnx
-from provgraph.network import Network
-from provgraph.ops import Activation, Affine, Conv, Dense, Flatten, MaxPool, Op
-from provgraph.rules import Flat, LRPEpsilon, LRPGamma, LRPZero, Rule
-from provgraph.trace import forward_trace
+from provgraph.model.network import Network
+from provgraph.model.ops import Activation, Affine, Conv, Dense, Flatten, MaxPool, Op
+from provgraph.model.trace import forward_trace
 from tests.models import build, export_onnx
 from tests.zennit_import import import_zennit
 

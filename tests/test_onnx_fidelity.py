@@ -20,7 +20,7 @@ from sklearn.neural_network import MLPClassifier
 
 from provgraph.importers import load_onnx
 from provgraph.importers.reference import onnxruntime_outputs
-from provgraph.trace import forward_trace
+from provgraph.model.trace import forward_trace
 
 RTOL = 1e-4
 

@@ -12,14 +12,14 @@ import pytest
 from models import onnx_model
 from onnx import helper
 
-from provgraph.annotate import AnnotatedGraph
+from provgraph.algebra.semirings import BUILTIN_SEMIRINGS
 from provgraph.backends import BACKENDS
+from provgraph.engine.annotation import AnnotatedGraph
 from provgraph.errors import ModelLoadError
 from provgraph.importers import load_onnx
 from provgraph.importers.reference import onnxruntime_outputs
-from provgraph.ops import Pad
-from provgraph.semirings import BUILTIN_SEMIRINGS
-from provgraph.trace import forward_trace
+from provgraph.model.ops import Pad
+from provgraph.model.trace import forward_trace
 
 
 def rand(*shape: int, seed: int = 0) -> np.ndarray:

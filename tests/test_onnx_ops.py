@@ -16,10 +16,10 @@ import pytest
 from models import onnx_model
 from onnx import helper, version_converter
 
-from provgraph.annotate import AnnotatedGraph
+from provgraph.engine.annotation import AnnotatedGraph
 from provgraph.importers import load_onnx
 from provgraph.importers.reference import onnxruntime_outputs
-from provgraph.ops import (
+from provgraph.model.ops import (
     LRN,
     Concat,
     Gate,
@@ -32,7 +32,7 @@ from provgraph.ops import (
     Slice,
     Transpose,
 )
-from provgraph.trace import forward_trace
+from provgraph.model.trace import forward_trace
 
 NEWEST = onnx.defs.onnx_opset_version()
 OPSETS = sorted({9, 10, 11, 12, 13, 14, 15, 17, 18, 19, 20, 21, NEWEST})

@@ -14,10 +14,10 @@ import numpy as np
 
 import provgraph
 from provgraph import importers
-from provgraph.annotate import AnnotatedGraph
-from provgraph.network import Network
-from provgraph.ops import Activation, Dense
-from provgraph.trace import forward_trace
+from provgraph.engine.annotation import AnnotatedGraph
+from provgraph.model.network import Network
+from provgraph.model.ops import Activation, Dense
+from provgraph.model.trace import forward_trace
 
 
 def dense_chain(widths: list[int], seed: int) -> AnnotatedGraph:

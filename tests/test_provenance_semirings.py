@@ -11,7 +11,7 @@ import pytest
 from symbolic_nets import MODELS, mlp
 
 from provgraph.errors import ProvgraphError
-from provgraph.export import to_networkx
+from provgraph.io.exports import to_networkx
 from provgraph.symbolic import (
     PROVENANCE_SEMIRINGS,
     NaturalPolynomials,

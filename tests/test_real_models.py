@@ -28,17 +28,17 @@ from models import build, export_onnx
 from real_models import ROTATION, TEXT_DIRECTION, model_path, rotation_input, text_line_input
 from torch import nn
 
-from provgraph.annotate import AnnotatedGraph
+from provgraph.algebra.counting_carriers import CountingFloat64Semiring, CountOverflowError
+from provgraph.algebra.semirings import BUILTIN_SEMIRINGS
+from provgraph.apps.inspection import inspect_report
 from provgraph.backends import BACKENDS
 from provgraph.backends.scipy_backend import DEFAULT_EDGE_BUDGET
-from provgraph.count_modes import CountingFloat64Semiring, CountOverflowError
+from provgraph.engine.annotation import AnnotatedGraph
 from provgraph.errors import BudgetError
 from provgraph.importers import load_onnx
 from provgraph.importers.reference import onnxruntime_outputs
-from provgraph.inspect_model import inspect_report
-from provgraph.network import Network
-from provgraph.semirings import BUILTIN_SEMIRINGS
-from provgraph.trace import forward_trace
+from provgraph.model.network import Network
+from provgraph.model.trace import forward_trace
 
 pytestmark = pytest.mark.realmodels
 

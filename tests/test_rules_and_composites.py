@@ -25,13 +25,13 @@ from provgraph import (
     TropicalSemiring,
     layered,
 )
-from provgraph.annotate import AnnotatedGraph
-from provgraph.init import initial_relevance
-from provgraph.network import Network
-from provgraph.ops import Activation, Dense
-from provgraph.rules import EdgeSet, Flat, WSquare, get_rule
-from provgraph.theta import Layer
-from provgraph.trace import forward_trace
+from provgraph.algebra.rules import EdgeSet, Flat, WSquare, get_rule
+from provgraph.algebra.theta import Layer
+from provgraph.engine.annotation import AnnotatedGraph
+from provgraph.engine.initialisation import initial_relevance
+from provgraph.model.network import Network
+from provgraph.model.ops import Activation, Dense
+from provgraph.model.trace import forward_trace
 
 # one output neuron k fed by two inputs: a = (2, 1), w = (1, -3), bias 0.5 → z = 2 - 3 + 0.5
 A = np.array([2.0, 1.0])

@@ -16,7 +16,7 @@ from hypothesis import find, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import NoSuchExample
 
-from provgraph.semirings import (
+from provgraph.algebra.semirings import (
     BUILTIN_SEMIRINGS,
     CountingSemiring,
     Semiring,

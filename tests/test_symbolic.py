@@ -17,14 +17,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from symbolic_nets import MODELS, mlp, random_cnn
 
-from provgraph.annotate import AnnotatedGraph
+from provgraph.algebra.rules import LRPZero
+from provgraph.algebra.semirings import BUILTIN_SEMIRINGS, Semiring, get_semiring
+from provgraph.algebra.theta import Theta, get_theta
 from provgraph.backends import BACKENDS
 from provgraph.backends import sympy_backend as sb
+from provgraph.engine.annotation import AnnotatedGraph
+from provgraph.engine.initialisation import Contrastive
 from provgraph.errors import BudgetError, ProvgraphError
-from provgraph.export import count_edges, to_networkx
-from provgraph.init import Contrastive
-from provgraph.rules import LRPZero
-from provgraph.semirings import BUILTIN_SEMIRINGS, Semiring, get_semiring
+from provgraph.io.exports import count_edges, to_networkx
 from provgraph.symbolic import (
     build_circuit,
     edge_valuation,
@@ -34,7 +35,6 @@ from provgraph.symbolic import (
     specialize_many,
     what_if_pruned,
 )
-from provgraph.theta import Theta, get_theta
 
 
 class ArcticSemiring(Semiring):

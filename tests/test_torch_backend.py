@@ -16,14 +16,22 @@ from models import MODELS, WITH_BATCHNORM, build, export_onnx
 from torch_checks import assert_agree, one_thread_per_worker  # noqa: F401 (autouse fixture)
 
 from provgraph import importers
-from provgraph.annotate import AnnotatedGraph
+from provgraph.algebra.composites import Composite, Entry, epsilon_gamma_box, layered
+from provgraph.algebra.rules import (
+    LRPZB,
+    Flat,
+    LRPEpsilon,
+    LRPGamma,
+    LRPZero,
+    MaxNormalized,
+    WSquare,
+)
+from provgraph.algebra.semirings import BUILTIN_SEMIRINGS, Semiring, get_semiring
+from provgraph.algebra.theta import ConstantOne, NegLog, Threshold
 from provgraph.backends import TorchBackend, get_backend
-from provgraph.composite import Composite, Entry, epsilon_gamma_box, layered
+from provgraph.engine.annotation import AnnotatedGraph
 from provgraph.errors import ProvgraphError
-from provgraph.rules import LRPZB, Flat, LRPEpsilon, LRPGamma, LRPZero, MaxNormalized, WSquare
-from provgraph.semirings import BUILTIN_SEMIRINGS, Semiring, get_semiring
-from provgraph.theta import ConstantOne, NegLog, Threshold
-from provgraph.trace import forward_trace
+from provgraph.model.trace import forward_trace
 
 SMALL_BUDGET = 300
 
@@ -97,7 +105,7 @@ def test_torch_results_are_numpy_in_the_reference_layout(graphs) -> None:
 
 
 def test_contrastive_and_vector_initialisations(graphs) -> None:
-    from provgraph.init import Contrastive
+    from provgraph.engine.initialisation import Contrastive
 
     graph = graphs["residual_cnn"]
     n = graph.network.num_classes
@@ -190,7 +198,7 @@ def test_cuda_equals_scipy_when_present(graphs) -> None:
 
 
 def test_user_defined_semiring_and_rule_are_refused(graphs) -> None:
-    from provgraph.rules import Rule
+    from provgraph.algebra.rules import Rule
 
     class Arctic(Semiring):
         name = "arctic"

@@ -16,20 +16,20 @@ from models import build, export_onnx
 from torch_checks import assert_agree, assert_values, one_thread_per_worker  # noqa: F401 (autouse fixture)
 
 from provgraph import importers
-from provgraph.annotate import AnnotatedGraph
-from provgraph.api import explain, explain_batch
-from provgraph.backends import TorchBackend
-from provgraph.backends.torch_semiring import IntegerCarrier
-from provgraph.batch import BatchGraph, BatchRelevance, explain_batched
-from provgraph.count_modes import (
+from provgraph.algebra.counting_carriers import (
     CountingFloat64Semiring,
     CountOverflowError,
     LogCountingSemiring,
 )
-from provgraph.network import Network
-from provgraph.ops import Activation, Dense
-from provgraph.semirings import BUILTIN_SEMIRINGS, CountingSemiring
-from provgraph.trace import forward_trace
+from provgraph.algebra.semirings import BUILTIN_SEMIRINGS, CountingSemiring
+from provgraph.api import explain, explain_batch
+from provgraph.backends import TorchBackend
+from provgraph.backends.torch_semiring import IntegerCarrier
+from provgraph.engine.annotation import AnnotatedGraph
+from provgraph.engine.batch import BatchGraph, BatchRelevance, explain_batched
+from provgraph.model.network import Network
+from provgraph.model.ops import Activation, Dense
+from provgraph.model.trace import forward_trace
 
 DATA = Path(importers.__file__).resolve().parent.parent / "provgraph" / "data"
 
@@ -221,8 +221,8 @@ def test_int64_carrier_against_python_integers() -> None:
 
 # --------------------------------------------------------------------------- command line
 def test_cli_batch_over_a_folder_of_images(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    from provgraph.cli import main
-    from provgraph.inputs import read_input
+    from provgraph.cli.main import main
+    from provgraph.io.inputs import read_input
 
     model, folder, out = DATA / "mnist_mlp.onnx", DATA / "digits", tmp_path / "rel.npz"
     args = ["explain", str(model), str(folder), "--batch", "4", "--backend", "torch"]
@@ -243,7 +243,7 @@ def test_cli_batch_over_a_folder_of_images(tmp_path: Path, capsys: pytest.Captur
 
 
 def test_cli_batch_over_an_npy_stack(tmp_path: Path, mnist, capsys) -> None:
-    from provgraph.cli import main
+    from provgraph.cli.main import main
 
     net, x = mnist
     stack = tmp_path / "stack.npy"
@@ -261,7 +261,7 @@ def test_cli_batch_over_an_npy_stack(tmp_path: Path, mnist, capsys) -> None:
 
 
 def test_cli_device_cuda_without_cuda_fails_in_one_line(capsys) -> None:
-    from provgraph.cli import main
+    from provgraph.cli.main import main
 
     if torch.cuda.is_available():
         pytest.skip("a CUDA device is present")

@@ -22,10 +22,10 @@ from torch_checks import one_thread_per_worker  # noqa: F401 (autouse fixture)
 from zennit_import import import_zennit
 
 from provgraph import importers
+from provgraph.algebra.composites import Composite, Entry
+from provgraph.algebra.rules import LRPZB, LRPEpsilon, LRPGamma
 from provgraph.backends import TorchBackend
-from provgraph.batch import BatchGraph
-from provgraph.composite import Composite, Entry
-from provgraph.rules import LRPZB, LRPEpsilon, LRPGamma
+from provgraph.engine.batch import BatchGraph
 
 
 def vgg_with_affine() -> Features:

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from provgraph.relevance import Relevance
-from provgraph.semirings import Semiring
+from provgraph.algebra.semirings import Semiring
+from provgraph.engine.relevance import Relevance
 
 
 @pytest.fixture(autouse=True, scope="module")

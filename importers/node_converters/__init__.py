@@ -1,6 +1,6 @@
 """Node converters, one module per op family; importing this package registers them all."""
 
-from . import (
+from provgraph.importers.node_converters import (
     activations,
     arithmetic,
     conv,

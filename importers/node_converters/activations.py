@@ -1,4 +1,4 @@
-"""Elementwise activations → :class:`~provgraph.ops.Activation` (relevance passes through)."""
+"""Elementwise activations → :class:`~provgraph.model.ops.Activation` (relevance passes through)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from provgraph.ops import Activation, Identity
-
-from ..context import ConversionContext, OnnxNode
-from ..registry import Converter, register
+from provgraph.importers.context import ConversionContext, OnnxNode
+from provgraph.importers.registry import Converter, register
+from provgraph.model.ops import Activation, Identity
 
 # ONNX op type → (provgraph activation, {ONNX attribute: (parameter, ONNX default)})
 _TABLE: dict[str, tuple[str, dict[str, tuple[str, Any]]]] = {

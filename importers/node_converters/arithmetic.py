@@ -1,8 +1,9 @@
 """Add, Sub, Mul, Div.
 
 With a constant operand: an elementwise affine map (folded into the preceding linear op when
-exact, else :class:`~provgraph.ops.Affine`). Add of two computed tensors of the same shape is a
-residual connection (:class:`~provgraph.ops.Add`); Mul of two computed tensors is a gate
+exact, else :class:`~provgraph.model.ops.Affine`). Add of two computed tensors of the same shape is
+a
+residual connection (:class:`~provgraph.model.ops.Add`); Mul of two computed tensors is a gate
 (:mod:`provgraph.importers.gating`). Other combinations are refused.
 """
 
@@ -10,12 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from provgraph.ops import Add
-
-from ..context import ConversionContext, OnnxNode
-from ..fusion import apply_affine, per_sample_constant
-from ..gating import convert_gate
-from ..registry import register
+from provgraph.importers.context import ConversionContext, OnnxNode
+from provgraph.importers.fusion import apply_affine, per_sample_constant
+from provgraph.importers.gating import convert_gate
+from provgraph.importers.registry import register
+from provgraph.model.ops import Add
 
 
 def _operands(node: OnnxNode, ctx: ConversionContext) -> tuple[int, np.ndarray | None]:

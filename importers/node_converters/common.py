@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from ..context import ConversionContext, OnnxNode, Shape
+from provgraph.importers.context import ConversionContext, OnnxNode, Shape
 
 
 def window_attrs(node: OnnxNode, kernel: Shape) -> tuple[Shape, Shape]:

@@ -1,14 +1,14 @@
-"""Conv (1-d to 3-d; strides, pads, auto_pad, dilations, groups) → :class:`~provgraph.ops.Conv`."""
+"""Conv (1-d to 3-d; strides, pads, auto_pad, dilations, groups) →
+:class:`~provgraph.model.ops.Conv`."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from provgraph.ops import Conv
-
-from ..context import ConversionContext, OnnxNode
-from ..registry import register
-from .common import add_pads, resolve_pads, window_attrs
+from provgraph.importers.context import ConversionContext, OnnxNode
+from provgraph.importers.node_converters.common import add_pads, resolve_pads, window_attrs
+from provgraph.importers.registry import register
+from provgraph.model.ops import Conv
 
 
 @register("Conv")

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from provgraph.ops import LRN, PRelu
-
-from ..context import ConversionContext, OnnxNode
-from ..fusion import per_sample_constant
-from ..registry import register
-from .activations import emit_activation
+from provgraph.importers.context import ConversionContext, OnnxNode
+from provgraph.importers.fusion import per_sample_constant
+from provgraph.importers.node_converters.activations import emit_activation
+from provgraph.importers.registry import register
+from provgraph.model.ops import LRN, PRelu
 
 
 @register("PRelu")

@@ -1,4 +1,4 @@
-"""Gemm and MatMul with a constant weight → :class:`~provgraph.ops.Dense`.
+"""Gemm and MatMul with a constant weight → :class:`~provgraph.model.ops.Dense`.
 
 A ``MatMul`` followed by ``Add`` of a constant becomes one Dense with bias: the Add converter
 folds the constant into the Dense it follows (see :mod:`provgraph.importers.fusion`).
@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from provgraph.ops import Dense
-
-from ..context import ConversionContext, OnnxNode
-from ..registry import register
+from provgraph.importers.context import ConversionContext, OnnxNode
+from provgraph.importers.registry import register
+from provgraph.model.ops import Dense
 
 
 def _rows_input(ctx: ConversionContext, node: OnnxNode) -> str:

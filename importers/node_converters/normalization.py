@@ -1,16 +1,17 @@
 """BatchNormalization at inference: ``y = (x - mean) / sqrt(var + eps) · scale + bias``.
 
 An affine map per channel: folded into the preceding Conv/Gemm when that op's output feeds only
-the BatchNorm, otherwise an :class:`~provgraph.ops.Affine` op with ``(C, 1, …, 1)`` parameters.
+the BatchNorm, otherwise an :class:`~provgraph.model.ops.Affine` op with ``(C, 1, …, 1)``
+parameters.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..context import ConversionContext, OnnxNode
-from ..fusion import apply_affine
-from ..registry import register
+from provgraph.importers.context import ConversionContext, OnnxNode
+from provgraph.importers.fusion import apply_affine
+from provgraph.importers.registry import register
 
 
 @register("BatchNormalization")

@@ -1,5 +1,5 @@
 """Pad: zero padding directly before a Conv or AveragePool is merged into that op's padding;
-any other padding is a :class:`~provgraph.ops.Pad` routing op.
+any other padding is a :class:`~provgraph.model.ops.Pad` routing op.
 
 TorchScript exports at opsets 9-10 write ``AvgPool2d(count_include_pad=True)`` as Pad +
 AveragePool, and some converters write explicit zero padding before convolutions: merging keeps
@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from provgraph.ops import Identity, Pad
-from provgraph.ops.shaping import PAD_MODES
-
-from ..context import ConversionContext, OnnxNode
-from ..registry import register
+from provgraph.importers.context import ConversionContext, OnnxNode
+from provgraph.importers.registry import register
+from provgraph.model.ops import Identity, Pad
+from provgraph.model.ops.shaping import PAD_MODES
 
 
 def _pad(

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from provgraph.ops import AvgPool, GlobalAvgPool, MaxPool, Pad, Reshape
-
-from ..context import ConversionContext, OnnxNode
-from ..registry import register
-from .common import add_pads, resolve_pads, window_attrs
-from .reduce import emit_reduce
+from provgraph.importers.context import ConversionContext, OnnxNode
+from provgraph.importers.node_converters.common import add_pads, resolve_pads, window_attrs
+from provgraph.importers.node_converters.reduce import emit_reduce
+from provgraph.importers.registry import register
+from provgraph.model.ops import AvgPool, GlobalAvgPool, MaxPool, Pad, Reshape
 
 
 def _window(

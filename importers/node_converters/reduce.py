@@ -3,9 +3,9 @@ ReduceMax over the spatial axes of an image → global max pooling (winner-takes
 
 The reduction is written with ops every backend already handles: a Transpose that moves the
 reduced axes last (when they are not), a Reshape to ``(kept, reduced)``, a one-channel-per-group
-1-d :class:`~provgraph.ops.Conv` whose kernel spans the reduced elements (the linear op, named
+1-d :class:`~provgraph.model.ops.Conv` whose kernel spans the reduced elements (the linear op, named
 after the ONNX node and with its op type as ``source``), and a Reshape to the output shape. The
-mean over every spatial axis stays a :class:`~provgraph.ops.GlobalAvgPool`
+mean over every spatial axis stays a :class:`~provgraph.model.ops.GlobalAvgPool`
 (:mod:`~provgraph.importers.node_converters.pooling`).
 """
 
@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from provgraph.ops import Conv, MaxPool, Reshape, Transpose
-
-from ..context import ConversionContext, OnnxNode
-from ..registry import register
+from provgraph.importers.context import ConversionContext, OnnxNode
+from provgraph.importers.registry import register
+from provgraph.model.ops import Conv, MaxPool, Reshape, Transpose
 
 
 def reduce_axes(

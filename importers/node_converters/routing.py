@@ -9,10 +9,9 @@ from __future__ import annotations
 import numpy as np
 from onnx import TensorProto
 
-from provgraph.ops import Flatten, Identity, Reshape
-
-from ..context import ConversionContext, OnnxNode, Shape
-from ..registry import register
+from provgraph.importers.context import ConversionContext, OnnxNode, Shape
+from provgraph.importers.registry import register
+from provgraph.model.ops import Flatten, Identity, Reshape
 
 FLOAT_TYPES = {TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.FLOAT16, TensorProto.BFLOAT16}
 

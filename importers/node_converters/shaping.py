@@ -1,7 +1,7 @@
 """Transpose, Concat, Split and Slice of computed tensors → routing ops (edges annotated one).
 
 The batch axis must stay the first axis and stay whole: permuting it, joining or cutting along
-it is refused. ``Split`` becomes one :class:`~provgraph.ops.Slice` per output. A ``Concat`` of
+it is refused. ``Split`` becomes one :class:`~provgraph.model.ops.Slice` per output. A ``Concat`` of
 constants only (shape computations) is folded before it reaches this module.
 """
 
@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from provgraph.ops import Concat, Slice, Transpose
-
-from ..context import ConversionContext, OnnxNode
-from ..registry import register
+from provgraph.importers.context import ConversionContext, OnnxNode
+from provgraph.importers.registry import register
+from provgraph.model.ops import Concat, Slice, Transpose
 
 INT64_MAX = int(np.iinfo(np.int64).max)
 

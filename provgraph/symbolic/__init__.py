@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..annotate import AnnotatedGraph
-from .circuit import Circuit, Step, Wires
-from .polynomial import (
+from provgraph.engine.annotation import AnnotatedGraph
+from provgraph.symbolic.circuit import Circuit, Step, Wires
+from provgraph.symbolic.polynomial import (
     DEFAULT_MONOMIAL_BUDGET,
     FORMS,
     Polynomial,
@@ -27,7 +27,7 @@ from .polynomial import (
     expand,
     resolve_tensor,
 )
-from .provenance_semirings import (
+from provgraph.symbolic.provenance_semirings import (
     PROVENANCE_SEMIRINGS,
     BooleanPolynomials,
     LineageSemiring,
@@ -40,7 +40,7 @@ from .provenance_semirings import (
     homomorphism,
     map_values,
 )
-from .specialize import (
+from provgraph.symbolic.specialize import (
     DEFAULT_SYMBOLIC_BUDGET,
     edge_valuation,
     is_symbolic,
@@ -52,7 +52,7 @@ from .specialize import (
     specialize_many,
     what_if_pruned,
 )
-from .variables import VariableRecord, Variables
+from provgraph.symbolic.variables import VariableRecord, Variables
 
 
 def build_circuit(graph: AnnotatedGraph, target: int | Sequence[int] | None = None) -> Circuit:

@@ -25,14 +25,14 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from ..annotate import AnnotatedGraph
-from ..errors import ProvgraphError, TargetError
-from ..init import InitSpec, check_target, initial_relevance
-from ..ops import LinearOp, Op
-from ..relevance import Relevance
-from ..semirings import BooleanSemiring, CountingSemiring, RealSemiring, Semiring
-from ..theta import Layer
-from .variables import Variables
+from provgraph.algebra.semirings import BooleanSemiring, CountingSemiring, RealSemiring, Semiring
+from provgraph.algebra.theta import Layer
+from provgraph.engine.annotation import AnnotatedGraph
+from provgraph.engine.initialisation import InitSpec, check_target, initial_relevance
+from provgraph.engine.relevance import Relevance
+from provgraph.errors import ProvgraphError, TargetError
+from provgraph.model.ops import LinearOp, Op
+from provgraph.symbolic.variables import Variables
 
 
 @dataclass
@@ -168,7 +168,7 @@ class Circuit:
         neuron_values
             ``(n_neurons,)`` array in K for the neuron variables, or ``None`` (all K's one).
         init
-            Output initialisation as for :func:`provgraph.aggregate.aggregate` (``"one"``: the
+            Output initialisation as for :func:`provgraph.engine.driver.aggregate` (``"one"``: the
             circuit's own ``P_y = 1``).
 
         Returns

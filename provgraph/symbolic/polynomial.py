@@ -24,12 +24,17 @@ from typing import Any
 
 import numpy as np
 
-from ..composite import Composite
-from ..errors import BudgetError, ProvgraphError
-from ..rules import Rule
-from ..semirings import Semiring
-from .circuit import Circuit
-from .specialize import coefficient, edge_valuation, repeated_times, resolve_semiring
+from provgraph.algebra.composites import Composite
+from provgraph.algebra.rules import Rule
+from provgraph.algebra.semirings import Semiring
+from provgraph.errors import BudgetError, ProvgraphError
+from provgraph.symbolic.circuit import Circuit
+from provgraph.symbolic.specialize import (
+    coefficient,
+    edge_valuation,
+    repeated_times,
+    resolve_semiring,
+)
 
 DEFAULT_MONOMIAL_BUDGET = 100_000
 FORMS = ("natural", "real", "neurons")
@@ -66,13 +71,13 @@ class Polynomial:
 
     def to_sympy(self, digits: int | None = None) -> Any:
         """A sympy expression (coefficients rounded to ``digits`` significant digits if given)."""
-        from ..backends.sympy_backend import polynomial_to_sympy
+        from provgraph.backends.sympy_backend import polynomial_to_sympy
 
         return polynomial_to_sympy(self, digits=digits)
 
     def latex(self, digits: int | None = 4) -> str:
         """LaTeX with ``x^{(L)}_{j,k}``, ``b^{(L)}_{k}`` and ``n^{(L)}_{k}`` variables."""
-        from ..backends.sympy_backend import to_latex
+        from provgraph.backends.sympy_backend import to_latex
 
         return to_latex(self.to_sympy(digits), self.circuit.variables)
 

@@ -35,8 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ProvgraphError
-from ..semirings import Semiring
+from provgraph.algebra.semirings import Semiring
+from provgraph.errors import ProvgraphError
 
 Monomial = tuple[tuple[str, int], ...]
 

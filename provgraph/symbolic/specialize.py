@@ -13,16 +13,16 @@ from typing import Any
 
 import numpy as np
 
-from ..annotate import AnnotatedGraph
-from ..composite import Composite, get_composite
-from ..errors import BudgetError, ProvgraphError
-from ..init import InitSpec
-from ..relevance import Relevance
-from ..rules import Rule
-from ..semirings import BooleanSemiring, Semiring, get_semiring
-from ..theta import Theta, Threshold, get_theta
-from .circuit import Circuit
-from .provenance_semirings import get_provenance_semiring
+from provgraph.algebra.composites import Composite, get_composite
+from provgraph.algebra.rules import Rule
+from provgraph.algebra.semirings import BooleanSemiring, Semiring, get_semiring
+from provgraph.algebra.theta import Theta, Threshold, get_theta
+from provgraph.engine.annotation import AnnotatedGraph
+from provgraph.engine.initialisation import InitSpec
+from provgraph.engine.relevance import Relevance
+from provgraph.errors import BudgetError, ProvgraphError
+from provgraph.symbolic.circuit import Circuit
+from provgraph.symbolic.provenance_semirings import get_provenance_semiring
 
 DEFAULT_SYMBOLIC_BUDGET = 200_000
 ThetaSpec = Theta | str | float | Callable | None
@@ -102,7 +102,7 @@ def edge_valuation(
 ) -> np.ndarray:
     """Every edge variable's value in K: ``Θ(r_e)`` with the rule and Θ of its layer.
 
-    Rule and Θ are resolved as by :func:`provgraph.aggregate.aggregate` (``None``: the
+    Rule and Θ are resolved as by :func:`provgraph.engine.driver.aggregate` (``None``: the
     semiring's defaults). For a provenance semiring an edge gets its own variable when Θ keeps it
     (in the Boolean semiring; default threshold 1e-9 on LRP-0 weights, ``theta="one"`` keeps
     every edge) and K's zero otherwise.

@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from ..annotate import AnnotatedGraph
-from ..errors import ProvgraphError
+from provgraph.engine.annotation import AnnotatedGraph
+from provgraph.errors import ProvgraphError
 
 _NAME = re.compile(r"^(?:x(\d+)(?:i(\d+))?_(\d+)_(\d+)|b(\d+)_(\d+)|n(\d+)_(\d+))$")
 

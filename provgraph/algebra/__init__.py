@@ -1,0 +1,1 @@
+"""The LRP algebra: semirings, edge-weight rules, Θ conversions and composites."""

@@ -1,0 +1,70 @@
+"""Counting for huge path counts: float64 counts and log-domain counts.
+
+Exact counting (:class:`~provgraph.algebra.semirings.CountingSemiring`) holds Python integers in
+the scipy
+backend and int64 in the torch backend, which reports an overflow instead of wrapping. When path
+counts outgrow int64 (VGG-16 with Θ ≡ 1 has about 10⁴⁰ paths per pixel) two approximate carriers
+remain:
+
+- :class:`CountingFloat64Semiring`: (ℝ≥0, +, ×, 0, 1) in float64, relative error about 1e-16 per
+  operation, up to about 1.8e308 paths;
+- :class:`LogCountingSemiring`: the log semiring (ℝ ∪ {−∞}, logaddexp, +, −∞, 0), isomorphic to
+  (ℝ≥0, +, ×) by ``log``: a value ``v`` stands for ``exp(v)`` paths, without any upper bound.
+
+Both keep the name ``counting`` so that Counting's defaults (LRP-0, threshold Θ = 1e-9) apply, and
+both work in every backend. :func:`counting_semiring` maps a mode name to its semiring.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from provgraph.algebra.semirings import CountingSemiring, Semiring
+from provgraph.errors import ProvgraphError
+
+COUNTING_MODES = ("int64", "float64", "log")
+
+
+class CountOverflowError(ProvgraphError):
+    """Path counts exceed what the exact integer carrier holds."""
+
+
+class CountingFloat64Semiring(Semiring):
+    """Counting in float64: (ℝ≥0, +, ×, 0, 1); exact up to 2⁵³, approximate above."""
+
+    name = "counting"
+    mode = "float64"
+    zero, one = 0.0, 1.0
+    dtype = np.float64
+    add_ufunc, mul_ufunc = np.add, np.multiply
+
+
+class LogCountingSemiring(Semiring):
+    """Counting in the log domain: a value ``v`` stands for ``exp(v)`` paths (``−∞``: none)."""
+
+    name = "counting"
+    mode = "log"
+    zero, one = -np.inf, 0.0
+    dtype = np.float64
+    add_ufunc, mul_ufunc = np.logaddexp, np.add
+
+
+def counting_mode(semiring: Semiring) -> str | None:
+    """``"int64"``/``"float64"``/``"log"`` for the counting carriers, ``None`` for others."""
+    if type(semiring) is CountingSemiring:
+        return "int64"
+    if type(semiring) in (CountingFloat64Semiring, LogCountingSemiring):
+        return semiring.mode
+    return None
+
+
+def counting_semiring(mode: str) -> Semiring:
+    """The counting semiring of ``mode`` (``int64``/``exact``, ``float64`` or ``log``)."""
+    key = str(mode).lower()
+    if key in ("int64", "exact"):
+        return CountingSemiring()
+    if key == "float64":
+        return CountingFloat64Semiring()
+    if key == "log":
+        return LogCountingSemiring()
+    raise ProvgraphError(f"unknown counting mode {mode!r}; use int64, float64 or log")

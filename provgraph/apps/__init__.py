@@ -1,0 +1,1 @@
+"""Applications built on explanations: the demo, model inspection, ranking and summaries."""

@@ -1,0 +1,1 @@
+"""The engine: annotation of a traced network, the backward driver, initialisation, results."""

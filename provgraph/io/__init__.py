@@ -1,0 +1,1 @@
+"""Input and output: reading samples, atomic writes, exports and heatmaps."""

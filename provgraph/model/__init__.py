@@ -1,0 +1,1 @@
+"""The model: a network as a DAG of typed ops over named tensors, and its forward trace."""

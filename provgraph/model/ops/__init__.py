@@ -1,0 +1,37 @@
+"""The op vocabulary of provgraph networks (see :mod:`provgraph.model.ops.base` for the roles)."""
+
+from provgraph.model.ops.activation import ACTIVATIONS, Activation
+from provgraph.model.ops.base import LinearOp, Op, PassthroughOp, RouteOp, SelectOp, Shape
+from provgraph.model.ops.elementwise import LRN, Gate, PRelu
+from provgraph.model.ops.linear import Add, Affine, AvgPool, Conv, Dense, GlobalAvgPool
+from provgraph.model.ops.pooling import MaxPool
+from provgraph.model.ops.routing import Flatten, Identity, Reshape
+from provgraph.model.ops.shaping import Concat, Pad, Slice, Transpose
+
+__all__ = [
+    "ACTIVATIONS",
+    "Activation",
+    "Add",
+    "Affine",
+    "AvgPool",
+    "Concat",
+    "Conv",
+    "Dense",
+    "Flatten",
+    "Gate",
+    "GlobalAvgPool",
+    "Identity",
+    "LRN",
+    "LinearOp",
+    "MaxPool",
+    "Op",
+    "PRelu",
+    "Pad",
+    "PassthroughOp",
+    "Reshape",
+    "RouteOp",
+    "SelectOp",
+    "Shape",
+    "Slice",
+    "Transpose",
+]

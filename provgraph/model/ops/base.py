@@ -1,0 +1,123 @@
+"""The op vocabulary of a :class:`~provgraph.model.network.Network` and its provenance roles.
+
+Every op has one torch ``forward`` (batch-first tensors) shared by all backends, and one of four
+provenance roles that says which edges it contributes to the neuron graph:
+
+``linear``
+    ``z_k = Σ_j a_j w_jk + b_k``. Edges carry real weights given by an LRP rule; the bias is a
+    source node of the graph (neuron 0 with ``a_0 = 1``).
+``passthrough``
+    Elementwise activations: output ``k`` has one edge from input ``k``, annotated with K's one.
+``route``
+    Data movement (reshape, flatten, transpose, …): output ``k`` reads input ``index[k]``
+    (``-1`` for none); edges annotated with K's one. The index map is obtained by running the
+    op's own forward on a tensor of indices, so a new routing op needs no extra code.
+``select``
+    Winner-takes-all (max pooling): like ``route``, but the index map depends on the input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+Shape = tuple[int, ...]
+
+
+@dataclass(eq=False)
+class Op:
+    """An op of the network DAG: reads tensors ``inputs``, writes tensor ``output``.
+
+    ``source`` is the op type of the model the op was imported from (e.g. ``"Gemm"``); it is used
+    in messages and by composites that select layers by op type.
+    """
+
+    name: str
+    inputs: tuple[str, ...]
+    output: str
+    source: str = field(default="", kw_only=True)
+
+    role: ClassVar[str] = ""
+
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    @property
+    def type_name(self) -> str:
+        return self.source or type(self).__name__
+
+    def describe(self) -> str:
+        return f"{self.type_name} node {self.name!r}"
+
+    def num_edges(self, in_shapes: list[Shape], out_shape: Shape) -> int:
+        """Number of neuron-graph edges (bias edges included); exact or a tight upper bound."""
+        return int(np.prod(out_shape))
+
+
+class LinearOp(Op):
+    """Base of ops computing ``z_k = Σ_j a_j w_jk + b_k`` over their inputs."""
+
+    role = "linear"
+
+    def weight_matrices(self, in_shapes: list[Shape], out_shape: Shape) -> list[sp.csr_array]:
+        """One ``(n_in_i, n_out)`` CSR matrix of weights ``w_jk`` per input.
+
+        Every structural edge is stored, including edges whose weight is exactly zero, so that
+        path-counting sees the network's true topology.
+        """
+        raise NotImplementedError
+
+    def bias_vector(self, out_shape: Shape) -> np.ndarray | None:
+        """``b_k`` for every output neuron, or ``None`` when the op has no bias source."""
+        return None
+
+
+class PassthroughOp(Op):
+    """Elementwise op: one edge ``k → k`` annotated with K's one."""
+
+    role = "passthrough"
+
+
+class RouteOp(Op):
+    """Data movement: output ``k`` reads input ``index[k]``; the map comes from ``forward``."""
+
+    role = "route"
+
+    def index_maps(self, in_shapes: list[Shape]) -> list[np.ndarray]:
+        """For each input, the flat input index each output element reads (``-1``: none)."""
+        maps = []
+        for i in range(len(in_shapes)):
+            xs = [
+                torch.arange(1, int(np.prod(s)) + 1, dtype=torch.float64).reshape((1,) + s)
+                if j == i
+                else torch.zeros((1,) + s, dtype=torch.float64)
+                for j, s in enumerate(in_shapes)
+            ]
+            out = self.forward(*xs).reshape(-1).numpy()
+            maps.append(out.astype(np.int64) - 1)
+        return maps
+
+
+class SelectOp(Op):
+    """Winner-takes-all: output ``k`` reads the input chosen by the activations."""
+
+    role = "select"
+
+    def selection(self, x: torch.Tensor) -> np.ndarray:
+        """Flat input index read by each output element, for a single sample ``x``."""
+        raise NotImplementedError
+
+
+def csr_from_edges(
+    rows: np.ndarray, cols: np.ndarray, data: np.ndarray, shape: tuple[int, int]
+) -> sp.csr_array:
+    """Build a CSR matrix keeping every given entry, explicit zeros included."""
+    order = np.lexsort((cols, rows))
+    rows, cols, data = rows[order], cols[order], data[order]
+    indptr = np.zeros(shape[0] + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=shape[0]), out=indptr[1:])
+    return sp.csr_array((data, cols.astype(np.int64), indptr), shape=shape)
