@@ -6,13 +6,13 @@ STAMP := $(VENV)/.installed
 # The CPU build of torch; a plain requirement could pull a multi-GB CUDA build.
 TORCH_PIN := torch==2.13.0
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test lint docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH_PIN)
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet -e ".[test,docs]"
 	$(BIN)/python -m pip install --quiet --no-deps zennit==0.5.1
 	touch $(STAMP)
 
@@ -24,8 +24,13 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/pytest -q -n 2
 
+# API reference from the numpydoc docstrings; any Sphinx warning fails the build
+docs: $(STAMP)
+	$(BIN)/python docs/make_api_index.py
+	$(BIN)/python -m sphinx -b html -W --keep-going -q docs docs/_build/html
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) out build *.egg-info
+	rm -rf $(VENV) out build *.egg-info docs/_build docs/_autosummary docs/api.rst
