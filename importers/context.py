@@ -17,6 +17,7 @@ import torch
 from onnx import helper, numpy_helper
 
 from provgraph.errors import ModelLoadError, UnsupportedOpError
+from provgraph.importers.limits import check_tensor_size, memory_budget
 from provgraph.model.ops import Op, Pad
 
 Shape = tuple[int, ...]
@@ -86,6 +87,9 @@ class ConversionContext:
         How many nodes (shape computations excepted) read each tensor.
     protected
         Tensors that must keep their name and value (the logits).
+    max_bytes
+        Bytes one sample's tensor may take (:func:`provgraph.importers.limits.memory_budget`
+        when ``None``); a larger declared or derived shape is refused before allocation.
     """
 
     def __init__(
@@ -94,8 +98,10 @@ class ConversionContext:
         opsets: dict[str, int],
         consumers: dict[str, int],
         protected: Iterable[str] = (),
+        max_bytes: int | None = None,
     ) -> None:
         self.model_name = model_name
+        self.max_bytes = memory_budget() if max_bytes is None else int(max_bytes)
         self.opsets = opsets
         self.consumers = dict(consumers)
         self.protected = set(protected)
@@ -186,6 +192,7 @@ class ConversionContext:
         return self.shapes[tensor][1:]
 
     def add_input(self, tensor: str, sample_shape: Shape) -> None:
+        check_tensor_size(sample_shape, tensor, self.model_name, self.max_bytes)
         self.shapes[tensor] = (1,) + tuple(sample_shape)
 
     # --- ops ----------------------------------------------------------------------------------
@@ -211,6 +218,7 @@ class ConversionContext:
 
     def _checked_shape(self, op: Op, y: torch.Tensor) -> Shape:
         shape = tuple(int(d) for d in y.shape)
+        check_tensor_size(shape, op.output, self.model_name, self.max_bytes)
         if not shape or shape[0] != 1:
             raise UnsupportedOpError(
                 f"{self.model_name}: {op.describe()} mixes the batch axis with other axes "

@@ -13,17 +13,18 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import onnx
 from google.protobuf.message import DecodeError
-from onnx import external_data_helper, numpy_helper, version_converter
+from onnx import external_data_helper, version_converter
 
 from provgraph.errors import InputError, ModelLoadError, UnsupportedOpError
 from provgraph.importers.context import ConversionContext, OnnxNode, Shape
 from provgraph.importers.conversion import convert_nodes
 from provgraph.importers.folding import METADATA_INPUTS, is_foldable
 from provgraph.importers.heads import FLOAT_TYPES, find_head
+from provgraph.importers.limits import memory_budget, parse_size
 from provgraph.importers.registry import lookup
+from provgraph.importers.validation import check_external_data, check_parameters, read_initializers
 from provgraph.model.network import Network
 
 MIN_OPSET = 9
@@ -56,36 +57,20 @@ def read_model(model: ModelSource) -> tuple[onnx.ModelProto, str]:
             raise ModelLoadError(f"{name}: the file is empty")
         try:
             proto = onnx.load_model_from_string(data)
-        except (DecodeError, RuntimeError, ValueError):
+        except (DecodeError, RuntimeError, ValueError, UnicodeDecodeError):
             raise ModelLoadError(
                 f"{name}: not a readable ONNX model (the file is truncated or not ONNX)"
             ) from None
         if base_dir is not None and any(
             external_data_helper.uses_external_data(t) for t in proto.graph.initializer
         ):
-            check_external_locations(proto, Path(base_dir), name)
+            check_external_data(proto, Path(base_dir), name)
             try:
                 external_data_helper.load_external_data_for_model(proto, base_dir)
-            except (OSError, onnx.checker.ValidationError) as exc:
+            except (OSError, ValueError, onnx.checker.ValidationError) as exc:
                 first = str(exc).strip().splitlines()[0] if str(exc) else type(exc).__name__
                 raise ModelLoadError(f"{name}: cannot read external weights: {first}") from None
     return _validate(proto, name), name
-
-
-def check_external_locations(proto: onnx.ModelProto, folder: Path, name: str) -> None:
-    """Refuse external weights stored anywhere but in files inside the model's folder."""
-    root = folder.resolve()
-    for tensor in proto.graph.initializer:
-        if not external_data_helper.uses_external_data(tensor):
-            continue
-        info = {e.key: e.value for e in tensor.external_data}
-        location = info.get("location", "")
-        target = (folder / location).resolve()
-        if not location or Path(location).is_absolute() or not target.is_relative_to(root):
-            raise ModelLoadError(
-                f"{name}: the weights {tensor.name!r} are stored at {location!r}, outside the "
-                f"model's folder; external data files must lie next to the model"
-            )
 
 
 def _default_opset(proto: onnx.ModelProto) -> int | None:
@@ -134,6 +119,10 @@ def _check(proto: onnx.ModelProto, name: str) -> None:
     except onnx.checker.ValidationError as exc:
         first = str(exc).strip().splitlines()[0]
         raise ModelLoadError(f"{name}: invalid ONNX model: {first}") from None
+    except UnicodeDecodeError:
+        raise ModelLoadError(
+            f"{name}: invalid ONNX model: a name or string is not valid UTF-8 (a corrupt file?)"
+        ) from None
     finally:
         for t in shapeless:
             t.ClearField("shape")
@@ -154,18 +143,6 @@ def graph_nodes(graph: onnx.GraphProto) -> list[OnnxNode]:
         seen.add(name)
         nodes.append(OnnxNode.from_proto(proto, name))
     return nodes
-
-
-def _writable(a: np.ndarray) -> np.ndarray:
-    # arrays parsed from raw bytes are read-only, which torch warns about when wrapping them
-    return a if a.flags.writeable else a.copy()
-
-
-def initializers(graph: onnx.GraphProto, name: str) -> dict[str, np.ndarray]:
-    try:
-        return {t.name: _writable(numpy_helper.to_array(t)) for t in graph.initializer}
-    except (ValueError, OSError, TypeError) as exc:
-        raise ModelLoadError(f"{name}: cannot read the weights: {exc}") from None
 
 
 def constant_names(graph: onnx.GraphProto, nodes: Sequence[OnnxNode]) -> set[str]:
@@ -290,7 +267,10 @@ def unsupported_message(name: str, nodes: Sequence[OnnxNode]) -> str:
 
 
 def load_onnx(
-    model: ModelSource, output: str | None = None, input_shape: Sequence[int] | None = None
+    model: ModelSource,
+    output: str | None = None,
+    input_shape: Sequence[int] | None = None,
+    max_memory: int | str | None = None,
 ) -> Network:
     """Import an ONNX classifier as a provgraph :class:`~provgraph.model.network.Network`.
 
@@ -303,6 +283,10 @@ def load_onnx(
         Softmax/LogSoftmax head (which is stripped, as are skl2onnx's label and ZipMap outputs).
     input_shape
         Shape of one sample, needed when the input has dynamic dimensions besides the batch.
+    max_memory
+        Bytes (or ``"4G"``) one sample's tensors may take; a model declaring or deriving larger
+        tensors is refused before anything is allocated. Default: half the physical memory
+        (``PROVGRAPH_MAX_MEMORY`` overrides it).
 
     Raises
     ------
@@ -331,14 +315,16 @@ def load_onnx(
         if t and i not in METADATA_INPUTS.get(n.op_type, ())
     )
     used = {t for n in needed for t in n.inputs if t} | {head.logits}
-    ctx = ConversionContext(name, opsets, readers, protected={head.logits})
-    ctx.constants.update(initializers(graph, name))
+    budget = memory_budget() if max_memory is None else parse_size(max_memory)
+    ctx = ConversionContext(name, opsets, readers, protected={head.logits}, max_bytes=budget)
+    ctx.constants.update(read_initializers(graph, needed, name))
     ctx.add_input(input_value.name, shape)
     convert_nodes(ctx, needed, opsets, used, proto, input_value.name, shape)
     if head.logits in ctx.constants or head.logits not in ctx.shapes:
         raise ModelLoadError(f"{name}: the logits {head.logits!r} do not depend on the input")
     labels = head.class_labels
     net = Network(ctx.ops, input_value.name, head.logits, shape, name=name, class_labels=labels)
+    check_parameters(net, name)
     if labels is not None and len(labels) != net.num_classes:
         net.class_labels = None
     return net

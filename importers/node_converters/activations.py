@@ -34,7 +34,15 @@ _TABLE: dict[str, tuple[str, dict[str, tuple[str, Any]]]] = {
 def emit_activation(
     ctx: ConversionContext, node: OnnxNode, function: str, params: dict[str, Any]
 ) -> None:
-    """Emit an elementwise activation op for ``node``."""
+    """Emit an elementwise activation op for ``node``; its numeric parameters must be finite
+    float32 numbers (a Clip bound may be infinite, never NaN)."""
+    limit = float(np.finfo(np.float32).max)
+    for key, value in params.items():
+        if not isinstance(value, float):
+            continue
+        bound = function == "clip"
+        if np.isnan(value) or (not bound and not abs(value) <= limit):
+            raise ctx.invalid(node, f"{key}={value} is not a finite float32 number")
     x = ctx.computed(node, 0)
     ctx.emit(
         Activation(

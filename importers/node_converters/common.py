@@ -7,12 +7,46 @@ import math
 from provgraph.importers.context import ConversionContext, OnnxNode, Shape
 
 
-def window_attrs(node: OnnxNode, kernel: Shape) -> tuple[Shape, Shape]:
-    """``(strides, dilations)`` with ONNX defaults (1 along every spatial axis)."""
+def window_attrs(ctx: ConversionContext, node: OnnxNode, kernel: Shape) -> tuple[Shape, Shape]:
+    """``(strides, dilations)`` with ONNX defaults (1 along every spatial axis).
+
+    Each must have one entry per spatial axis, all positive, as must the kernel.
+    """
     d = len(kernel)
+    if any(k < 1 for k in kernel):
+        raise ctx.invalid(node, f"kernel_shape {list(kernel)} has an entry below 1")
     strides = tuple(int(s) for s in node.attr("strides", None) or (1,) * d)
     dilations = tuple(int(s) for s in node.attr("dilations", None) or (1,) * d)
+    for what, values in (("strides", strides), ("dilations", dilations)):
+        if len(values) != d:
+            raise ctx.invalid(node, f"{what} {list(values)} do not have {d} entries")
+        if any(v < 1 for v in values):
+            raise ctx.invalid(node, f"{what} {list(values)} must all be at least 1")
     return strides, dilations
+
+
+def check_window_fits(
+    ctx: ConversionContext,
+    node: OnnxNode,
+    in_size: Shape,
+    kernel: Shape,
+    strides: Shape,
+    pads: Shape,
+    dilations: Shape,
+) -> None:
+    """Refuse negative pads, and a window that does not fit the padded input once."""
+    if any(p < 0 for p in pads):
+        raise ctx.invalid(node, f"pads {list(pads)} must not be negative")
+    d = len(kernel)
+    for axis, (size, k, dil) in enumerate(zip(in_size, kernel, dilations)):
+        span = dil * (k - 1) + 1
+        padded = size + pads[axis] + pads[axis + d]
+        if padded < span:
+            raise ctx.invalid(
+                node,
+                f"the window spans {span} along spatial axis {axis}, but the padded input has "
+                f"only {padded}",
+            )
 
 
 def add_pads(a: Shape, b: Shape | None) -> Shape:

@@ -6,7 +6,12 @@ from __future__ import annotations
 import numpy as np
 
 from provgraph.importers.context import ConversionContext, OnnxNode
-from provgraph.importers.node_converters.common import add_pads, resolve_pads, window_attrs
+from provgraph.importers.node_converters.common import (
+    add_pads,
+    check_window_fits,
+    resolve_pads,
+    window_attrs,
+)
 from provgraph.importers.registry import register
 from provgraph.model.ops import Conv
 
@@ -27,12 +32,20 @@ def convert_conv(node: OnnxNode, ctx: ConversionContext) -> None:
     if given is not None and tuple(given) != kernel:
         raise ctx.invalid(node, f"kernel_shape {list(given)} differs from the weight's {kernel}")
     group = int(node.attr("group", 1))
+    if group < 1 or w.shape[0] % group:
+        raise ctx.invalid(node, f"group {group} does not divide the {w.shape[0]} output channels")
+    if b is not None and np.shape(b) != (w.shape[0],):
+        raise ctx.invalid(
+            node, f"bias B of shape {list(np.shape(b))} does not match {w.shape[0]} output channels"
+        )
     if full[1] != w.shape[1] * group:
         raise ctx.invalid(
             node, f"input has {full[1]} channels, weight expects {w.shape[1]} × group {group}"
         )
-    strides, dilations = window_attrs(node, kernel)
-    pads = add_pads(resolve_pads(ctx, node, full[2:], kernel, strides, dilations), merged)
+    strides, dilations = window_attrs(ctx, node, kernel)
+    own = resolve_pads(ctx, node, full[2:], kernel, strides, dilations)
+    check_window_fits(ctx, node, full[2:], kernel, strides, own, dilations)
+    pads = add_pads(own, merged)
     ctx.emit(
         Conv(
             node.name,

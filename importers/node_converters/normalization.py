@@ -28,7 +28,15 @@ def convert_batch_norm(node: OnnxNode, ctx: ConversionContext) -> None:
     full = ctx.full_shape(x)
     if len(full) < 2 or any(len(p) != full[1] for p in (scale, bias, mean, var)):
         raise ctx.invalid(node, f"parameters do not match {full[1]} channels of {full[1:]}")
-    s = scale / np.sqrt(var + float(node.attr("epsilon", 1e-5)))
+    epsilon = float(node.attr("epsilon", 1e-5))
+    if not np.isfinite(epsilon) or epsilon < 0:
+        raise ctx.invalid(node, f"epsilon={epsilon} must be a finite number ≥ 0")
+    if not (var + epsilon > 0).all():
+        bad = int(np.flatnonzero(~(var + epsilon > 0))[0])
+        raise ctx.invalid(
+            node, f"running variance + epsilon is {var[bad] + epsilon} ≤ 0 at channel {bad}"
+        )
+    s = scale / np.sqrt(var + epsilon)
     t = bias - mean * s
     per_channel = (full[1],) + (1,) * (len(full) - 2)
     apply_affine(ctx, node, x, node.outputs[0], s.reshape(per_channel), t.reshape(per_channel))

@@ -7,7 +7,12 @@ from __future__ import annotations
 import numpy as np
 
 from provgraph.importers.context import ConversionContext, OnnxNode
-from provgraph.importers.node_converters.common import add_pads, resolve_pads, window_attrs
+from provgraph.importers.node_converters.common import (
+    add_pads,
+    check_window_fits,
+    resolve_pads,
+    window_attrs,
+)
 from provgraph.importers.node_converters.reduce import emit_reduce
 from provgraph.importers.registry import register
 from provgraph.model.ops import AvgPool, GlobalAvgPool, MaxPool, Pad, Reshape
@@ -26,8 +31,9 @@ def _window(
     if len(kernel) != 2 or len(full) != 4:
         d = len(kernel) or len(full) - 2
         raise ctx.unsupported(node, f"{d}-d pooling (kernel_shape {list(kernel)}); only 2-d")
-    strides, dilations = window_attrs(node, kernel)
+    strides, dilations = window_attrs(ctx, node, kernel)
     pads = resolve_pads(ctx, node, full[2:], kernel, strides, dilations)
+    check_window_fits(ctx, node, full[2:], kernel, strides, pads, dilations)
     return x, kernel, strides, pads, dilations, merged
 
 
