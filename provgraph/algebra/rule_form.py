@@ -133,7 +133,8 @@ class RuleForm:
     Attributes
     ----------
     terms : the numerator terms ``(s_t, v_t)``; at least one
-    bias : modified weights ``v_b`` of the bias numerator ``b' = v_b(b)``, or ``None``
+    bias : modified weights ``v_b`` of the bias numerator ``b' = v_b(b)`` (with ``v_b(0) = 0``),
+        or ``None`` (the bias edge gets 0 and takes no part in the denominator)
     denominator : ``"sum"`` (ε-stabilised ``Σ_j z_jk + b'_k``) or ``"maxnorm"``
     epsilon : ``ε ≥ 0`` of the denominator
     low, high : input bounds read by the ``low`` and ``high`` sources: a scalar, or an array
@@ -154,6 +155,9 @@ class RuleForm:
         object.__setattr__(self, "terms", terms)
         if self.bias is not None and not isinstance(self.bias, Weights):
             raise RuleFormError(f"the bias numerator must be Weights(...) or None: {self.bias!r}")
+        if self.bias is not None and self.bias.one != 0:
+            # an op without a bias has no bias neuron: v_b(0) must be 0 for both to agree
+            raise RuleFormError(f"the bias numerator {self.bias!r} must map b = 0 to 0 (one=0)")
         if self.denominator not in DENOMINATORS:
             raise RuleFormError(
                 f"unknown denominator {self.denominator!r}; use {' or '.join(DENOMINATORS)}"
