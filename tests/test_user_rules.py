@@ -303,3 +303,24 @@ def test_bounds_of_the_wrong_size_are_refused() -> None:
 
     with pytest.raises(RuleFormError, match="low bound has 5 entries"):
         graph.aggregate("real", rule=Boxed(), target=0, backend=BACKENDS["torch"])
+
+
+def test_the_documented_example_runs_on_every_backend() -> None:
+    """The user rule of the ``provgraph.algebra.rules`` docstring, executed as written."""
+    import provgraph.algebra.rules as rules_module
+
+    after = (rules_module.__doc__ or "").split("backend::\n", 1)[1].splitlines()[1:]
+    code = []
+    for line in after:  # the indented literal block
+        if line and not line.startswith("    "):
+            break
+        code.append(line[4:])
+    assert code[0].startswith("from provgraph.algebra.rules import")
+    namespace: dict = {}
+    exec("\n".join(code), namespace)  # noqa: S102
+    documented = namespace["HalfNegative"](epsilon=0.1)
+    c = case("cnn_residual")
+    for backend in BACKENDS.values():
+        want = c.graph.aggregate("real", rule=HalfNegative(0.1), target=[0, 1], backend="scipy")
+        got = c.graph.aggregate("real", rule=documented, target=[0, 1], backend=backend)
+        np.testing.assert_allclose(got.tensors["x"], want.tensors["x"], rtol=1e-9, atol=1e-12)

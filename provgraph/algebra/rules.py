@@ -9,9 +9,10 @@ Every rule is one declaration, a :class:`RuleForm`, and every backend evaluates 
     z_{jk} = \sum_t s_t(a)_j \, v_t(w_{jk}), \qquad b'_k = v_b(b_k), \qquad
     r_{jk} = z_{jk} / d_k, \qquad r_{0k} = b'_k / d_k,
 
-where each *source* ``s_t`` is one of ``a``, ``|a|``, ``1``, the lower bound ``l`` or the upper
-bound ``h`` of the input, each *modified weight* ``v`` is a linear combination of ``w``, ``w⁺``,
-``w⁻``, ``|w|``, ``w²`` and ``1`` (:class:`Weights`), and the denominator is either the
+where each *source* ``s_t`` is one of ``"a"`` (``a``), ``"abs"`` (``|a|``), ``"one"`` (``1``),
+``"low"`` or ``"high"`` (the bounds ``l``, ``h`` of the input), each *modified weight* ``v`` is a
+linear combination ``Weights(w=…, pos=…, neg=…, abs=…, sq=…, one=…)`` of ``w``, ``w⁺``, ``w⁻``,
+``|w|``, ``w²`` and ``1`` (:class:`Weights`), and the denominator is either the
 stabilised sum ``d_k = s + ε·sign(s)`` with ``s = Σ_j z_jk + b'_k`` and ``sign(0) = +1``, or
 the max-norm ``d_k = max(|b'_k|, max_j |z_jk|) + ε``. The bias is neuron 0 with ``a_0 = 1``;
 without a bias numerator the bias edge gets 0 and takes no part in the denominator. A zero
@@ -25,7 +26,7 @@ backend::
     from provgraph.algebra.rules import Rule, RuleForm, Term, Weights
 
     class HalfNegative(Rule):
-        '''r_jk = a_j (w_jk + ½ w_jk⁻) / (Σ_j' a_j' (w_j'k + ½ w_j'k⁻) + b'_k ± ε).'''
+        '''r_jk = a_j v(w_jk) / (Σ_j' a_j' v(w_j'k) + v(b_k) ± ε), v(w) = w + ½ w⁻.'''
 
         name = "halfneg"
 
@@ -34,7 +35,7 @@ backend::
 
         @property
         def form(self) -> RuleForm:
-            v = Weights(w=1.0, neg=0.5)
+            v = Weights(w=1.0, neg=0.5)  # v(w) = w + ½ min(w, 0)
             return RuleForm(terms=(Term("a", v),), bias=v, epsilon=self.epsilon)
 
 The form is plain data (floats, strings, tuples; bounds may be arrays) so that compiled kernels
