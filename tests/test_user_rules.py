@@ -4,6 +4,8 @@ Each rule below is a :class:`~provgraph.algebra.rules.Rule` subclass that only d
 Independently, each rule's ``r_jk`` is written out here as a numpy formula over the explicit
 edges into one output neuron (the reference neuron graph of ``test_brute_force``, built with
 naive loops); Θ is applied by its definition, and every path is ⊗-folded and ⊕-summed by hand.
+Backends: scipy, torch (whole tensors and a small chunk budget), and the specialised provenance
+circuit.
 """
 
 from __future__ import annotations
@@ -27,13 +29,14 @@ from provgraph.algebra.rules import (
     Weights,
     declared_form,
 )
-from provgraph.algebra.semirings import get_semiring
+from provgraph.algebra.semirings import Semiring, get_semiring
 from provgraph.backends import TorchBackend
 from provgraph.engine.annotation import AnnotatedGraph
 from provgraph.errors import ProvgraphError
 from provgraph.model.network import Network
 from provgraph.model.ops import Dense
 from provgraph.model.trace import forward_trace
+from provgraph.symbolic import build_circuit, specialize
 
 
 class HalfNegative(Rule):
@@ -142,7 +145,14 @@ BACKENDS = {
     "scipy": "scipy",
     "torch": TorchBackend(),
     "torch-chunked": TorchBackend(budget=300),  # every non-real kernel works in many pieces
+    "circuit": "circuit",  # the provenance circuit, specialised (symbolic/)
 }
+
+
+def _relevance(graph: AnnotatedGraph, k: Semiring, rule: Rule, targets: list[int], backend: str):
+    if backend == "circuit":
+        return specialize(build_circuit(graph, target=targets), k, rule=rule)
+    return graph.aggregate(k, rule=rule, target=targets, init="one", backend=BACKENDS[backend])
 
 
 @functools.cache
@@ -174,13 +184,7 @@ def test_user_rule_equals_the_fold_over_paths(
     theta = default_theta(semiring)
     r = _reference_r(model, rule)
     ann = [theta(x) if e.w is not None else k.one for x, e in zip(r, c.ref.edges)]
-    rel = c.graph.aggregate(
-        k,
-        rule=RULES[rule][0],
-        target=list(range(c.classes)),
-        init="one",
-        backend=BACKENDS[backend],
-    )
+    rel = _relevance(c.graph, k, RULES[rule][0], list(range(c.classes)), backend)
     checked = 0
     for (source, cls), paths in c.paths.items():
         terms = [functools.reduce(k.times, (ann[e] for e in p), k.one) for p in paths]
@@ -240,8 +244,8 @@ def test_zero_denominators_give_zero_on_every_backend() -> None:
         form = sharp
 
     for rule in (square, SharpMax()):
-        for backend in BACKENDS.values():
-            rel = graph.aggregate("real", rule=rule, target=[0, 1], backend=backend)
+        for backend in BACKENDS:
+            rel = _relevance(graph, get_semiring("real"), rule, [0, 1], backend)
             x = rel.tensors["x"]  # (inputs, targets)
             assert np.all(np.isfinite(x)), (rule, backend)
             np.testing.assert_array_equal(x[:, 1], [0.0, 0.0])
@@ -320,7 +324,8 @@ def test_the_documented_example_runs_on_every_backend() -> None:
     exec("\n".join(code), namespace)  # noqa: S102
     documented = namespace["HalfNegative"](epsilon=0.1)
     c = case("cnn_residual")
-    for backend in BACKENDS.values():
-        want = c.graph.aggregate("real", rule=HalfNegative(0.1), target=[0, 1], backend="scipy")
-        got = c.graph.aggregate("real", rule=documented, target=[0, 1], backend=backend)
+    k = get_semiring("real")
+    want = _relevance(c.graph, k, HalfNegative(0.1), [0, 1], "scipy")
+    for backend in BACKENDS:
+        got = _relevance(c.graph, k, documented, [0, 1], backend)
         np.testing.assert_allclose(got.tensors["x"], want.tensors["x"], rtol=1e-9, atol=1e-12)
