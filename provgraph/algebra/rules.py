@@ -91,7 +91,8 @@ __all__ = [
 ]
 
 class Rule:
-    """Base class of rules: a subclass declares its :attr:`form`.
+    """Base class of rules: a subclass declares its :attr:`form` (a property computed from the
+    rule's parameters, or a class attribute holding a fixed :class:`RuleForm`).
 
     :meth:`edge_weights` evaluates the form with numpy. A subclass may override it instead of
     declaring a form; such a rule runs on the scipy backend only (see :func:`declared_form`).
