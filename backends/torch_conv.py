@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from provgraph.algebra.rule_form import Weights
 from provgraph.backends.torch_linear import Step, absorbed, bias_numerator, gradient_ratio
 from provgraph.backends.torch_semiring import TorchSemiring
 from provgraph.backends.torch_theta import factored
@@ -109,8 +110,9 @@ def unpad(t: torch.Tensor, win: Window, fill: object) -> torch.Tensor:
     return out
 
 
-def _channel_term(win: Window, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Kernel and per-position factor of a term with weight map ``v``."""
+def _channel_term(win: Window, v: Weights) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Kernel and per-position factor of a term with modified weights ``v`` (pooling: the
+    edge weight is ``scale``, so ``v`` maps the scale and the kernel stays 1)."""
     if win.scale is None:
         return v(win.weight), None
     return win.weight, v(win.scale)
@@ -120,14 +122,15 @@ def window_denominator(step: Step, a: torch.Tensor, z: torch.Tensor, win: Window
     form = step.form
     if form.direct:
         return form.stabilize(z)
-    den = bias_numerator(form, win.bias, z).clone()
     if form.maxnorm:
+        den = bias_numerator(form, win.bias, z).abs()
         srcs = [win.pad(form.source(t, a, win.in_shape)) for t in form.terms]
         for b, _, rows, num in _edge_bands(step, win, srcs, 1):
-            top = num.amax(dim=3).permute(0, 1, 3, 2)  # (B, G, cout_g, L)
+            top = num.abs_().amax(dim=3).permute(0, 1, 3, 2)  # (B, G, cout_g, L)
             band = den[b, :, rows]
             band.copy_(torch.maximum(band, top.reshape(band.shape)))
         return form.stabilize(den)
+    den = bias_numerator(form, win.bias, z).clone()
     for t in form.terms:
         kernel, factor = _channel_term(win, t.weight)
         part = win.conv(win.pad(form.source(t, a, win.in_shape)), kernel)

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
-from provgraph.backends.torch_rules import RuleForm, WeightMap, unchanged
+from provgraph.algebra.rule_form import Weights
+from provgraph.backends.torch_rules import TorchForm
 from provgraph.backends.torch_semiring import TorchSemiring
 from provgraph.backends.torch_theta import TorchTheta, factored
 
@@ -25,7 +26,7 @@ class Step:
     ``theta`` is ``None`` for the gradient form (real semiring, Θ = identity).
     """
 
-    form: RuleForm
+    form: TorchForm
     theta: TorchTheta | None
     carrier: TorchSemiring
     budget: int
@@ -42,7 +43,7 @@ class Step:
         return not isinstance(self.carrier, (SumSemiring, BooleanCarrier, IntegerCarrier))
 
 
-def bias_numerator(form: RuleForm, bias: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
+def bias_numerator(form: TorchForm, bias: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
     """``b'`` broadcast like ``like`` (zeros when the op or the rule gives the bias nothing)."""
     if bias is None or form.bias is None:
         return torch.zeros((), dtype=like.dtype, device=like.device).expand_as(like)
@@ -50,7 +51,7 @@ def bias_numerator(form: RuleForm, bias: torch.Tensor | None, like: torch.Tensor
 
 
 def gradient_ratio(
-    form: RuleForm, r_out: torch.Tensor, den: torch.Tensor, z: torch.Tensor
+    form: TorchForm, r_out: torch.Tensor, den: torch.Tensor, z: torch.Tensor
 ) -> torch.Tensor:
     """``s = R / den`` of the gradient form, written over ``den`` when that is a fresh tensor
     of the right shape (one target): large networks then allocate one tensor less per op."""
@@ -92,14 +93,15 @@ def dense_denominator(
     form = step.form
     if form.direct:
         return form.stabilize(z)
-    den = bias_numerator(form, bias, z).clone()
     n_in, n_out = w.shape
     srcs = [form.source(t, a, (n_in,)) for t in form.terms]
     if form.maxnorm:
+        den = bias_numerator(form, bias, z).abs()
         for b, k in _dense_chunks(a.shape[0], n_in, n_out, 1, step.budget):
             num = _dense_numerator(form, srcs, w, b, k)
-            den[b, k] = torch.maximum(den[b, k], num.amax(dim=1))
+            den[b, k] = torch.maximum(den[b, k], num.abs_().amax(dim=1))
         return form.stabilize(den)
+    den = bias_numerator(form, bias, z).clone()
     for t, src in zip(form.terms, srcs):
         den = den + _mapped_product(src, t.weight, w, step.budget)
     return form.stabilize(den)
@@ -146,23 +148,21 @@ def dense_step(
     return c.settle(r_in), absorbed(step, bias, den, r_out)
 
 
-def _mapped_product(
-    x: torch.Tensor, weight_map: WeightMap, w: torch.Tensor, budget: int
-) -> torch.Tensor:
-    """``x @ weight_map(w)``, mapping at most ``budget`` weights at a time (no full copy)."""
-    if weight_map is unchanged:
+def _mapped_product(x: torch.Tensor, v: Weights, w: torch.Tensor, budget: int) -> torch.Tensor:
+    """``x @ v(w)``, mapping at most ``budget`` weights at a time (no full copy)."""
+    if v.is_identity:
         return x @ w
     n_in, n_out = w.shape
     rows = max(1, budget // max(1, n_out))
     out = None
     for j in range(0, n_in, rows):
-        part = x[..., j : j + rows] @ weight_map(w[j : j + rows])
+        part = x[..., j : j + rows] @ v(w[j : j + rows])
         out = part if out is None else out + part
     return out
 
 
 def _dense_numerator(
-    form: RuleForm, srcs: list[torch.Tensor], w: torch.Tensor, b: slice, k: slice
+    form: TorchForm, srcs: list[torch.Tensor], w: torch.Tensor, b: slice, k: slice
 ) -> torch.Tensor:
     """``z[b, j, k] = Σ_t s_t[b, j] · v_t[j, k]`` for a chunk of samples and outputs."""
     num = None
@@ -204,9 +204,9 @@ def elementwise_step(
     if form.direct:
         den = form.stabilize(z)
     elif form.maxnorm:
-        den = bias_numerator(form, bias, z)
+        den = bias_numerator(form, bias, z).abs()
         for num in nums:
-            den = torch.maximum(den, num)
+            den = torch.maximum(den, num.abs())
         den = form.stabilize(den)
     else:
         den = sum(nums) + bias_numerator(form, bias, z)

@@ -1,90 +1,49 @@
-"""The built-in rules and Θs in the form the torch kernels use.
+"""A rule's declaration (:class:`~provgraph.algebra.rule_form.RuleForm`) evaluated on torch tensors.
 
-Every built-in rule has edge weights ``r_jk = z_jk / den_k`` whose numerator is a sum of
-*separable* terms, ``z_jk = Σ_t s_t(a)_j · v_t(w_jk)`` (a modified input times a modified weight),
-with a bias numerator ``b'_k`` and a denominator that is either the stabilised sum
-``Σ_j z_jk + b'_k`` or, for the max-normalised rule, ``max(|b_k|, max_j |z_jk|) + ε``. This is
-exactly :meth:`provgraph.algebra.rules.Rule.edge_weights` (bias as neuron 0 with ``a_0 = 1``,
-ε·sign with
-sign(0) = +1, a zero denominator gives 0), written so that a kernel never needs the edge list:
+The torch kernels never see an edge list: for a form with numerator terms
+``z_jk = Σ_t s_t(a)_j · v_t(w_jk)``, bias numerator ``b'_k`` and denominator ``d_k``,
 
 - the real semiring with Θ = identity uses the *gradient form*
-  ``R_j = Σ_t s_t(a)_j · [Vᵀ_t (R / den)]_j`` (one adjoint per term, e.g. a transposed conv);
-- the other semirings evaluate ``r`` chunk by chunk from ``s_t(a)`` and ``v_t(w)``.
+  ``R_j = Σ_t s_t(a)_j · [V_tᵀ (R / d)]_j`` (one adjoint per term, e.g. a transposed conv);
+- the other semirings evaluate ``r_jk = z_jk / d_k`` chunk by chunk from ``s_t(a)`` and
+  ``v_t(w)``.
+
+Any rule that declares a form runs here; nothing depends on the rule's class.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 
-from provgraph.algebra.rules import (
-    LRPZB,
-    Flat,
-    LRPEpsilon,
-    LRPGamma,
-    LRPZero,
-    MaxNormalized,
-    Rule,
-    WSquare,
-)
-from provgraph.errors import ProvgraphError
+from provgraph.algebra.rule_form import IDENTITY, RuleForm, RuleFormError, Term, Weights
+from provgraph.algebra.rules import Rule, declared_form
+
+__all__ = ["RuleForm", "Term", "TorchForm", "WeightMap", "Weights", "rule_form", "unchanged"]
 
 WeightMap = Callable[[torch.Tensor], torch.Tensor]
+"""A modified-weight map on tensors (every :class:`Weights` is one)."""
+
+unchanged: Weights = IDENTITY
+"""``v(w) = w``: returns its argument itself."""
 
 
-def unchanged(w: torch.Tensor) -> torch.Tensor:
-    return w
+@dataclass(frozen=True, eq=False)
+class TorchForm(RuleForm):
+    """A :class:`RuleForm` with the operations the torch kernels need.
 
-
-def _ones(w: torch.Tensor) -> torch.Tensor:
-    return torch.ones_like(w)
-
-
-def _square(w: torch.Tensor) -> torch.Tensor:
-    return w**2
-
-
-def _neg_pos(w: torch.Tensor) -> torch.Tensor:
-    return -w.clamp(min=0)
-
-
-def _neg_neg(w: torch.Tensor) -> torch.Tensor:
-    return -w.clamp(max=0)
-
-
-def _gamma(gamma: float) -> WeightMap:
-    def modify(w: torch.Tensor) -> torch.Tensor:
-        return w + gamma * w.clamp(min=0)
-
-    return modify
-
-
-@dataclass(frozen=True)
-class Term:
-    """One separable numerator term: source ``a`` | ``one`` | ``abs`` | ``low`` | ``high``."""
-
-    source: str
-    weight: WeightMap
-
-
-@dataclass(frozen=True)
-class RuleForm:
-    """A rule as modified inputs × modified weights over a stabilised denominator.
-
-    ``bias`` maps ``b`` to the bias numerator ``b'`` (``None``: the bias edge gets 0).
-    ``direct``: the denominator is the op's own output (unmodified weights and bias).
+    ``rule`` is the rule the form declares (named in error messages).
     """
 
-    rule: Rule
-    terms: tuple[Term, ...]
-    bias: WeightMap | None
-    epsilon: float = 0.0
-    maxnorm: bool = False
-    direct: bool = False
+    rule: Any = field(default=None, repr=False)
+
+    @classmethod
+    def of(cls, form: RuleForm, rule: Rule | None = None) -> TorchForm:
+        return cls(form.terms, form.bias, form.denominator, form.epsilon, form.low, form.high, rule)
 
     def source(self, term: Term, a: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
         """``s_t(a)`` for activations ``a`` of shape ``(B, *shape)``."""
@@ -94,19 +53,19 @@ class RuleForm:
             return a.abs()
         if term.source == "one":
             return torch.ones_like(a)
-        bound = self.rule.low if term.source == "low" else self.rule.high  # type: ignore[attr-defined]
-        arr = np.asarray(bound, dtype=np.float64).reshape(-1)
+        arr = np.asarray(self.bound(term.source), dtype=np.float64).reshape(-1)
         t = torch.as_tensor(arr, dtype=a.dtype, device=a.device)
         if arr.size > 1:
             if arr.size != int(np.prod(shape)):
-                raise ProvgraphError(
-                    f"{self.rule!r}: bounds have {arr.size} entries, the input has "
-                    f"{int(np.prod(shape))} neurons"
+                raise RuleFormError(
+                    f"{self.rule!r}: the {term.source} bound has {arr.size} entries, the input "
+                    f"has {int(np.prod(shape))} neurons"
                 )
             return t.reshape((1,) + tuple(shape)).expand_as(a)
         return t.reshape(()).expand_as(a)
 
     def stabilize(self, den: torch.Tensor) -> torch.Tensor:
+        """``d`` from the raw denominator: ``+ ε`` (max-norm) or ``+ ε·sign`` (sum)."""
         if self.maxnorm:
             return den + self.epsilon
         if self.epsilon == 0:
@@ -116,14 +75,9 @@ class RuleForm:
         eps = torch.tensor(self.epsilon, dtype=den.dtype, device=den.device)
         return torch.copysign(eps, den).add_(den)
 
-    @property
-    def guarded(self) -> bool:
-        """Whether a denominator can be zero (then its edges get 0, not a division)."""
-        return not self.maxnorm and self.epsilon == 0
-
     def divide(self, num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
         """``num / den`` with the rule's convention for a zero denominator."""
-        if not self.guarded:  # max-normalised: plain division; ε > 0: |den| ≥ ε
+        if not self.guarded:  # ε > 0: |den| ≥ ε
             return num / den
         return torch.where(den != 0, num / den, torch.zeros((), dtype=num.dtype, device=num.device))
 
@@ -138,29 +92,20 @@ class RuleForm:
         return not self.guarded or not bool((den == 0).any())
 
 
-def rule_form(rule: Rule) -> RuleForm:
-    """The torch form of a built-in rule (exact type match; subclasses may change semantics)."""
-    kind = type(rule)
-    a, one = "a", "one"
-    if kind is LRPZero:
-        return RuleForm(rule, (Term(a, unchanged),), unchanged, 0.0, direct=True)
-    if kind is LRPEpsilon:
-        return RuleForm(rule, (Term(a, unchanged),), unchanged, rule.epsilon, direct=True)
-    if kind is LRPGamma:
-        modify = _gamma(rule.gamma)
-        bias = modify if rule.modify_bias else unchanged
-        return RuleForm(rule, (Term(a, modify),), bias, rule.epsilon)
-    if kind is LRPZB:
-        terms = (Term(a, unchanged), Term("low", _neg_pos), Term("high", _neg_neg))
-        return RuleForm(rule, terms, None)
-    if kind is Flat:
-        return RuleForm(rule, (Term(one, _ones),), None)
-    if kind is WSquare:
-        return RuleForm(rule, (Term(one, _square),), None)
-    if kind is MaxNormalized:
-        abs_ = torch.abs
-        return RuleForm(rule, (Term("abs", abs_),), abs_, rule.epsilon, maxnorm=True)
-    raise ProvgraphError(
-        f"the torch backend has no kernel for the rule {rule!r}; built-in rules are lrp0, "
-        "epsilon, gamma, zb, maxnorm, flat and wsquare (use backend='scipy' for others)"
-    )
+def rule_form(rule: Rule) -> TorchForm:
+    """The torch evaluation of the form that ``rule`` declares.
+
+    Raises
+    ------
+    RuleFormError
+        When the rule is not defined by a form (it declares none, or overrides
+        ``edge_weights``).
+    """
+    try:
+        form = declared_form(rule)
+    except RuleFormError as exc:
+        raise RuleFormError(
+            f"the torch backend has no kernel for the rule {rule!r}: {exc} "
+            "(or use backend='scipy')"
+        ) from None
+    return TorchForm.of(form, rule)

@@ -1,84 +1,116 @@
-"""Edge-weight rules: the real-valued, semiring-independent ``r_jk`` of a linear op's edges.
+r"""Edge-weight rules: the real-valued, semiring-independent ``r_jk`` of a linear op's edges.
 
-A rule sees the edges of one linear op as flat arrays (:class:`EdgeSet`) and returns one weight
-per edge plus one per bias edge. Conventions shared by every rule: the bias is neuron 0 with
-``a_0 = 1`` and ``w_0k = b_k``; a zero denominator gives ``r = 0`` for all edges into that ``k``.
+Every rule is one declaration, a :class:`RuleForm`, and every backend evaluates that declaration
+(the numpy reference here, the torch kernels, any later kernel). For one linear op with inputs
+``a_j``, weights ``w_jk`` and bias ``b_k`` a form states
+
+.. math::
+
+    z_{jk} = \sum_t s_t(a)_j \, v_t(w_{jk}), \qquad b'_k = v_b(b_k), \qquad
+    r_{jk} = z_{jk} / d_k, \qquad r_{0k} = b'_k / d_k,
+
+where each *source* ``s_t`` is one of ``"a"`` (``a``), ``"abs"`` (``|a|``), ``"one"`` (``1``),
+``"low"`` or ``"high"`` (the bounds ``l``, ``h`` of the input), each *modified weight* ``v`` is a
+linear combination ``Weights(w=…, pos=…, neg=…, abs=…, sq=…, one=…)`` of ``w``, ``w⁺``, ``w⁻``,
+``|w|``, ``w²`` and ``1`` (:class:`Weights`), and the denominator is either the
+stabilised sum ``d_k = s + ε·sign(s)`` with ``s = Σ_j z_jk + b'_k`` and ``sign(0) = +1``, or
+the max-norm ``d_k = max(|b'_k|, max_j |z_jk|) + ε``. The bias is neuron 0 with ``a_0 = 1``;
+without a bias numerator the bias edge gets 0 and takes no part in the denominator. A zero
+denominator gives ``r = 0`` on every edge into that ``k``, never NaN.
+
+LRP-0, ε and γ (Bach et al. 2015; Montavon et al. 2019), z^B (Montavon et al. 2017), the
+max-normalised rule, flat and w² are written in this form below. A user rule is a
+:class:`Rule` subclass whose :attr:`Rule.form` returns its declaration; it then runs on every
+backend::
+
+    from provgraph.algebra.rules import Rule, RuleForm, Term, Weights
+
+    class HalfNegative(Rule):
+        '''r_jk = a_j v(w_jk) / (Σ_j' a_j' v(w_j'k) + v(b_k) ± ε), v(w) = w + ½ w⁻.'''
+
+        name = "halfneg"
+
+        def __init__(self, epsilon: float = 1e-6) -> None:
+            self.epsilon = epsilon
+
+        @property
+        def form(self) -> RuleForm:
+            v = Weights(w=1.0, neg=0.5)  # v(w) = w + ½ min(w, 0)
+            return RuleForm(terms=(Term("a", v),), bias=v, epsilon=self.epsilon)
+
+The form is plain data (floats, strings, tuples; bounds may be arrays) so that compiled kernels
+can read it without calling Python.
 
 References
 ----------
 Bach et al. "On pixel-wise explanations for non-linear classifier decisions by layer-wise
-relevance propagation". PLOS ONE 2015.
-Montavon et al. "Layer-wise relevance propagation: an overview". In: Explainable AI, 2019.
+relevance propagation". PLOS ONE 10(7), 2015.
+Montavon et al. "Explaining nonlinear classification decisions with deep Taylor
+decomposition". Pattern Recognition 65, 2017.
+Montavon et al. "Layer-wise relevance propagation: an overview". In: Explainable AI:
+Interpreting, Explaining and Visualizing Deep Learning, LNCS 11700, 2019.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
+from provgraph.algebra.rule_form import (
+    DENOMINATORS,
+    IDENTITY,
+    SOURCES,
+    Bound,
+    EdgeSet,
+    RuleForm,
+    RuleFormError,
+    Term,
+    Weights,
+)
 from provgraph.errors import ProvgraphError
 
-
-@dataclass
-class EdgeSet:
-    """The edges ``j → k`` of one linear op, flattened over all its inputs.
-
-    Attributes
-    ----------
-    a : (E,) activation of each edge's source neuron
-    w : (E,) weight of each edge
-    col : (E,) output neuron ``k`` of each edge
-    row : (E,) flat index of each edge's source neuron within its input tensor
-    bias : (n_out,) bias ``b_k`` (zeros when the op has no bias)
-    is_input : whether the op reads the network input (rules needing input bounds check this)
-    """
-
-    a: np.ndarray
-    w: np.ndarray
-    col: np.ndarray
-    row: np.ndarray
-    bias: np.ndarray
-    is_input: bool = False
-
-    @property
-    def n_out(self) -> int:
-        return len(self.bias)
-
-    def column_sum(self, values: np.ndarray) -> np.ndarray:
-        return np.bincount(self.col, weights=values, minlength=self.n_out)
-
-
-def _safe_divide(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    out = np.zeros(np.broadcast(num, den).shape, dtype=np.float64)
-    np.divide(num, den, out=out, where=den != 0)
-    return out
-
-
-def _stabilize(den: np.ndarray, epsilon: float) -> np.ndarray:
-    """``den + ε·sign(den)`` with ``sign(0) = +1`` (the convention of Captum and Zennit)."""
-    if epsilon == 0:
-        return den
-    return den + epsilon * np.where(den >= 0, 1.0, -1.0)
-
+__all__ = [
+    "DENOMINATORS",
+    "IDENTITY",
+    "LRPZB",
+    "RULES",
+    "SOURCES",
+    "EdgeSet",
+    "Flat",
+    "LRPEpsilon",
+    "LRPGamma",
+    "LRPZero",
+    "MaxNormalized",
+    "Rule",
+    "RuleForm",
+    "RuleFormError",
+    "Term",
+    "WSquare",
+    "Weights",
+    "declared_form",
+    "get_rule",
+]
 
 class Rule:
-    """Base class: subclasses implement :meth:`edge_weights`."""
+    """Base class of rules: a subclass declares its :attr:`form` (a property computed from the
+    rule's parameters, or a class attribute holding a fixed :class:`RuleForm`).
+
+    :meth:`edge_weights` evaluates the form with numpy. A subclass may override it instead of
+    declaring a form; such a rule runs on the scipy backend only (see :func:`declared_form`).
+    """
 
     name = "rule"
 
+    @property
+    def form(self) -> RuleForm:
+        """The rule's declaration."""
+        raise RuleFormError(f"{self!r} declares no form")
+
     def edge_weights(self, edges: EdgeSet) -> tuple[np.ndarray, np.ndarray]:
         """Return ``(r_edges (E,), r_bias (n_out,))``."""
-        raise NotImplementedError
-
-    def _ratio(
-        self, edges: EdgeSet, num: np.ndarray, bias_num: np.ndarray, epsilon: float
-    ) -> tuple[np.ndarray, np.ndarray]:
-        den = _stabilize(edges.column_sum(num) + bias_num, epsilon)
-        return _safe_divide(num, den[edges.col]), _safe_divide(bias_num, den)
+        return self.form.edge_weights(edges)
 
     def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        params = ", ".join(f"{k}={_plain(v)!r}" for k, v in vars(self).items())
         return f"{type(self).__name__}({params})"
 
     def __eq__(self, other: object) -> bool:
@@ -88,13 +120,42 @@ class Rule:
         return hash(repr(self))
 
 
+def _plain(value: object) -> object:
+    return np.asarray(value).tolist() if isinstance(value, np.ndarray) else value
+
+
+def declared_form(rule: Rule) -> RuleForm:
+    """The form that defines ``rule``, for backends that evaluate forms rather than call numpy.
+
+    Raises
+    ------
+    RuleFormError
+        When the rule declares no form, or overrides :meth:`Rule.edge_weights` (its form, if
+        inherited, then no longer says what it computes).
+    """
+    if type(rule).edge_weights is not Rule.edge_weights:
+        raise RuleFormError(
+            f"{rule!r} overrides edge_weights; declare the rule as a RuleForm (its `form` "
+            "property) to run it on every backend"
+        )
+    form = rule.form
+    if not isinstance(form, RuleForm):
+        raise RuleFormError(f"{rule!r}.form must be a RuleForm, not {type(form).__name__}")
+    return form
+
+
+def _plain_form(v: Weights, epsilon: float = 0.0) -> RuleForm:
+    return RuleForm(terms=(Term("a", v),), bias=v, epsilon=epsilon)
+
+
 class LRPZero(Rule):
     r"""LRP-0: :math:`r_{jk} = z_{jk} / z_k`, :math:`z_{jk} = a_j w_{jk}`, bias included."""
 
     name = "lrp0"
 
-    def edge_weights(self, edges: EdgeSet) -> tuple[np.ndarray, np.ndarray]:
-        return self._ratio(edges, edges.a * edges.w, edges.bias, 0.0)
+    @property
+    def form(self) -> RuleForm:
+        return _plain_form(IDENTITY)
 
 
 class LRPEpsilon(Rule):
@@ -105,8 +166,9 @@ class LRPEpsilon(Rule):
     def __init__(self, epsilon: float = 1e-6) -> None:
         self.epsilon = float(epsilon)
 
-    def edge_weights(self, edges: EdgeSet) -> tuple[np.ndarray, np.ndarray]:
-        return self._ratio(edges, edges.a * edges.w, edges.bias, self.epsilon)
+    @property
+    def form(self) -> RuleForm:
+        return _plain_form(IDENTITY, self.epsilon)
 
 
 class LRPGamma(Rule):
@@ -123,12 +185,10 @@ class LRPGamma(Rule):
         self.epsilon = float(epsilon)
         self.modify_bias = bool(modify_bias)
 
-    def edge_weights(self, edges: EdgeSet) -> tuple[np.ndarray, np.ndarray]:
-        w = edges.w + self.gamma * np.maximum(edges.w, 0)
-        b = edges.bias
-        if self.modify_bias:
-            b = b + self.gamma * np.maximum(b, 0)
-        return self._ratio(edges, edges.a * w, b, self.epsilon)
+    @property
+    def form(self) -> RuleForm:
+        v = Weights(w=1.0, pos=self.gamma)
+        return RuleForm((Term("a", v),), v if self.modify_bias else IDENTITY, epsilon=self.epsilon)
 
 
 class LRPZB(Rule):
@@ -136,28 +196,23 @@ class LRPZB(Rule):
     :math:`r_{jk} = (x_j w_{jk} - l_j w_{jk}^+ - h_j w_{jk}^-) / Σ_{j'} (\cdot)`.
 
     ``low`` and ``high`` are scalars or arrays over the input neurons; the bias term cancels
-    (``b - b⁺ - b⁻ = 0``).
+    (``b - b⁺ - b⁻ = 0``), so the bias edge gets nothing.
     """
 
     name = "zb"
 
-    def __init__(self, low: float | np.ndarray = 0.0, high: float | np.ndarray = 1.0) -> None:
+    def __init__(self, low: Bound = 0.0, high: Bound = 1.0) -> None:
         self.low = low
         self.high = high
 
-    def _bound(self, value: float | np.ndarray, rows: np.ndarray) -> np.ndarray:
-        arr = np.asarray(value, dtype=np.float64).reshape(-1)
-        return arr[rows] if arr.size > 1 else np.broadcast_to(arr, rows.shape)
-
-    def edge_weights(self, edges: EdgeSet) -> tuple[np.ndarray, np.ndarray]:
-        low, high = self._bound(self.low, edges.row), self._bound(self.high, edges.row)
-        w = edges.w
-        num = edges.a * w - low * np.maximum(w, 0) - high * np.minimum(w, 0)
-        return self._ratio(edges, num, np.zeros(edges.n_out), 0.0)
-
-    def __repr__(self) -> str:
-        low, high = np.asarray(self.low).tolist(), np.asarray(self.high).tolist()
-        return f"LRPZB(low={low!r}, high={high!r})"
+    @property
+    def form(self) -> RuleForm:
+        terms = (
+            Term("a", IDENTITY),
+            Term("low", Weights(pos=-1.0)),
+            Term("high", Weights(neg=-1.0)),
+        )
+        return RuleForm(terms, None, low=self.low, high=self.high)
 
 
 class MaxNormalized(Rule):
@@ -171,13 +226,10 @@ class MaxNormalized(Rule):
     def __init__(self, epsilon: float = 1e-9) -> None:
         self.epsilon = float(epsilon)
 
-    def edge_weights(self, edges: EdgeSet) -> tuple[np.ndarray, np.ndarray]:
-        z = np.abs(edges.a * edges.w)
-        b = np.abs(edges.bias)
-        m = b.copy()
-        np.maximum.at(m, edges.col, z)
-        den = m + self.epsilon
-        return z / den[edges.col], b / den
+    @property
+    def form(self) -> RuleForm:
+        v = Weights(abs=1.0)
+        return RuleForm((Term("abs", v),), v, denominator="maxnorm", epsilon=self.epsilon)
 
 
 class Flat(Rule):
@@ -185,9 +237,9 @@ class Flat(Rule):
 
     name = "flat"
 
-    def edge_weights(self, edges: EdgeSet) -> tuple[np.ndarray, np.ndarray]:
-        ones = np.ones_like(edges.w)
-        return self._ratio(edges, ones, np.zeros(edges.n_out), 0.0)
+    @property
+    def form(self) -> RuleForm:
+        return RuleForm((Term("one", Weights(one=1.0)),))
 
 
 class WSquare(Rule):
@@ -195,8 +247,9 @@ class WSquare(Rule):
 
     name = "wsquare"
 
-    def edge_weights(self, edges: EdgeSet) -> tuple[np.ndarray, np.ndarray]:
-        return self._ratio(edges, edges.w**2, np.zeros(edges.n_out), 0.0)
+    @property
+    def form(self) -> RuleForm:
+        return RuleForm((Term("one", Weights(sq=1.0)),))
 
 
 RULES: dict[str, type[Rule]] = {
