@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import re
 from pathlib import Path
 
@@ -12,17 +11,15 @@ import pytest
 from provgraph.algebra.semirings import get_semiring
 from provgraph.api import annotate
 from provgraph.apps.demo import bundled_model_path, bundled_samples
-from provgraph.cli.symbolic import add_subcommands
+from provgraph.cli.main import dispatch
 from provgraph.errors import BudgetError, ProvgraphError
 
 MODEL = str(bundled_model_path())
 
 
 def run(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="provgraph")
-    add_subcommands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(list(argv))
-    return args.handler(args)
+    """The command line without its error handler, so that provgraph errors propagate."""
+    return dispatch(list(argv))
 
 
 @pytest.fixture(scope="module")
