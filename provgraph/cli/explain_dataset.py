@@ -74,7 +74,6 @@ def run_dataset(args: argparse.Namespace) -> int:
         from provgraph.io.heatmaps import save_heatmap
 
         folder = Path(args.out)
-        folder.mkdir(parents=True, exist_ok=True)
         for name, rel, sample in zip(names, batch, x):
             save_heatmap(rel, folder / f"{_safe(name)}.png", sample=sample)
         print(f"{len(names)} heatmaps written to {folder}")
