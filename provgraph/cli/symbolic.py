@@ -101,7 +101,6 @@ def _emit(text: str, out: str | None) -> None:
 
 def run_polynomial(args: argparse.Namespace) -> int:
     """Print (or write) the circuit or the expanded polynomials of a layer's neurons."""
-    from provgraph.backends import sympy_backend as sb
     from provgraph.symbolic import DEFAULT_MONOMIAL_BUDGET, Circuit, expand, resolve_tensor
 
     graph = _graph(args)
@@ -134,6 +133,8 @@ def run_polynomial(args: argparse.Namespace) -> int:
             lines.append(f"P_{{{p.neuron}}} = {body}" if args.latex else f"P[{p.neuron}] = {body}")
             ids.update(p.variable_ids)
     else:
+        from provgraph.backends import sympy_backend as sb
+
         prog, equations = sb.circuit_equations(circuit, tensor, neurons, form=form,
                                                digits=args.digits, rule=rule_of(args))
         lines.extend("% " + line for line in prog.legend().splitlines())
@@ -166,12 +167,13 @@ def _summary(k: Any, values: np.ndarray) -> tuple[str, str, str]:
 
     if not nonzero:
         return show(total), "0", "-"
-    if fmt is not None:
+    if fmt is not None:  # provenance semirings: the input with the largest annotation
         best = max(nonzero, key=lambda i: len(flat[i]) if flat[i] is not None else 0)
-    elif k.name == "tropical":
-        best = min(nonzero, key=lambda i: float(flat[i]))
     else:
-        best = max(nonzero, key=lambda i: float(flat[i]))
+        from provgraph.apps.ranking import ranked_indices
+
+        candidates = set(nonzero)
+        best = next(int(i) for i in ranked_indices(k, flat) if int(i) in candidates)
     return show(total), str(len(nonzero)), f"{best}={show(flat[best])}"
 
 
