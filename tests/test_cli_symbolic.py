@@ -192,8 +192,9 @@ def test_printer_writes_signs_powers_constants_and_scientific_coefficients() -> 
     terms = {(0, 0, 1): 2, (1,): -0.5, (): 3, (0,): -1, (0, 1): 1.5e-7, (1, 1): 0}
     text = polynomial_text(terms, names.__getitem__)
     a, b = sympy.symbols("a b")
-    assert sympy.expand(sympy.sympify(text) - (2 * a**2 * b - 0.5 * b + 3 - a + 1.5e-7 * a * b)) == 0
-    latex = polynomial_latex(terms, {0: "a", 1: "b"}.__getitem__, digits=3)
+    expected = 2 * a**2 * b - 0.5 * b + 3 - a + 1.5e-7 * a * b
+    assert sympy.expand(sympy.sympify(text) - expected) == 0
+    latex = polynomial_latex(terms, names.__getitem__, digits=3)
     assert "\\left(a\\right)^{2} b" in latex and "1.5 \\cdot 10^{-7} a b" in latex
     assert latex.startswith("3 ") and "- 0.5 b" in latex and "- a" in latex
     assert polynomial_text({}, names.__getitem__) == "0"
