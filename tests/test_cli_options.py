@@ -205,17 +205,35 @@ def rgb_digit(tmp_path: Path) -> str:
 
 
 @pytest.mark.parametrize(
-    ("flags", "shown"), [([], True), (["-q"], False), (["QUIET_AFTER"], False), (["-v"], True)]
+    ("flags", "shown", "debug"),
+    [([], True, False), (["-q"], False, False), (["QUIET_AFTER"], False, False),
+     (["-v"], True, True)],
 )
-def test_image_conversion_notice_and_quiet(rgb_digit, capsys, flags, shown) -> None:
+def test_image_conversion_notice_and_verbosity(rgb_digit, capsys, flags, shown, debug) -> None:
     args = ["explain", MODEL, rgb_digit, "--top", "1"]
     argv = [*args, "-q"] if flags == ["QUIET_AFTER"] else [*flags, *args]
     assert main(argv) == 0
     captured = capsys.readouterr()
     notice = "converted RGB to greyscale and resized 56x56 to 28x28"
     assert (notice in captured.err) is shown
-    assert len(captured.err.strip().splitlines()) == int(shown)
+    assert ("backend scipy (auto: 267,010 edges" in captured.err) is debug
+    assert len(captured.err.strip().splitlines()) == int(shown) + int(debug)
     assert "most relevant inputs" in captured.out
+
+
+def test_demo_without_progress_bar(tmp_path: Path, capsys) -> None:
+    from provgraph.api import explain
+
+    assert main(["-q", "demo", "--digits", "1", "--out", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    x, y = bundled_samples()
+    paths = explain(MODEL, x[0], target=int(y[0]), semiring="counting").input.sum()
+    assert f"{int(paths):,} paths" in captured.out
+    assert (tmp_path / "demo_grid.png").is_file()
+    assert main(["demo", "--digits", "11", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "between 1 and 10" in err[0]
 
 
 def test_quiet_hides_the_progress_bar(tmp_path: Path, capsys) -> None:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import time
 from pathlib import Path
 from typing import Any
 
 from provgraph.cli.options import backend_of, init_of, rule_of, show_progress
+
+log = logging.getLogger(__name__)
 
 OPTIONS = (
     "target", "semiring", "rule", "theta", "init", "backend", "input_shape", "output_name",
@@ -64,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
     for i, rel in enumerate(rels):
         suffix = f"_{i}" if n > 1 else ""
         predicted = int(np.argmax(rel.logits))
+        log.debug("%sbackend %s (%s)", f"sample {i}: " if n > 1 else "",
+                  rel.info.get("backend"), rel.info.get("backend_selection", "as requested"))
         print_explanation(rel, predicted, args.top, f"sample {i}: " if n > 1 else "")
         if args.out:
             from provgraph.io.heatmaps import save_heatmap

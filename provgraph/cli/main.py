@@ -138,12 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def configure_logging(quiet: bool, verbose: int) -> None:
-    """Send the ``provgraph`` loggers to stderr: INFO by default, WARNING with -q, DEBUG with -vv.
+    """Send the ``provgraph`` loggers to stderr: INFO by default, WARNING with -q, DEBUG with -v.
 
     Library modules only call ``logging.getLogger(__name__)``; the level and the handler are the
     command line's choice.
     """
-    level = logging.WARNING if quiet else logging.DEBUG if verbose > 1 else logging.INFO
+    level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
     logger = logging.getLogger("provgraph")
     for handler in list(logger.handlers):
         if getattr(handler, "provgraph_cli", False):

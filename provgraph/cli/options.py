@@ -128,7 +128,6 @@ def add_shared_options(p: argparse.ArgumentParser, names: Iterable[str]) -> None
 
 def add_verbosity_options(p: argparse.ArgumentParser, suppress: bool = False) -> None:
     """``-q`` / ``-v``; with ``suppress`` a subcommand's copy leaves the top level's value alone."""
-    default: Any = argparse.SUPPRESS if suppress else 0
     group = p.add_mutually_exclusive_group()
     group.add_argument(
         "-q", "--quiet", dest="quiet", action="store_true",
@@ -136,8 +135,9 @@ def add_verbosity_options(p: argparse.ArgumentParser, suppress: bool = False) ->
         help="print results only: no notices, no progress bars",
     )
     group.add_argument(
-        "-v", "--verbose", dest="verbose", action="count", default=default,
-        help="print more detail (repeat for debug messages)",
+        "-v", "--verbose", dest="verbose", action="count",
+        default=argparse.SUPPRESS if suppress else 0,
+        help="also print debug messages (backend selection, inputs read)",
     )
 
 
