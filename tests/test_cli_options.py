@@ -184,6 +184,8 @@ def test_specialize_takes_input_shape(dynamic, capsys) -> None:
         (["explain", MODEL, "x.npy", "--semiring", "bogus"], "unknown semiring 'bogus'"),
         (["explain", MODEL, "x.npy", "-q", "-v"], "not allowed with argument"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
+        (["explain", MODEL, "x.npy", "--top", "-1"], "--top: -1 is below the smallest allowed, 0"),
+        (["polynomial", MODEL, "x.npy", "--digits", "two"], "--digits: 'two' is not an integer"),
     ],
 )
 def test_usage_mistakes_are_one_line_with_exit_2(args, fragment, capsys) -> None:

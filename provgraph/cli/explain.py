@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from provgraph.cli.options import backend_of, init_of, rule_of, show_progress
+from provgraph.cli.options import backend_of, count_at_least, init_of, rule_of, show_progress
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", help="input sample: .npy, .npz, .png or .jpg (or a folder, --batch)")
     p.add_argument("--out", default=None, help="write a heatmap (PNG) here")
     p.add_argument("--save", default=None, help="write every tensor's relevance (.npz) here")
-    p.add_argument("--top", type=int, default=5, help="print the N most relevant inputs")
+    p.add_argument(
+        "--top", type=count_at_least(0), default=5, help="print the N most relevant inputs"
+    )
     p.add_argument(
         "--batch",
         type=int,

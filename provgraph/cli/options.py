@@ -29,6 +29,21 @@ def parse_shape(text: str) -> tuple[int, ...]:
     return shape
 
 
+def count_at_least(low: int) -> Callable[[str], int]:
+    """An ``argparse`` type: an integer ``>= low``, else a one-line usage error."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} is below the smallest allowed, {low}")
+        return value
+
+    return parse
+
+
 def parse_semiring(text: str) -> str:
     """A built-in semiring's name (case-insensitive), or a one-line usage error listing them."""
     key = text.strip().lower()

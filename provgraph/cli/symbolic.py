@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from provgraph.cli.options import rule_of
+from provgraph.cli.options import count_at_least, rule_of
 from provgraph.errors import InputError, ProvgraphError
 
 DEFAULT_SEMIRINGS = "real,boolean,counting,viterbi,tropical,fuzzy"
@@ -41,9 +41,10 @@ def add_polynomial_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--real-coefficients", action="store_true",
                    help="with --vars edges: the real Θ-values as coefficients (rule: --rule, "
                    "default lrp0)")
-    p.add_argument("--budget", type=int, default=None,
+    p.add_argument("--budget", type=count_at_least(0), default=None,
                    help="largest number of monomials --expand may produce (default 100000)")
-    p.add_argument("--digits", type=int, default=4, help="significant digits of coefficients")
+    p.add_argument("--digits", type=count_at_least(1), default=4,
+                   help="significant digits of coefficients")
     p.add_argument("--table", action="store_true", help="also print the variable table")
     p.add_argument("--out", default=None, help="write the output to this file")
 
@@ -57,7 +58,7 @@ def add_specialize_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="out/specialize",
                    help="folder of the .npz files (default out/specialize)")
     p.add_argument("--no-save", action="store_true", help="do not write .npz files")
-    p.add_argument("--budget", type=int, default=None,
+    p.add_argument("--budget", type=count_at_least(0), default=None,
                    help="path terms a provenance semiring may hold (default 200000)")
 
 
