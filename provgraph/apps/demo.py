@@ -41,8 +41,12 @@ def summarize(rel: Relevance) -> str:
     return f"mean best path {float(np.mean(r)):.3g}"
 
 
-def run_demo(out_dir: Path, n_digits: int = 4) -> list[dict[str, object]]:
-    """Explain ``n_digits`` bundled digits in real, Boolean, Counting and Viterbi semirings."""
+def run_demo(out_dir: Path, n_digits: int = 4, progress: bool = True) -> list[dict[str, object]]:
+    """Explain ``n_digits`` bundled digits in real, Boolean, Counting and Viterbi semirings.
+
+    Prints a summary table, writes one heatmap per digit and semiring and an overview grid to
+    ``out_dir``, and returns the table's rows; ``progress`` shows a progress bar.
+    """
     from tqdm.auto import tqdm
 
     if not 1 <= n_digits <= 10:
@@ -50,7 +54,7 @@ def run_demo(out_dir: Path, n_digits: int = 4) -> list[dict[str, object]]:
     net: Network = load(bundled_model_path())
     xs, ys = bundled_samples()
     rows, table = [], []
-    for i in tqdm(range(n_digits), desc="explaining digits", unit="digit"):
+    for i in tqdm(range(n_digits), desc="explaining digits", unit="digit", disable=not progress):
         start = time.perf_counter()
         graph = annotate(net, xs[i])
         rels, timings = [], {}

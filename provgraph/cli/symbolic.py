@@ -10,27 +10,25 @@ the circuit once and evaluates it in several semirings, printing one table and w
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from provgraph.cli.options import count_at_least, rule_of
 from provgraph.errors import InputError, ProvgraphError
 
 DEFAULT_SEMIRINGS = "real,boolean,counting,viterbi,tropical,fuzzy"
 
 
-def add_subcommands(subparsers: Any) -> None:
-    """Register ``polynomial`` and ``specialize`` on an ``argparse`` subparsers object."""
-    p = subparsers.add_parser(
-        "polynomial",
-        help="symbolic provenance of a layer's neurons: circuit or expanded polynomial",
-        description="Print the provenance of the neurons of a layer for one class, as a circuit "
-        "(one equation per gate) or, with --expand, as expanded polynomials.",
-    )
-    _add_common(p)
+POLYNOMIAL_OPTIONS = ("target", "rule", "input_shape", "output_name")
+SPECIALIZE_OPTIONS = ("target", "rule", "theta", "input_shape", "output_name")
+
+
+def add_polynomial_arguments(p: argparse.ArgumentParser) -> None:
+    """``polynomial``'s own arguments (the shared ones are in :data:`POLYNOMIAL_OPTIONS`)."""
+    _add_model_and_input(p)
     p.add_argument("--vars", choices=("edges", "neurons"), default="edges",
                    help="edges: one variable per edge, ℕ[X] (default); neurons: one variable "
                    "per hidden neuron, real coefficients (what-if pruning)")
@@ -41,55 +39,46 @@ def add_subcommands(subparsers: Any) -> None:
     p.add_argument("--neuron", default=None,
                    help="comma-separated flat neuron indices of that layer (default: all)")
     p.add_argument("--real-coefficients", action="store_true",
-                   help="with --vars edges: the real Θ-values as coefficients")
-    p.add_argument("--rule", default=None, help="rule of the real coefficients (default lrp0)")
-    p.add_argument("--budget", type=int, default=None,
+                   help="with --vars edges: the real Θ-values as coefficients (rule: --rule, "
+                   "default lrp0)")
+    p.add_argument("--budget", type=count_at_least(0), default=None,
                    help="largest number of monomials --expand may produce (default 100000)")
-    p.add_argument("--digits", type=int, default=4, help="significant digits of coefficients")
+    p.add_argument("--digits", type=count_at_least(1), default=4,
+                   help="significant digits of coefficients")
     p.add_argument("--table", action="store_true", help="also print the variable table")
     p.add_argument("--out", default=None, help="write the output to this file")
-    p.set_defaults(handler=cmd_polynomial)
 
-    p = subparsers.add_parser(
-        "specialize",
-        help="one annotated graph, several semirings: circuit built once, specialised per semiring",
-        description="Build the provenance circuit once and evaluate it in several semirings; "
-        "print one table and write one .npz of relevance per semiring.",
-    )
-    _add_common(p)
+
+def add_specialize_arguments(p: argparse.ArgumentParser) -> None:
+    """``specialize``'s own arguments (the shared ones are in :data:`SPECIALIZE_OPTIONS`)."""
+    _add_model_and_input(p)
     p.add_argument("--semirings", default=DEFAULT_SEMIRINGS,
                    help=f"comma-separated semirings (default {DEFAULT_SEMIRINGS}; also why, "
                    "posbool, lineage, bx, trio, nx on small networks)")
-    p.add_argument("--rule", default=None, help="force one rule for all (default: per semiring)")
-    p.add_argument("--theta", default=None, help="force one Θ for all (default: per semiring)")
     p.add_argument("--out", default="out/specialize",
                    help="folder of the .npz files (default out/specialize)")
     p.add_argument("--no-save", action="store_true", help="do not write .npz files")
-    p.add_argument("--budget", type=int, default=None,
+    p.add_argument("--budget", type=count_at_least(0), default=None,
                    help="path terms a provenance semiring may hold (default 200000)")
-    p.set_defaults(handler=cmd_specialize)
 
 
-def _add_common(p: argparse.ArgumentParser) -> None:
+def _add_model_and_input(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="ONNX model file")
     p.add_argument("input", help="input sample: .npy, .npz, .png or .jpg")
-    p.add_argument("--target", type=int, default=None, help="class index (default: predicted)")
     p.add_argument("--sample", type=int, default=0, help="sample of a batch input (default 0)")
-    p.add_argument("--output-name", default=None, help="logits tensor (default: found)")
 
 
 def _graph(args: argparse.Namespace) -> Any:
-    from provgraph.api import load
-    from provgraph.engine.annotation import AnnotatedGraph
+    from provgraph.api import annotate, load
     from provgraph.io.inputs import read_input
-    from provgraph.model.trace import forward_trace
+    from provgraph.model.trace import as_batch
 
-    net = load(args.model, output=args.output_name)
-    trace = forward_trace(net, read_input(args.input, net))
-    if not 0 <= args.sample < trace.batch_size:
+    net = load(args.model, output=args.output_name, input_shape=args.input_shape)
+    x = as_batch(net, read_input(args.input, net))
+    if not 0 <= args.sample < len(x):
         raise InputError(f"--sample {args.sample} is out of range: the input has "
-                         f"{trace.batch_size} sample(s)")
-    return AnnotatedGraph(net, trace.sample(args.sample))
+                         f"{len(x)} sample(s)")
+    return annotate(net, x[args.sample])
 
 
 def _neurons(spec: str | None) -> list[int] | None:
@@ -111,8 +100,8 @@ def _emit(text: str, out: str | None) -> None:
     print(f"written to {out}")
 
 
-def cmd_polynomial(args: argparse.Namespace) -> int:
-    from provgraph.backends import sympy_backend as sb
+def run_polynomial(args: argparse.Namespace) -> int:
+    """Print (or write) the circuit or the expanded polynomials of a layer's neurons."""
     from provgraph.symbolic import DEFAULT_MONOMIAL_BUDGET, Circuit, expand, resolve_tensor
 
     graph = _graph(args)
@@ -138,15 +127,17 @@ def cmd_polynomial(args: argparse.Namespace) -> int:
     ids: set[int] = set()
     if args.expand:
         budget = DEFAULT_MONOMIAL_BUDGET if args.budget is None else args.budget
-        polys = expand(circuit, tensor, neurons, form=form, rule=args.rule, budget=budget)
+        polys = expand(circuit, tensor, neurons, form=form, rule=rule_of(args), budget=budget)
         for p in polys:
-            body = p.latex(args.digits) if args.latex else str(p.to_sympy(args.digits))
+            body = p.latex(args.digits) if args.latex else p.text(args.digits)
             lines.append(f"% {tensor}[{p.neuron}]: {p.num_monomials:,} monomials")
             lines.append(f"P_{{{p.neuron}}} = {body}" if args.latex else f"P[{p.neuron}] = {body}")
             ids.update(p.variable_ids)
     else:
+        from provgraph.backends import sympy_backend as sb
+
         prog, equations = sb.circuit_equations(circuit, tensor, neurons, form=form,
-                                               digits=args.digits, rule=args.rule)
+                                               digits=args.digits, rule=rule_of(args))
         lines.extend("% " + line for line in prog.legend().splitlines())
         lines.append(sb.render_equations(prog, equations, latex=args.latex))
         if args.table:
@@ -177,12 +168,13 @@ def _summary(k: Any, values: np.ndarray) -> tuple[str, str, str]:
 
     if not nonzero:
         return show(total), "0", "-"
-    if fmt is not None:
+    if fmt is not None:  # provenance semirings: the input with the largest annotation
         best = max(nonzero, key=lambda i: len(flat[i]) if flat[i] is not None else 0)
-    elif k.name == "tropical":
-        best = min(nonzero, key=lambda i: float(flat[i]))
     else:
-        best = max(nonzero, key=lambda i: float(flat[i]))
+        from provgraph.apps.ranking import ranked_indices
+
+        candidates = set(nonzero)
+        best = next(int(i) for i in ranked_indices(k, flat) if int(i) in candidates)
     return show(total), str(len(nonzero)), f"{best}={show(flat[best])}"
 
 
@@ -193,13 +185,15 @@ def _equal(a: Any, b: Any) -> bool:
         return False
 
 
-def cmd_specialize(args: argparse.Namespace) -> int:
+def run_specialize(args: argparse.Namespace) -> int:
+    """Specialise one circuit into several semirings; print a table, write one .npz each."""
     from provgraph.algebra.composites import get_composite
     from provgraph.algebra.semirings import BooleanSemiring
     from provgraph.algebra.theta import get_theta
     from provgraph.symbolic import DEFAULT_SYMBOLIC_BUDGET, Circuit, is_symbolic, resolve_semiring
     from provgraph.symbolic import specialize as specialize_circuit
 
+    rule = rule_of(args)
     names = [s.strip() for s in args.semirings.split(",") if s.strip()]
     if not names:
         raise ProvgraphError("--semirings is empty")
@@ -212,15 +206,15 @@ def cmd_specialize(args: argparse.Namespace) -> int:
     rows = []
     for k in semirings:
         t = time.perf_counter()
-        rel = specialize_circuit(circuit, k, rule=args.rule, theta=args.theta, budget=budget)
+        rel = specialize_circuit(circuit, k, rule=rule, theta=args.theta, budget=budget)
         elapsed = time.perf_counter() - t
         kk = BooleanSemiring() if is_symbolic(k) else k
-        rule = get_composite(args.rule, kk)
+        composite = get_composite(rule, kk)
         theta = "filter " if is_symbolic(k) else ""
         theta += repr(get_theta(args.theta, kk)) if args.theta or not is_symbolic(k) else \
             "Threshold(theta=1e-09)"
         total, count, best = _summary(k, rel.input)
-        rule_text = rule.name if rule.entries else repr(rule.default)
+        rule_text = composite.name if composite.entries else repr(composite.default)
         rows.append((k.name, rule_text, theta, total, count, best,
                      f"{1000 * elapsed:.1f}"))
         if not args.no_save:
@@ -236,13 +230,3 @@ def cmd_specialize(args: argparse.Namespace) -> int:
         print(f"relevance written to {args.out}/<semiring>.npz")
     return 0
 
-
-if __name__ == "__main__":  # pragma: no cover
-    parser = argparse.ArgumentParser(prog="provgraph")
-    add_subcommands(parser.add_subparsers(dest="command", required=True))
-    ns = parser.parse_args()
-    try:
-        sys.exit(ns.handler(ns))
-    except ProvgraphError as exc:
-        print(f"provgraph: error: {exc}", file=sys.stderr)
-        sys.exit(2)

@@ -1,4 +1,8 @@
-"""Atomic file output: write to a temporary file beside the target, then rename."""
+"""Atomic file output: write to a temporary file beside the target, then rename.
+
+A reader never sees a half-written file, and an interrupted write leaves the previous file (or
+none) in place. A path that cannot be written is a one-line :class:`ProvgraphError`.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +14,23 @@ from typing import IO
 
 import numpy as np
 
+from provgraph.errors import ProvgraphError
+
 
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Call ``write`` on a temporary file in ``path``'s folder, then move it into place."""
+    """Call ``write`` on a temporary file in ``path``'s folder, then move it into place.
+
+    Raises
+    ------
+    ProvgraphError
+        The folder cannot be created or the file cannot be written (message names the path).
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as exc:
+        raise ProvgraphError(f"{path}: cannot write: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
@@ -23,11 +38,19 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
+    except OSError as exc:
+        _remove(tmp)
+        raise ProvgraphError(f"{path}: cannot write: {exc.strerror or exc}") from None
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        _remove(tmp)
         raise
 
 
 def atomic_save_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
+    """``numpy.savez_compressed`` of ``arrays`` to ``path``, atomically."""
     atomic_write(path, lambda fh: np.savez_compressed(fh, **arrays))
+
+
+def _remove(tmp: str) -> None:
+    if os.path.exists(tmp):
+        os.unlink(tmp)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 
@@ -9,6 +10,8 @@ import numpy as np
 
 from provgraph.errors import InputError
 from provgraph.model.network import Network
+
+log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff"}
 
@@ -51,19 +54,38 @@ def image_layout(input_shape: tuple[int, ...]) -> tuple[int, int, int] | None:
 
 
 def read_image(path: Path, input_shape: tuple[int, ...]) -> np.ndarray:
+    """The image at ``path`` as floats in [0, 1], shaped ``input_shape``.
+
+    An image converted to the network's colour mode (grey ↔ RGB) or resized to its spatial size
+    is reported in one INFO line on the ``provgraph.io.inputs`` logger (shown by the command line
+    unless ``-q``).
+    """
     from PIL import Image, UnidentifiedImageError
 
     layout = image_layout(input_shape)
     if layout is None:
         raise InputError(f"{path}: the model's input shape {input_shape} is not an image")
     c, h, w = layout
+    mode = "L" if c == 1 else "RGB"
     try:
         with Image.open(path) as img:
-            img = img.convert("L" if c == 1 else "RGB")
+            changes = []
+            if img.mode != mode:
+                changes.append(f"converted {_mode_name(img.mode)} to {_mode_name(mode)}")
+                img = img.convert(mode)
             if img.size != (w, h):
+                changes.append(f"resized {img.size[0]}x{img.size[1]} to {w}x{h}")
                 img = img.resize((w, h), Image.Resampling.BILINEAR)
             arr = np.asarray(img, dtype=np.float64) / 255.0
     except UnidentifiedImageError:
         raise InputError(f"{path}: not a readable image") from None
+    if changes:
+        log.info("%s: %s for the model's input %s", path, " and ".join(changes), input_shape)
     arr = arr[None] if c == 1 else arr.transpose(2, 0, 1)
     return arr.reshape(input_shape)
+
+
+def _mode_name(mode: str) -> str:
+    """PIL's image mode in words (``L`` → ``greyscale``)."""
+    return {"L": "greyscale", "1": "black-and-white", "P": "palette", "LA": "greyscale+alpha",
+            "RGBA": "RGBA", "RGB": "RGB", "I;16": "16-bit greyscale"}.get(mode, mode)

@@ -29,6 +29,7 @@ from provgraph.algebra.rules import Rule
 from provgraph.algebra.semirings import Semiring
 from provgraph.errors import BudgetError, ProvgraphError
 from provgraph.symbolic.circuit import Circuit
+from provgraph.symbolic.printing import polynomial_latex, polynomial_text
 from provgraph.symbolic.specialize import (
     coefficient,
     edge_valuation,
@@ -75,14 +76,19 @@ class Polynomial:
 
         return polynomial_to_sympy(self, digits=digits)
 
+    def text(self, digits: int | None = None) -> str:
+        """Plain text that sympy parses (``2*x1_7_99*x2_99_4 + …``), without going through sympy.
+
+        ``digits`` rounds float coefficients to that many significant digits (``None``: exact).
+        """
+        return polynomial_text(self.terms, self.circuit.variables.name, digits)
+
     def latex(self, digits: int | None = 4) -> str:
         """LaTeX with ``x^{(L)}_{j,k}``, ``b^{(L)}_{k}`` and ``n^{(L)}_{k}`` variables."""
-        from provgraph.backends.sympy_backend import to_latex
-
-        return to_latex(self.to_sympy(digits), self.circuit.variables)
+        return polynomial_latex(self.terms, self.circuit.variables.latex, digits)
 
     def __str__(self) -> str:
-        return str(self.to_sympy())
+        return self.text()
 
     def evaluate(
         self, semiring: str | Semiring, valuation: Callable[[int], Any] | np.ndarray

@@ -1,63 +1,27 @@
-"""``provgraph explain --batch``: a folder of inputs or an ``.npy`` stack through the torch backend.
+"""``provgraph explain --batch``: every sample of a folder of inputs or of an ``.npy`` stack.
 
-Also ``--device`` and ``--counting``, which pick the torch backend's device and counting mode for
-single inputs as well.
+The samples go through :func:`provgraph.engine.batch.explain_batched` (the torch backend), N at a
+time; one line is printed per sample, heatmaps go to a folder and all relevance to one ``.npz``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from provgraph.errors import InputError, ProvgraphError
+from provgraph.cli.options import backend_of, init_of, rule_of, show_progress
+from provgraph.errors import InputError
 from provgraph.model.network import Network
 
 INPUT_SUFFIXES = (".npy", ".npz", ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff")
 
-
-def add_batch_options(p: argparse.ArgumentParser) -> None:
-    """The ``--device``, ``--counting`` and ``--batch`` options of ``provgraph explain``."""
-    p.add_argument(
-        "--device", default=None, help="torch device: cpu or cuda (selects the torch backend)"
-    )
-    p.add_argument(
-        "--counting",
-        default=None,
-        choices=("int64", "float64", "log"),
-        help="torch backend's path counts: exact int64 (default), float64 or log-domain",
-    )
-    p.add_argument(
-        "--batch",
-        type=int,
-        nargs="?",
-        const=64,
-        default=None,
-        metavar="N",
-        help="explain every sample of a folder or .npy stack, N at a time (default 64), with "
-        "the torch backend and a progress bar",
-    )
-
-
-def backend_option(args: argparse.Namespace) -> Any:
-    """The backend ``--backend``, ``--device`` and ``--counting`` ask for."""
-    from provgraph.backends import get_backend
-
-    torch_wanted = args.device is not None or args.counting is not None or args.batch is not None
-    if not torch_wanted:
-        return args.backend
-    if args.backend not in ("auto", "torch"):
-        raise ProvgraphError(
-            f"--device, --counting and --batch need the torch backend, not {args.backend!r}"
-        )
-    options: dict[str, Any] = {"device": args.device or "cpu"}
-    if args.counting:
-        options["counting"] = args.counting
-    return get_backend("torch", **options)
+log = logging.getLogger(__name__)
 
 
 def read_stack(path: str | Path, network: Network) -> tuple[list[str], np.ndarray]:
@@ -75,34 +39,34 @@ def read_stack(path: str | Path, network: Network) -> tuple[list[str], np.ndarra
             x = as_batch(network, read_input(f, network))
             names += [f.stem] if len(x) == 1 else [f"{f.stem}_{i}" for i in range(len(x))]
             samples.append(x)
+        log.debug("%d samples from %d files in %s", sum(map(len, samples)), len(files), path)
         return names, np.concatenate(samples)
     x = as_batch(network, read_input(path, network))
     return [f"{path.stem}_{i}" for i in range(len(x))], x
 
 
-def run_batch(args: argparse.Namespace, init: Any) -> int:
+def run_dataset(args: argparse.Namespace) -> int:
     """Explain every sample of ``args.input``; print one line per sample; write what was asked."""
     from provgraph.api import load
     from provgraph.engine.batch import explain_batched
     from provgraph.io.atomic import atomic_save_npz
 
-    net = load(args.model, output=args.output_name, input_shape=args.input_shape)
-    names, x = read_stack(args.input, net)
     if args.batch < 1:
         raise InputError(f"--batch must be at least 1, got {args.batch}")
-    keep = None if args.save else ()
+    net = load(args.model, output=args.output_name, input_shape=args.input_shape)
+    names, x = read_stack(args.input, net)
     batch = explain_batched(
         net,
         x,
         args.semiring,
-        backend=backend_option(args),
+        backend=backend_of(args),
         batch_size=args.batch,
-        progress=True,
-        rule=args.composite or args.rule,
+        progress=show_progress(args),
+        rule=rule_of(args),
         theta=args.theta,
-        init=init,
+        init=init_of(args),
         target=args.target,
-        keep=keep,
+        keep=None if args.save else (),
     )
     for name, rel in zip(names, batch):
         print(f"{name}: {_summary(rel, args.top)}")
@@ -110,7 +74,6 @@ def run_batch(args: argparse.Namespace, init: Any) -> int:
         from provgraph.io.heatmaps import save_heatmap
 
         folder = Path(args.out)
-        folder.mkdir(parents=True, exist_ok=True)
         for name, rel, sample in zip(names, batch, x):
             save_heatmap(rel, folder / f"{_safe(name)}.png", sample=sample)
         print(f"{len(names)} heatmaps written to {folder}")
