@@ -7,6 +7,7 @@ be compared with the same tensor in onnxruntime. Shapes are tracked with the bat
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,8 @@ from provgraph.importers.limits import check_tensor_size, memory_budget
 from provgraph.model.ops import Op, Pad
 
 Shape = tuple[int, ...]
+#: ops whose inputs hold fewer elements find their output shape on real zeros
+SMALL_ELEMENTS = 1 << 18
 
 
 def _decode(value: Any) -> Any:
@@ -198,12 +201,15 @@ class ConversionContext:
     # --- ops ----------------------------------------------------------------------------------
 
     def _run_shape(self, op: Op) -> Shape:
-        try:  # tensors on the meta device carry shapes only: no arithmetic is done
-            with torch.no_grad():
-                y = op.forward(*(torch.empty(self.shapes[t], device="meta") for t in op.inputs))
-            return self._checked_shape(op, y)
-        except (RuntimeError, ValueError, NotImplementedError):
-            pass  # no meta kernel, or a genuine error: real zeros give the precise message
+        # small ops run on real zeros (cheaper than loading torch's meta kernels); large ones on
+        # the meta device, whose tensors carry shapes only
+        if sum(math.prod(self.shapes[t]) for t in op.inputs) > SMALL_ELEMENTS:
+            try:
+                with torch.no_grad():
+                    y = op.forward(*(torch.empty(self.shapes[t], device="meta") for t in op.inputs))
+                return self._checked_shape(op, y)
+            except (RuntimeError, ValueError, NotImplementedError):
+                pass  # no meta kernel, or a genuine error: real zeros give the precise message
         xs = [torch.zeros(self.shapes[t], dtype=torch.float32) for t in op.inputs]
         try:
             with torch.no_grad():
