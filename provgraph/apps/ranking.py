@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from provgraph.io.inputs import image_layout
+
 #: what :func:`format_top_inputs` says the secondary key is
 SECONDARY_KEY = "real LRP-0 relevance"
 
@@ -73,10 +75,11 @@ def top_inputs(
 ) -> list[tuple[tuple[int, ...], Any]]:
     """The ``n`` most relevant input neurons of ``rel`` as ``(index, value)`` pairs.
 
-    Indices are positions in the network's input shape (``(channel, row, col)`` for images).
+    Indices are ``(channel, row, col)`` for image inputs (also a flat input whose size is a
+    square image's, as the CLI reads it), else positions in the network's input shape.
     """
     flat = np.asarray(rel.input).reshape(-1)
-    shape = rel.network.input_shape
+    shape = image_layout(rel.network.input_shape) or rel.network.input_shape
     order = ranked_indices(rel.semiring, flat, secondary)[:n]
     return [(tuple(int(i) for i in np.unravel_index(j, shape)), flat[j]) for j in order]
 

@@ -162,7 +162,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
             backend=backend_option(args),
         )
         suffix = f"_{i}" if n > 1 else ""
-        _print_explanation(rel, graph.predicted_class, args.top, f"sample {i}: " if n > 1 else "")
+        prefix = f"sample {i}: " if n > 1 else ""
+        _print_explanation(rel, graph.predicted_class, args.top, prefix, graph)
         if args.out:
             path = _with_suffix(args.out, suffix)
             save_heatmap(rel, path, sample=trace.flat(net.input_name, i))
@@ -180,7 +181,7 @@ def _with_suffix(path: str, suffix: str) -> Path:
     return p.with_name(p.stem + suffix + p.suffix)
 
 
-def _print_explanation(rel, predicted: int, top: int, prefix: str) -> None:  # noqa: ANN001
+def _print_explanation(rel, predicted: int, top: int, prefix: str, graph=None) -> None:  # noqa: ANN001
     k = rel.semiring
     logits = rel.logits
     print(
@@ -188,7 +189,7 @@ def _print_explanation(rel, predicted: int, top: int, prefix: str) -> None:  # n
         f"explaining class {rel.target} in the {k.name} semiring"
     )
     print(f"  rule: {rel.info['rule']}  Θ: {rel.info['theta']}  init: {rel.info['init']}")
-    cells = format_top_inputs(rel, top)
+    cells = format_top_inputs(rel, top, graph)
     print(f"  most relevant inputs: {cells}")
     print(f"  absorbed by bias sources: {rel.bias_total()}")
 
