@@ -266,3 +266,31 @@ def test_composite_printout_is_readable() -> None:
     assert "<function" not in text and "lambda" not in text
     assert "layer 0 → LRPZB" in text and "lower third → LRPGamma" in text
     assert "middle third → LRPEpsilon" in text and text.endswith("otherwise LRPZero()")
+
+
+@pytest.mark.parametrize("semiring", ["real", "boolean", "counting", "tropical", "arctic"])
+def test_heatmap_uses_the_semirings_colours(semiring: str, tmp_path: Any) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from provgraph.io.heatmaps import draw, save_heatmap
+
+    c = case("cnn_maxpool")
+    k = Arctic() if semiring == "arctic" else pg.get_semiring(semiring)
+    rel = c.graph.aggregate(k)
+    fig, ax = plt.subplots()
+    im = draw(ax, rel)
+    assert im.get_cmap().name == k.colormap
+    assert fig.axes[-1].get_ylabel() == (k.colorbar_label or k.name)
+    low, high = im.get_clim()
+    if k.symmetric_colors:
+        lim = float(np.abs(np.asarray(rel.input, dtype=np.float64)).max())
+        assert (low, high) == pytest.approx((-lim, lim))
+    else:
+        shown = np.asarray(im.get_array())
+        assert (low, high) == pytest.approx((shown.min(), shown.max()))
+    plt.close(fig)
+    save_heatmap(rel, tmp_path / "map.png", sample=c.ref.values["x"])
+    assert (tmp_path / "map.png").stat().st_size > 0
