@@ -53,6 +53,8 @@ class TorchSemiring:
 
     #: value of a position nothing has been ⊕-accumulated into yet (see :meth:`settle`)
     empty: Any = None
+    #: whether :meth:`contract` is a matrix product (no broadcast over a target axis)
+    matmul_contraction: bool = False
 
     def __init__(self, semiring: Any, dtype: torch.dtype, device: torch.device) -> None:
         self.semiring = semiring
@@ -129,6 +131,8 @@ class TorchSemiring:
 class SumSemiring(TorchSemiring):
     """⊕ = +, ⊗ = × in floating point: real, and counting in float64."""
 
+    matmul_contraction = True
+
     def add(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return a + b
 
@@ -154,6 +158,8 @@ class SumSemiring(TorchSemiring):
 
 class BooleanCarrier(TorchSemiring):
     """({⊥, ⊤}, ∨, ∧) on bool tensors."""
+
+    matmul_contraction = True
 
     @property
     def storage(self) -> torch.dtype:
@@ -186,6 +192,8 @@ class BooleanCarrier(TorchSemiring):
 
 class IntegerCarrier(TorchSemiring):
     """Exact counting in int64; every ⊕ and ⊗ checks for overflow instead of wrapping."""
+
+    matmul_contraction = True
 
     @property
     def storage(self) -> torch.dtype:
