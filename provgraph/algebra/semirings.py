@@ -76,6 +76,21 @@ class Semiring:
         ⊕ and ⊗ on torch tensors, when they cannot be derived from ``add_ufunc``/``mul_ufunc``.
     torch_sum : callable or None
         ``torch_sum(x, dims)``: ⊕ over ``dims`` (default: derived from ⊕, or a pairwise fold).
+
+    Examples
+    --------
+    The Łukasiewicz semiring ([0, 1], max, max(0, a + b − 1), 0, 1), on every backend:
+
+    >>> class Lukasiewicz(Semiring):
+    ...     name, zero, one, dtype = "lukasiewicz", 0.0, 1.0, np.float64
+    ...     idempotent = absorptive = True
+    ...     add_ufunc, default_rule = np.maximum, "maxnorm"
+    ...     def times(self, a, b):  # scalar ⊗ (numpy)
+    ...         return max(0.0, a + b - 1.0)
+    ...     def torch_mul(self, a, b):  # the same ⊗ on tensors (torch)
+    ...         return (a + b - 1.0).clamp(min=0.0)
+    >>> Lukasiewicz().mul(np.array([0.75, 0.25]), np.array([0.5, 0.5])).tolist()
+    [0.25, 0.0]
     """
 
     name: str = "semiring"
