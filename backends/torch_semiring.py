@@ -1,17 +1,18 @@
-"""Torch carriers of the built-in semirings: ⊕, ⊗, ⊕-reductions, contraction and scatter.
+"""Torch carriers: ⊕, ⊗, ⊕-reductions, contraction and scatter of a semiring on tensors.
 
 Every kernel of the torch backend is written against :class:`TorchSemiring`, so the same code
-runs for every semiring and on every device. The carriers:
+runs for every semiring and on every device. A semiring names its carrier itself
+(:meth:`~provgraph.algebra.semirings.Semiring.torch_carrier`). The carriers:
 
 ========================  =========  =====================================================
 semiring                  storage    ⊕-contraction ``⊕_k m_jk ⊗ r_k``
 ========================  =========  =====================================================
-real, counting (float64)  float      batched matmul
+real, counting (float64)  float      batched matmul (:class:`SumSemiring`)
 boolean                   bool       float32 batched matmul, then ``> 0`` (exact)
 counting (int64)          int64      float64 matmul on 21-bit limbs, exact; overflow raises
-counting (log)            float      ``logsumexp`` over the broadcast sum
-viterbi, fuzzy            float      ``amax`` over the broadcast product (fuzzy: minimum)
-tropical                  float      ``amin`` over the broadcast sum
+viterbi, fuzzy, tropical, float      ⊕-reduction over the broadcast ⊗-product
+counting (log), and                  (:class:`~provgraph.backends.torch_generic.GenericCarrier`,
+user-defined semirings               built from the semiring's own ⊕ and ⊗)
 ========================  =========  =====================================================
 
 Integer sums are exact: a float64 matmul of integers is exact while every partial sum stays below
@@ -20,26 +21,12 @@ Integer sums are exact: a float64 matmul of integers is exact while every partia
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 import torch
 
-from provgraph.algebra.counting_carriers import (
-    CountingFloat64Semiring,
-    CountOverflowError,
-    LogCountingSemiring,
-)
-from provgraph.algebra.semirings import (
-    BooleanSemiring,
-    CountingSemiring,
-    FuzzySemiring,
-    RealSemiring,
-    Semiring,
-    TropicalSemiring,
-    ViterbiSemiring,
-)
+from provgraph.algebra.counting_carriers import CountOverflowError
 from provgraph.errors import ProvgraphError
 
 INT_MAX = 2**63 - 1
@@ -51,12 +38,13 @@ _OVERFLOW_HINT = (
 
 
 class TorchSemiring:
-    """A built-in semiring on torch tensors.
+    """A semiring on torch tensors: the interface every torch kernel uses.
 
     Parameters
     ----------
     semiring
-        The (numpy) semiring the results are reported in.
+        The (numpy) semiring the results are reported in
+        (:class:`~provgraph.algebra.semirings.Semiring`).
     dtype
         Floating-point dtype of the float carriers.
     device
@@ -65,8 +53,10 @@ class TorchSemiring:
 
     #: value of a position nothing has been ⊕-accumulated into yet (see :meth:`settle`)
     empty: Any = None
+    #: whether :meth:`contract` is a matrix product (no broadcast over a target axis)
+    matmul_contraction: bool = False
 
-    def __init__(self, semiring: Semiring, dtype: torch.dtype, device: torch.device) -> None:
+    def __init__(self, semiring: Any, dtype: torch.dtype, device: torch.device) -> None:
         self.semiring = semiring
         self.dtype = dtype
         self.device = device
@@ -141,6 +131,8 @@ class TorchSemiring:
 class SumSemiring(TorchSemiring):
     """⊕ = +, ⊗ = × in floating point: real, and counting in float64."""
 
+    matmul_contraction = True
+
     def add(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return a + b
 
@@ -158,7 +150,7 @@ class SumSemiring(TorchSemiring):
         return out.scatter_add_(-1, index.expand_as(src), src)
 
     def check(self, t: torch.Tensor) -> None:
-        if isinstance(self.semiring, CountingFloat64Semiring) and bool(torch.isinf(t).any()):
+        if self.semiring.counting_mode == "float64" and bool(torch.isinf(t).any()):
             raise CountOverflowError(
                 "path counts exceed the float64 range; use TorchBackend(counting='log')"
             )
@@ -166,6 +158,8 @@ class SumSemiring(TorchSemiring):
 
 class BooleanCarrier(TorchSemiring):
     """({⊥, ⊤}, ∨, ∧) on bool tensors."""
+
+    matmul_contraction = True
 
     @property
     def storage(self) -> torch.dtype:
@@ -196,57 +190,10 @@ class BooleanCarrier(TorchSemiring):
         return out > 0
 
 
-class ExtremumSemiring(TorchSemiring):
-    """⊕ = max (Viterbi: ⊗ = ×, fuzzy: ⊗ = min) or ⊕ = min (tropical: ⊗ = +)."""
-
-    def __init__(self, semiring: Semiring, dtype: torch.dtype, device: torch.device) -> None:
-        super().__init__(semiring, dtype, device)
-        self.is_max = not isinstance(semiring, TropicalSemiring)
-        self.empty = -math.inf if self.is_max else math.inf
-        self._times = {
-            ViterbiSemiring: torch.mul,
-            FuzzySemiring: torch.minimum,
-            TropicalSemiring: torch.add,
-        }[type(semiring)]
-
-    def add(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return torch.maximum(a, b) if self.is_max else torch.minimum(a, b)
-
-    def mul(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return self._times(a, b)
-
-    def reduce(self, x: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
-        return x.amax(dim=dims) if self.is_max else x.amin(dim=dims)
-
-    def scatter(self, src: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:
-        out = self.zeros(src.shape[:-1] + (size,))
-        how = "amax" if self.is_max else "amin"
-        return out.scatter_reduce_(-1, index.expand_as(src), src, how, include_self=False)
-
-
-class LogCarrier(TorchSemiring):
-    """Log-domain counting: ⊕ = logaddexp, ⊗ = +, zero = −∞."""
-
-    def add(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return torch.logaddexp(a, b)
-
-    def mul(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return a + b
-
-    def reduce(self, x: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
-        return torch.logsumexp(x, dim=dims)
-
-    def scatter(self, src: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:
-        idx = index.expand_as(src)
-        top = self.zeros(src.shape[:-1] + (size,))
-        top.scatter_reduce_(-1, idx, src, "amax", include_self=False)
-        shift = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
-        total = torch.zeros_like(top).scatter_add_(-1, idx, torch.exp(src - shift.gather(-1, idx)))
-        return torch.log(total) + shift
-
-
 class IntegerCarrier(TorchSemiring):
     """Exact counting in int64; every ⊕ and ⊗ checks for overflow instead of wrapping."""
+
+    matmul_contraction = True
 
     @property
     def storage(self) -> torch.dtype:
@@ -341,25 +288,7 @@ def _combine(parts: list[torch.Tensor], bits: int) -> torch.Tensor:
     return total
 
 
-_CARRIERS: dict[type, type[TorchSemiring]] = {
-    RealSemiring: SumSemiring,
-    CountingFloat64Semiring: SumSemiring,
-    BooleanSemiring: BooleanCarrier,
-    CountingSemiring: IntegerCarrier,
-    LogCountingSemiring: LogCarrier,
-    ViterbiSemiring: ExtremumSemiring,
-    FuzzySemiring: ExtremumSemiring,
-    TropicalSemiring: ExtremumSemiring,
-}
-
-
-def torch_semiring(semiring: Semiring, dtype: torch.dtype, device: torch.device) -> TorchSemiring:
-    """The torch carrier of a built-in semiring; other semirings raise a clear error."""
-    carrier = _CARRIERS.get(type(semiring))
-    if carrier is None:
-        known = ", ".join(sorted({c.name for c in _CARRIERS}))
-        raise ProvgraphError(
-            f"the torch backend has kernels for the built-in semirings ({known}); "
-            f"{type(semiring).__name__} is user-defined: use backend='scipy'"
-        )
-    return carrier(semiring, dtype, device)
+def torch_semiring(semiring: Any, dtype: torch.dtype, device: torch.device) -> TorchSemiring:
+    """The torch carrier of ``semiring``: its own :meth:`~provgraph.algebra.semirings.Semiring.
+    torch_carrier` (a specialised carrier for the built-ins, the generic one otherwise)."""
+    return semiring.torch_carrier(dtype, device)

@@ -11,16 +11,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from provgraph.algebra.semirings import Semiring, ViterbiSemiring
-from provgraph.algebra.theta import ConstantOne, IdentityTheta, Layer, NegLog, Theta, Threshold
+from provgraph.algebra.semirings import Semiring
+from provgraph.algebra.theta import IdentityTheta, Layer, Theta
 from provgraph.backends.torch_rules import RuleForm, WeightMap, unchanged
 from provgraph.backends.torch_semiring import TorchSemiring
 from provgraph.errors import ProvgraphError
-
-
-def neglog(x: torch.Tensor) -> torch.Tensor:
-    """−log x, +∞ where x ≤ 0 (or NaN): Θ = −log on torch tensors."""
-    return torch.log(x).neg_().nan_to_num_(nan=np.inf, posinf=np.inf, neginf=-np.inf)
 
 
 @dataclass
@@ -28,7 +23,9 @@ class Factored:
     """A step whose Θ turns the edge product into a ⊗-product:
     ``⊕_k Θ(s_j v_jk / den_k) ⊗ R_k = Θ(s_j) ⊗ ⊕_k (Θ(v_jk) ⊗ t_k)``.
 
-    Used for Viterbi with Θ = identity (``t = R / den``) and one-term rules with ``s ≥ 0``: the
+    Used where ⊗ is real multiplication and ⊕ is max (Viterbi, and any semiring declared with
+    ``np.maximum``/``np.multiply``) with Θ = identity (``t = R / den``) and one-term rules with
+    ``s ≥ 0``, because ``max_k c·x_k = c·max_k x_k`` for ``c ≥ 0``: the
     inner ⊕ then touches each edge twice (one ⊗, one ⊕) instead of evaluating ``r`` and Θ per
     edge. (Tropical with Θ = −log factors the same way, ``−log s_j − log v_jk + log den_k``, but
     near-zero costs then lose their relative precision to cancellation, so it is not used.)
@@ -49,15 +46,23 @@ def factored(
     """The factored form of a step, or ``None`` when it does not apply."""
     if theta is None or len(form.terms) != 1:
         return None
-    if (type(theta.semiring), theta.kind) != (ViterbiSemiring, IdentityTheta):
+    if not (theta.is_identity and _max_times(theta.semiring, theta.carrier)):
         return None
     if not bool((s >= 0).all()):
         return None
     return Factored(unchanged, unchanged, form.divide(r_out, den.unsqueeze(1)))
 
 
+def _max_times(semiring: Semiring, carrier: TorchSemiring) -> bool:
+    """⊕ = max and ⊗ = × on a float carrier, declared by the semiring's own numpy ufuncs."""
+    plain = semiring.torch_add is None and semiring.torch_mul is None
+    ops = (semiring.add_ufunc, semiring.mul_ufunc) == (np.maximum, np.multiply)
+    return plain and ops and carrier.storage.is_floating_point
+
+
 class TorchTheta:
-    """Θ evaluated on torch tensors, with the semantics of the numpy Θ it wraps."""
+    """Θ evaluated on torch tensors (:meth:`~provgraph.algebra.theta.Theta.on_tensor`), with the
+    semantics of the numpy Θ it wraps."""
 
     def __init__(self, theta: Theta, semiring: Semiring, carrier: TorchSemiring, layer: Layer):
         self.theta, self.semiring, self.carrier, self.layer = theta, semiring, carrier, layer
@@ -76,14 +81,4 @@ class TorchTheta:
         return self.kind is IdentityTheta
 
     def __call__(self, r: torch.Tensor) -> torch.Tensor:
-        c = self.carrier
-        if self.kind is Threshold:
-            return c.from_mask(r >= self.theta.threshold_for(self.layer))  # type: ignore[attr-defined]
-        if self.kind is ConstantOne:
-            return c.full(tuple(r.shape), c.one)
-        if self.kind is IdentityTheta:
-            return r.to(c.storage)
-        if self.kind is NegLog:
-            return c.encode(neglog(r))
-        values = self.theta(r.detach().cpu().double().numpy(), self.semiring, self.layer)
-        return c.encode(values)
+        return self.theta.on_tensor(r, self.carrier, self.layer)

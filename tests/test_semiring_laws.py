@@ -1,7 +1,8 @@
-"""Semiring laws, property-based, for every built-in semiring and two user-defined ones.
+"""Semiring laws, property-based, for every built-in semiring and four user-defined ones.
 
 Values are drawn so that floating-point arithmetic is exact on them (integer-valued floats,
-dyadic rationals), hence every law is checked with exact equality.
+dyadic rationals), hence every law is checked with exact equality. The torch carrier of every
+semiring that has one is checked against the numpy operations on the same values.
 """
 
 from __future__ import annotations
@@ -12,16 +13,21 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import find, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import NoSuchExample
+from test_user_semirings import Arctic, Lukasiewicz
 
+from provgraph.algebra.composites import get_composite
 from provgraph.algebra.semirings import (
     BUILTIN_SEMIRINGS,
     CountingSemiring,
     Semiring,
     get_semiring,
 )
+from provgraph.algebra.theta import IdentityTheta, NegLog, Threshold, get_theta
+from provgraph.errors import ProvgraphError
 
 SETTINGS = settings(max_examples=60, deadline=None)
 
@@ -70,11 +76,15 @@ VALUES: dict[str, st.SearchStrategy[Any]] = {
     "fuzzy": _dyadic(0, 1, 8),
     "arctic": st.integers(-1000, 1000).map(float) | st.just(-math.inf),
     "divisibility": st.integers(0, 10**6),
+    "arctic-readme": st.integers(-1000, 1000).map(float) | st.just(-math.inf),
+    "lukasiewicz": _dyadic(0, 1, 8),
 }
 
 SEMIRINGS: dict[str, Semiring] = {name: get_semiring(name) for name in BUILTIN_SEMIRINGS}
 SEMIRINGS["arctic"] = ArcticSemiring()
 SEMIRINGS["divisibility"] = DivisibilitySemiring()
+SEMIRINGS["arctic-readme"] = Arctic()
+SEMIRINGS["lukasiewicz"] = Lukasiewicz()
 NAMES = sorted(SEMIRINGS)
 
 
@@ -116,8 +126,17 @@ def test_laws(name: str) -> None:
     check()
 
 
-IDEMPOTENT = {"boolean", "viterbi", "tropical", "fuzzy", "arctic", "divisibility"}
-ABSORPTIVE = {"boolean", "viterbi", "fuzzy", "divisibility"}
+IDEMPOTENT = {
+    "boolean",
+    "viterbi",
+    "tropical",
+    "fuzzy",
+    "arctic",
+    "divisibility",
+    "arctic-readme",
+    "lukasiewicz",
+}
+ABSORPTIVE = {"boolean", "viterbi", "fuzzy", "divisibility", "lukasiewicz"}
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -252,3 +271,83 @@ def test_counting_is_exact_beyond_64_bits() -> None:
     assert k.sum(chain).tolist() == 8 * (2**64 + 1)
     product = functools.reduce(k.times, [2**64 + 1] * 8, k.one)
     assert product == (2**64 + 1) ** 8
+
+
+# --- what each semiring carries: defaults, and its torch carrier -------------------------------
+
+SEED_DEFAULTS = {  # DESIGN.md §2: (rule name, Θ)
+    "real": ("lrp0", IdentityTheta()),
+    "boolean": ("lrp0", Threshold(1e-9)),
+    "counting": ("lrp0", Threshold(1e-9)),
+    "viterbi": ("maxnorm", IdentityTheta()),
+    "tropical": ("maxnorm", NegLog()),
+    "fuzzy": ("maxnorm", IdentityTheta()),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BUILTIN_SEMIRINGS))
+def test_builtin_defaults_are_the_seed_defaults(name: str) -> None:
+    k = get_semiring(name)
+    rule, theta = SEED_DEFAULTS[name]
+    assert get_composite(None, k).default.name == rule
+    assert repr(get_theta(None, k)) == repr(theta)
+
+
+SCALAR_ONLY = {"arctic", "divisibility"}  # ⊕/⊗ as Python scalar methods only
+CARRIER_VALUES = {**VALUES, "counting": st.integers(0, 1000)}  # the int64 carrier's range
+
+
+@pytest.mark.parametrize("name", sorted(SCALAR_ONLY))
+def test_scalar_only_semirings_have_no_torch_carrier(name: str) -> None:
+    with pytest.raises(ProvgraphError, match="torch_add"):
+        SEMIRINGS[name].torch_carrier(torch.float64, torch.device("cpu"))
+
+
+@st.composite
+def carrier_data(draw: Any, name: str) -> tuple[list[Any], list[Any], list[int]]:
+    v = CARRIER_VALUES[name]
+    a = draw(st.lists(v, min_size=12, max_size=12))
+    b = draw(st.lists(v, min_size=12, max_size=12))
+    index = draw(st.lists(st.integers(0, 4), min_size=4, max_size=4))
+    return a, b, index
+
+
+def _numpy(k: Semiring, t: torch.Tensor, carrier: Any) -> list[Any]:
+    return carrier.decode(t).reshape(-1).tolist()
+
+
+def _all_same(got: list[Any], want: list[Any]) -> bool:
+    return len(got) == len(want) and all(map(_same, got, want))
+
+
+@pytest.mark.parametrize("name", sorted(set(NAMES) - SCALAR_ONLY))
+def test_torch_carrier_computes_the_semiring(name: str) -> None:
+    """⊕, ⊗, ⊕-reduction, contraction and scatter of the torch carrier equal the scalar folds."""
+    k = SEMIRINGS[name]
+    carrier = k.torch_carrier(torch.float64, torch.device("cpu"))
+
+    @settings(max_examples=25, deadline=None)
+    @given(carrier_data(name))
+    def check(data: tuple[list[Any], list[Any], list[int]]) -> None:
+        a_list, b_list, index = data
+        a = carrier.encode(_array(k, a_list, (1, 3, 4)))
+        b = carrier.encode(_array(k, b_list, (1, 3, 4)))
+        want_add = [k.plus(x, y) for x, y in zip(a_list, b_list)]
+        want_mul = [k.times(x, y) for x, y in zip(a_list, b_list)]
+        assert _all_same(_numpy(k, carrier.add(a, b), carrier), want_add)
+        assert _all_same(_numpy(k, carrier.mul(a, b), carrier), want_mul)
+        rows = [a_list[4 * i : 4 * i + 4] for i in range(3)]
+        want_sum = [_fold(k, r) for r in rows]
+        assert _all_same(_numpy(k, carrier.reduce(a, (-1,)), carrier), want_sum)
+        # contraction out[t, j] = ⊕_k m[j, k] ⊗ r[t, k]: m is a (3, 4), r is b's first row
+        r_row = b_list[:4]
+        want = [_fold(k, [k.times(m, x) for m, x in zip(row, r_row)]) for row in rows]
+        got = carrier.contract(a, b[:, :1, :])
+        assert _all_same(_numpy(k, got, carrier), want)
+        # scatter: out[i] = ⊕ of the row's entries whose index is i
+        idx = torch.as_tensor(index).reshape(1, 1, 4)
+        scattered = carrier.settle(carrier.scatter(a[:, :1, :], idx, 5))
+        want = [_fold(k, [x for x, j in zip(rows[0], index) if j == i]) for i in range(5)]
+        assert _all_same(_numpy(k, scattered, carrier), want)
+
+    check()

@@ -9,23 +9,43 @@ a layer by index among the linear ops (negative from the output), by op type (``
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from provgraph.algebra.rules import (
-    LRPZB,
-    LRPEpsilon,
-    LRPGamma,
-    LRPZero,
-    MaxNormalized,
-    Rule,
-    get_rule,
-)
+from provgraph.algebra.rules import LRPZB, LRPEpsilon, LRPGamma, LRPZero, Rule, get_rule
 from provgraph.algebra.semirings import Semiring
 from provgraph.algebra.theta import Layer, Theta
 from provgraph.errors import ProvgraphError
 
 Selector = int | str | Callable[[Layer], bool]
+
+
+@dataclass(frozen=True)
+class DepthThird:
+    """Selects the linear layers in one third of the network by depth (0: input side).
+
+    Layer ``i`` of ``n`` lies in third ``min(⌊3i / n⌋, 2)``.
+    """
+
+    which: int
+
+    def __call__(self, layer: Layer) -> bool:
+        return min(3 * layer.index // max(layer.count, 1), 2) == self.which
+
+    def __repr__(self) -> str:
+        return ("lower", "middle", "upper")[self.which] + " third"
+
+
+def describe_selector(selector: Selector) -> str:
+    """A selector as a user reads it: ``layer 0``, ``Conv``, ``fc*``, ``predicate is_late``."""
+    if isinstance(selector, int):
+        return f"layer {selector}"
+    if isinstance(selector, str):
+        return selector
+    name = getattr(selector, "__name__", None)
+    if name is None:  # a callable object: its own repr
+        return repr(selector)
+    return "a predicate" if name == "<lambda>" else f"predicate {name}"
 
 
 def _matches(selector: Selector, layer: Layer) -> bool:
@@ -80,9 +100,21 @@ class Composite:
     def with_rule(self, selector: Selector, rule: Rule | str) -> Composite:
         return Composite(self.default, self.entries + [Entry(selector, get_rule(rule))], self.name)
 
+    def describe(self) -> str:
+        """One line: each entry as ``selector → rule [Θ]`` in matching order, then the default.
+
+        Example: ``layered: layer 0 → LRPZB(low=0.0, high=1.0); lower third → LRPGamma(…);
+        otherwise LRPZero()``.
+        """
+        parts = []
+        for e in self.entries:
+            what = [repr(x) for x in (e.rule, e.theta) if x is not None]
+            parts.append(f"{describe_selector(e.selector)} → {', Θ '.join(what)}")
+        parts.append(f"otherwise {self.default!r}" if parts else repr(self.default))
+        return f"{self.name}: {'; '.join(parts)}"
+
     def __repr__(self) -> str:
-        parts = [f"{e.selector!r}: {e.rule!r}" for e in self.entries if e.rule is not None]
-        return f"{self.name}(default={self.default!r}{'; ' if parts else ''}{'; '.join(parts)})"
+        return self.describe()
 
 
 def uniform(rule: Rule | str) -> Composite:
@@ -104,10 +136,7 @@ def layered(
     ``input_rule`` is false).
     """
 
-    def third(which: int) -> Callable[[Layer], bool]:
-        return lambda layer: min(3 * layer.index // max(layer.count, 1), 2) == which
-
-    entries = [Entry(third(0), LRPGamma(gamma)), Entry(third(1), LRPEpsilon(epsilon))]
+    entries = [Entry(DepthThird(0), LRPGamma(gamma)), Entry(DepthThird(1), LRPEpsilon(epsilon))]
     if input_rule:
         entries.insert(0, Entry(0, LRPZB(low, high)))
     return Composite(default=LRPZero(), entries=entries, name="layered")
@@ -149,11 +178,10 @@ def get_composite(spec: Composite | Rule | str | None, semiring: Semiring) -> Co
 
 
 def default_composite(semiring: Semiring) -> Composite:
-    """Seed-faithful defaults: max-normalised magnitudes for Viterbi/fuzzy/tropical, else LRP-0."""
-    if semiring.name in ("viterbi", "fuzzy", "tropical"):
-        return uniform(MaxNormalized())
-    return uniform(LRPZero())
-
-
-def layers_of(ops: Sequence) -> list[Layer]:
-    return [Layer(op, i, len(ops)) for i, op in enumerate(ops)]
+    """The semiring's own default rule on every layer
+    (:attr:`~provgraph.algebra.semirings.Semiring.default_rule`; seed-faithful for the
+    built-ins: max-normalised magnitudes for Viterbi/fuzzy/tropical, LRP-0 otherwise)."""
+    spec = semiring.default_rule
+    if isinstance(spec, Composite):
+        return spec
+    return uniform(get_rule(spec))

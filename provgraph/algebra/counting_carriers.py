@@ -1,21 +1,23 @@
 """Counting for huge path counts: float64 counts and log-domain counts.
 
 Exact counting (:class:`~provgraph.algebra.semirings.CountingSemiring`) holds Python integers in
-the scipy
-backend and int64 in the torch backend, which reports an overflow instead of wrapping. When path
-counts outgrow int64 (VGG-16 with Θ ≡ 1 has about 10⁴⁰ paths per pixel) two approximate carriers
-remain:
+the scipy backend and int64 in the torch backend, which reports an overflow instead of wrapping.
+When path counts outgrow int64 (VGG-16 with Θ ≡ 1 has about 10⁴⁰ paths per pixel) two
+approximate carriers remain:
 
 - :class:`CountingFloat64Semiring`: (ℝ≥0, +, ×, 0, 1) in float64, relative error about 1e-16 per
   operation, up to about 1.8e308 paths;
 - :class:`LogCountingSemiring`: the log semiring (ℝ ∪ {−∞}, logaddexp, +, −∞, 0), isomorphic to
   (ℝ≥0, +, ×) by ``log``: a value ``v`` stands for ``exp(v)`` paths, without any upper bound.
 
-Both keep the name ``counting`` so that Counting's defaults (LRP-0, threshold Θ = 1e-9) apply, and
-both work in every backend. :func:`counting_semiring` maps a mode name to its semiring.
+Both subclass :class:`~provgraph.algebra.semirings.CountingSemiring`'s defaults (name
+``counting``, LRP-0, threshold Θ = 1e-9, display) and work in every backend.
+:func:`counting_semiring` maps a mode name to its semiring.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 
@@ -29,33 +31,73 @@ class CountOverflowError(ProvgraphError):
     """Path counts exceed what the exact integer carrier holds."""
 
 
-class CountingFloat64Semiring(Semiring):
+class CountingFloat64Semiring(CountingSemiring):
     """Counting in float64: (ℝ≥0, +, ×, 0, 1); exact up to 2⁵³, approximate above."""
 
-    name = "counting"
-    mode = "float64"
+    counting_mode = mode = "float64"
     zero, one = 0.0, 1.0
     dtype = np.float64
-    add_ufunc, mul_ufunc = np.add, np.multiply
+
+    def asarray(self, a: Any) -> np.ndarray:
+        return np.asarray(a, dtype=np.float64)
+
+    def plus(self, a: Any, b: Any) -> Any:
+        return float(a) + float(b)
+
+    def times(self, a: Any, b: Any) -> Any:
+        return float(a) * float(b)
+
+    def log10p(self, values: np.ndarray) -> np.ndarray:
+        return np.log10(1.0 + np.asarray(values, dtype=np.float64))
+
+    def rank_key(self, values: np.ndarray) -> np.ndarray:
+        return np.asarray(values, dtype=np.float64)
+
+    def torch_carrier(self, dtype: Any, device: Any) -> Any:
+        """Float matrix products that report an overflow to ∞."""
+        from provgraph.backends.torch_semiring import SumSemiring
+
+        return SumSemiring(self, dtype, device)
 
 
-class LogCountingSemiring(Semiring):
+class LogCountingSemiring(CountingSemiring):
     """Counting in the log domain: a value ``v`` stands for ``exp(v)`` paths (``−∞``: none)."""
 
-    name = "counting"
-    mode = "log"
+    counting_mode = mode = "log"
     zero, one = -np.inf, 0.0
     dtype = np.float64
     add_ufunc, mul_ufunc = np.logaddexp, np.add
+    log_scale = True
+
+    def asarray(self, a: Any) -> np.ndarray:
+        return np.asarray(a, dtype=np.float64)
+
+    def plus(self, a: Any, b: Any) -> Any:
+        return float(np.logaddexp(a, b))
+
+    def times(self, a: Any, b: Any) -> Any:
+        return float(a) + float(b)
+
+    def to_float(self, values: np.ndarray) -> np.ndarray:
+        """The counts ``exp(v)`` (∞ beyond the float range)."""
+        with np.errstate(over="ignore"):
+            return np.exp(np.asarray(values, dtype=np.float64))
+
+    def log10p(self, values: np.ndarray) -> np.ndarray:
+        """``log10(1 + exp(v))``, without overflow."""
+        return np.logaddexp(0.0, np.asarray(values, dtype=np.float64)) / np.log(10.0)
+
+    def rank_key(self, values: np.ndarray) -> np.ndarray:
+        return np.asarray(values, dtype=np.float64)
+
+    def torch_carrier(self, dtype: Any, device: Any) -> Any:
+        """The generic carrier: ``logaddexp`` / ``logsumexp`` and ``+``."""
+        return Semiring.torch_carrier(self, dtype, device)
 
 
 def counting_mode(semiring: Semiring) -> str | None:
     """``"int64"``/``"float64"``/``"log"`` for the counting carriers, ``None`` for others."""
-    if type(semiring) is CountingSemiring:
-        return "int64"
-    if type(semiring) in (CountingFloat64Semiring, LogCountingSemiring):
-        return semiring.mode
-    return None
+    return semiring.counting_mode
 
 
 def counting_semiring(mode: str) -> Semiring:

@@ -1,22 +1,46 @@
-"""Commutative semirings (K, ⊕, ⊗, 0, 1) with vectorised numpy operations.
+"""Commutative semirings (K, ⊕, ⊗, 0, 1): one class per semiring, carrying all it decides.
 
-A semiring is a small object: its zero and one, elementwise ⊕ and ⊗ on arrays, and ⊕-reductions
-(over an axis, and over the row segments of a CSR matrix). Backends are written once against this
-interface. A user-defined semiring only needs :attr:`zero`, :attr:`one`, :meth:`plus` and
-:meth:`times` on scalars; the array operations then fall back to ``numpy.frompyfunc``.
+A semiring object holds its zero and one, elementwise ⊕ and ⊗ on numpy arrays and ⊕-reductions
+(over an axis, and over the row segments of a CSR matrix), and everything else that depends on
+the semiring alone:
+
+- its seed-faithful defaults: :attr:`Semiring.default_rule` and :attr:`Semiring.default_theta`;
+- its display: :attr:`~Semiring.colormap`, :attr:`~Semiring.colorbar_label`,
+  :attr:`~Semiring.symmetric_colors`, :attr:`~Semiring.log_scale` and
+  :meth:`~Semiring.to_float`;
+- its ranking order, :meth:`~Semiring.rank_key` (larger is more relevant);
+- its torch carrier, :meth:`~Semiring.torch_carrier`. The base class builds a generic carrier
+  from the semiring's own ⊕ and ⊗, as torch-struct builds ``matmul`` from ``sum`` and
+  ``times``; the built-in semirings return faster specialised carriers.
+
+A user-defined semiring only needs :attr:`zero`, :attr:`one` and either the numpy ufuncs
+``add_ufunc``/``mul_ufunc`` or the scalar :meth:`plus` and :meth:`times` (the array operations
+then fall back to ``numpy.frompyfunc``). To run on the torch backend it declares its operations
+as numpy ufuncs with a torch counterpart, or as torch functions (``torch_add``, ``torch_mul``,
+optionally ``torch_sum``), and a numeric :attr:`dtype`.
+
+Adding a built-in semiring means adding its class here and to :data:`BUILTIN_SEMIRINGS`.
 
 References
 ----------
 Green, Karvounarakis, Tannen. "Provenance semirings". PODS 2007.
+Rush. "Torch-Struct: Deep structured prediction library". ACL 2020 (semirings as ``sum``/``times``).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from provgraph.errors import ProvgraphError
+
+#: a rule given by name (resolved by :func:`provgraph.algebra.rules.get_rule`) or as an object
+RuleSpec = Any
+#: a Θ given by name or threshold (resolved by :func:`provgraph.algebra.theta.get_theta`) or object
+ThetaSpec = Any
 
 
 class Semiring:
@@ -31,6 +55,42 @@ class Semiring:
         ``a ⊕ a = a`` for every ``a`` (Boolean, Viterbi, tropical, fuzzy).
     absorptive : bool
         ``1 ⊕ a = 1`` for every ``a`` (bounded / 0-closed semirings).
+    default_rule : str or Rule
+        The edge-weight rule used when none is given (a rule name such as ``"lrp0"`` or
+        ``"maxnorm"``, or a rule object).
+    default_theta : str, float or Theta
+        The Θ used when none is given: a Θ name (``"identity"``, ``"one"``, ``"neglog"``,
+        ``"log"``), a threshold, or a Θ object.
+    colormap : str
+        Matplotlib colour map of heatmaps.
+    colorbar_label : str or None
+        Colour-bar label of heatmaps (``None``: the semiring's name).
+    symmetric_colors : bool
+        Colour limits ``±max |v|`` (signed relevance), so that zero is the map's centre.
+    log_scale : bool or None
+        Show ``log10(1 + v)``: always (``True``), never (``False``) or when the values span more
+        than twelve orders of magnitude (``None``).
+    counting_mode : str or None
+        ``"int64"``, ``"float64"`` or ``"log"`` for the counting carriers, else ``None``.
+    torch_add, torch_mul : callable or None
+        ⊕ and ⊗ on torch tensors, when they cannot be derived from ``add_ufunc``/``mul_ufunc``.
+    torch_sum : callable or None
+        ``torch_sum(x, dims)``: ⊕ over ``dims`` (default: derived from ⊕, or a pairwise fold).
+
+    Examples
+    --------
+    The Łukasiewicz semiring ([0, 1], max, max(0, a + b − 1), 0, 1), on every backend:
+
+    >>> class Lukasiewicz(Semiring):
+    ...     name, zero, one, dtype = "lukasiewicz", 0.0, 1.0, np.float64
+    ...     idempotent = absorptive = True
+    ...     add_ufunc, default_rule = np.maximum, "maxnorm"
+    ...     def times(self, a, b):  # scalar ⊗ (numpy)
+    ...         return max(0.0, a + b - 1.0)
+    ...     def torch_mul(self, a, b):  # the same ⊗ on tensors (torch)
+    ...         return (a + b - 1.0).clamp(min=0.0)
+    >>> Lukasiewicz().mul(np.array([0.75, 0.25]), np.array([0.5, 0.5])).tolist()
+    [0.25, 0.0]
     """
 
     name: str = "semiring"
@@ -42,13 +102,29 @@ class Semiring:
     add_ufunc: np.ufunc | None = None
     mul_ufunc: np.ufunc | None = None
 
+    default_rule: RuleSpec = "lrp0"
+    default_theta: ThetaSpec = "identity"
+
+    colormap: str = "viridis"
+    colorbar_label: str | None = None
+    symmetric_colors: bool = False
+    log_scale: bool | None = False
+
+    counting_mode: str | None = None
+
+    torch_add: Callable[..., Any] | None = None
+    torch_mul: Callable[..., Any] | None = None
+    torch_sum: Callable[..., Any] | None = None
+
     # --- scalar operations (used by generic fallbacks and by user-defined semirings) ---
     def plus(self, a: Any, b: Any) -> Any:
+        """Scalar ``a ⊕ b``."""
         if self.add_ufunc is None:
             raise NotImplementedError(f"{type(self).__name__} must define plus()")
         return self.add_ufunc(a, b)
 
     def times(self, a: Any, b: Any) -> Any:
+        """Scalar ``a ⊗ b``."""
         if self.mul_ufunc is None:
             raise NotImplementedError(f"{type(self).__name__} must define times()")
         return self.mul_ufunc(a, b)
@@ -124,17 +200,92 @@ class Semiring:
             return np.isclose(a, b, rtol=rtol, atol=0.0) | (a == b)
         return a == b
 
+    def is_zero(self, values: np.ndarray) -> np.ndarray:
+        """Elementwise ``v = 0_K`` (no relevant path reaches the neuron)."""
+        arr = np.asarray(values)
+        if arr.dtype == object:
+            return np.array([_equal(v, self.zero) for v in arr.reshape(-1)]).reshape(arr.shape)
+        return arr == self.zero
+
+    # --- display and ranking ---
+    def to_float(self, values: np.ndarray) -> np.ndarray:
+        """K values as float64 (for display and ranking); the base class converts them as is."""
+        arr = np.asarray(values)
+        if arr.dtype == object:
+            return np.vectorize(_as_float, otypes=[np.float64])(arr)
+        return arr.astype(np.float64)
+
+    def log10p(self, values: np.ndarray) -> np.ndarray:
+        """``log10(1 + v)`` of the displayed floats (the log scale of :meth:`display`)."""
+        return np.log10(1.0 + self.to_float(values))
+
+    def display(self, values: np.ndarray) -> tuple[np.ndarray, str]:
+        """``(floats, colour-bar label)`` of K values for a heatmap.
+
+        On a log scale (see :attr:`log_scale`) the floats are ``log10(1 + v)`` and the label
+        says so.
+        """
+        label = self.colorbar_label or self.name
+        floats = self.to_float(values)
+        magnitudes = np.abs(floats[~np.isnan(floats)])
+        wide = magnitudes.size > 0 and float(magnitudes.max()) > 1e12
+        if self.log_scale or (self.log_scale is None and wide):
+            return self.log10p(values), f"log₁₀(1 + {label})"
+        return floats, label
+
+    def rank_key(self, values: np.ndarray) -> np.ndarray:
+        """A key that sorts ``values`` by relevance: larger is more relevant.
+
+        The base class ranks by value (largest first); semirings whose order is reversed (a
+        cost: tropical) override it.
+        """
+        return self.to_float(values)
+
+    # --- backends ---
+    def torch_carrier(self, dtype: Any, device: Any) -> Any:
+        """The carrier of this semiring on torch tensors (``dtype``: the float dtype).
+
+        The base class builds the generic carrier from the semiring's own ⊕ and ⊗
+        (:class:`~provgraph.backends.torch_generic.GenericCarrier`); it raises a
+        :class:`~provgraph.errors.ProvgraphError` naming what to define when ⊕ or ⊗ exist only
+        as Python scalar methods.
+        """
+        from provgraph.backends.torch_generic import GenericCarrier
+
+        return GenericCarrier(self, dtype, device)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
 
+def _equal(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):
+        return False
+
+
+def _as_float(v: Any) -> float:
+    try:
+        return float(v)
+    except OverflowError:  # a Python integer beyond the float range
+        return float("inf") if v > 0 else float("-inf")
+
+
 class RealSemiring(Semiring):
-    """(ℝ, +, ×, 0, 1): classic LRP."""
+    """(ℝ, +, ×, 0, 1): classic LRP (divided by the logit under K-LRP's initialisation)."""
 
     name = "real"
     zero, one = 0.0, 1.0
     dtype = np.float64
     add_ufunc, mul_ufunc = np.add, np.multiply
+    colormap, colorbar_label, symmetric_colors = "bwr", "relevance", True
+
+    def torch_carrier(self, dtype: Any, device: Any) -> Any:
+        """Matrix products (:class:`~provgraph.backends.torch_semiring.SumSemiring`)."""
+        from provgraph.backends.torch_semiring import SumSemiring
+
+        return SumSemiring(self, dtype, device)
 
 
 class BooleanSemiring(Semiring):
@@ -145,6 +296,15 @@ class BooleanSemiring(Semiring):
     dtype = np.bool_
     idempotent = absorptive = True
     add_ufunc, mul_ufunc = np.logical_or, np.logical_and
+    default_theta = 1e-9  # Θ(r) = ⊤ iff r ≥ 1e-9 (seed)
+    colormap, colorbar_label = "Greys", "relevant path exists"
+
+    def torch_carrier(self, dtype: Any, device: Any) -> Any:
+        """Bool tensors, contractions by exact float32 matmul
+        (:class:`~provgraph.backends.torch_semiring.BooleanCarrier`)."""
+        from provgraph.backends.torch_semiring import BooleanCarrier
+
+        return BooleanCarrier(self, dtype, device)
 
 
 class CountingSemiring(Semiring):
@@ -154,6 +314,10 @@ class CountingSemiring(Semiring):
     zero, one = 0, 1
     dtype = object
     add_ufunc, mul_ufunc = np.add, np.multiply
+    default_theta = 1e-9  # Θ(r) = 1 iff r ≥ 1e-9 (seed)
+    colorbar_label = "relevant paths"
+    log_scale = None
+    counting_mode = "int64"
 
     def asarray(self, a: Any) -> np.ndarray:
         arr = np.asarray(a)
@@ -170,6 +334,22 @@ class CountingSemiring(Semiring):
     def times(self, a: Any, b: Any) -> Any:
         return int(a) * int(b)
 
+    def log10p(self, values: np.ndarray) -> np.ndarray:
+        """Exact ``log10(1 + n)`` of integer counts of any size."""
+        logs = [math.log10(1 + int(v)) for v in np.asarray(values).reshape(-1)]
+        return np.asarray(logs, dtype=np.float64).reshape(np.shape(values))
+
+    def rank_key(self, values: np.ndarray) -> np.ndarray:
+        """The exact counts (Python integers compare exactly at any size)."""
+        return np.asarray(values).astype(object)
+
+    def torch_carrier(self, dtype: Any, device: Any) -> Any:
+        """Exact int64 with overflow checks
+        (:class:`~provgraph.backends.torch_semiring.IntegerCarrier`)."""
+        from provgraph.backends.torch_semiring import IntegerCarrier
+
+        return IntegerCarrier(self, dtype, device)
+
 
 class ViterbiSemiring(Semiring):
     """([0, 1], max, ×, 0, 1): strength of the best path."""
@@ -179,6 +359,8 @@ class ViterbiSemiring(Semiring):
     dtype = np.float64
     idempotent = absorptive = True
     add_ufunc, mul_ufunc = np.maximum, np.multiply
+    default_rule = "maxnorm"
+    colormap, colorbar_label = "magma", "best path strength"
 
 
 class TropicalSemiring(Semiring):
@@ -190,6 +372,16 @@ class TropicalSemiring(Semiring):
     idempotent = True
     absorptive = False  # 0 ⊕ a = min(0, a) ≠ 0 for negative costs
     add_ufunc, mul_ufunc = np.minimum, np.add
+    default_rule, default_theta = "maxnorm", "neglog"
+    colormap, colorbar_label = "magma", "exp(−cheapest path cost)"
+
+    def to_float(self, values: np.ndarray) -> np.ndarray:
+        """``exp(−cost)``: the strength of the cheapest path, 0 where there is none."""
+        return np.exp(-np.asarray(values, dtype=np.float64))
+
+    def rank_key(self, values: np.ndarray) -> np.ndarray:
+        """Cheapest first."""
+        return -np.asarray(values, dtype=np.float64)
 
 
 class FuzzySemiring(Semiring):
@@ -200,6 +392,8 @@ class FuzzySemiring(Semiring):
     dtype = np.float64
     idempotent = absorptive = True
     add_ufunc, mul_ufunc = np.maximum, np.minimum
+    default_rule = "maxnorm"
+    colormap, colorbar_label = "magma", "best weakest link"
 
 
 BUILTIN_SEMIRINGS: dict[str, type[Semiring]] = {
@@ -215,8 +409,8 @@ BUILTIN_SEMIRINGS: dict[str, type[Semiring]] = {
 }
 
 
-def get_semiring(semiring: str | Semiring) -> Semiring:
-    """Return a semiring object from a name (``"real"``, ``"boolean"``, …) or an instance."""
+def get_semiring(semiring: str | Semiring | type[Semiring]) -> Semiring:
+    """Return a semiring object from a name (``"real"``, ``"boolean"``, …), class or instance."""
     if isinstance(semiring, Semiring):
         return semiring
     if isinstance(semiring, type) and issubclass(semiring, Semiring):

@@ -3,12 +3,17 @@
 A Θ is called with the real weights of one layer's edges, the semiring, and the layer (its op and
 its index among the linear ops), so a Θ may differ per layer (seed: per-layer thresholds).
 Edges of activations and routing ops are annotated with K's one directly and never see Θ.
+
+Each Θ evaluates itself on numpy arrays (``__call__``) and on tensors (:meth:`Theta.on_tensor`,
+written with tensor methods only, so this module does not import torch); a user-defined Θ needs
+only ``__call__``, its tensor form then goes through numpy.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -34,6 +39,14 @@ class Theta:
     def __call__(self, r: np.ndarray, semiring: Semiring, layer: Layer) -> np.ndarray:
         raise NotImplementedError
 
+    def on_tensor(self, r: Any, carrier: Any, layer: Layer) -> Any:
+        """Θ of a tensor of edge weights, in ``carrier`` (a torch carrier of the semiring).
+
+        The base class evaluates the numpy Θ (a round trip through the CPU).
+        """
+        values = self(r.detach().cpu().double().numpy(), carrier.semiring, layer)
+        return carrier.encode(values)
+
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
         return f"{type(self).__name__}({params})"
@@ -53,6 +66,9 @@ class IdentityTheta(Theta):
                 "use a threshold Θ"
             )
         return r.astype(object) if generic else semiring.asarray(r)
+
+    def on_tensor(self, r: Any, carrier: Any, layer: Layer) -> Any:
+        return r.to(carrier.storage)
 
 
 class Threshold(Theta):
@@ -85,6 +101,9 @@ class Threshold(Theta):
         keep = r >= self.threshold_for(layer)
         return np.where(keep, semiring.ones(r.shape), semiring.zeros(r.shape))
 
+    def on_tensor(self, r: Any, carrier: Any, layer: Layer) -> Any:
+        return carrier.from_mask(r >= self.threshold_for(layer))
+
 
 class ConstantOne(Theta):
     """Θ ≡ 1: every edge present; with Counting it counts all paths."""
@@ -94,17 +113,46 @@ class ConstantOne(Theta):
     def __call__(self, r: np.ndarray, semiring: Semiring, layer: Layer) -> np.ndarray:
         return semiring.ones(r.shape)
 
+    def on_tensor(self, r: Any, carrier: Any, layer: Layer) -> Any:
+        return carrier.full(tuple(r.shape), carrier.one)
 
-class NegLog(Theta):
-    """Θ(x) = −log x for x > 0 and +∞ (the tropical zero) otherwise: best path = cheapest."""
 
-    name = "neglog"
+class _LogTheta(Theta):
+    """Θ(x) = sign · log x for x > 0; an edge with x ≤ 0 carries no path and maps to K's zero."""
+
+    sign = 1.0
 
     def __call__(self, r: np.ndarray, semiring: Semiring, layer: Layer) -> np.ndarray:
-        out = np.full(r.shape, np.inf)
+        out = np.full(r.shape, semiring.zero, dtype=np.float64)
         pos = r > 0
-        out[pos] = -np.log(r[pos])
+        out[pos] = self.sign * np.log(r[pos])
         return semiring.asarray(out)
+
+    def on_tensor(self, r: Any, carrier: Any, layer: Layer) -> Any:
+        logs = r.clamp(min=0).log() * self.sign  # log 0 = −∞; x < 0 is masked below
+        return carrier.encode(logs.masked_fill(~(r > 0), carrier.zero))
+
+
+class NegLog(_LogTheta):
+    """Θ(x) = −log x for x > 0, K's zero otherwise (tropical: +∞).
+
+    With the tropical semiring (min, +) the cheapest path is the one with the largest product
+    of edge weights: ``min_p Σ_e −log r_e = −log max_p Π_e r_e``.
+    """
+
+    name = "neglog"
+    sign = -1.0
+
+
+class Log(_LogTheta):
+    """Θ(x) = log x for x > 0, K's zero otherwise (arctic / max-plus: −∞).
+
+    With the max-plus semiring (ℝ ∪ {−∞}, max, +, −∞, 0) the result is the log-strength of the
+    best path, ``max_p Σ_e log r_e = log max_p Π_e r_e`` (log of Viterbi); with weights in
+    [0, 1] (the max-normalised rule) every value is ≤ 0.
+    """
+
+    name = "log"
 
 
 class FunctionTheta(Theta):
@@ -118,6 +166,9 @@ class FunctionTheta(Theta):
     def __call__(self, r: np.ndarray, semiring: Semiring, layer: Layer) -> np.ndarray:
         return semiring.asarray(self.function(r))
 
+    def __repr__(self) -> str:
+        return f"FunctionTheta({getattr(self.function, '__qualname__', self.function)})"
+
 
 def get_theta(theta: Theta | str | float | Callable | None, semiring: Semiring) -> Theta:
     """Θ from an instance, a name, a number (a threshold) or ``None`` (the semiring's default)."""
@@ -129,7 +180,13 @@ def get_theta(theta: Theta | str | float | Callable | None, semiring: Semiring) 
         return Threshold(float(theta))
     if callable(theta):
         return FunctionTheta(theta)
-    names = {"identity": IdentityTheta, "one": ConstantOne, "neglog": NegLog, "-log": NegLog}
+    names = {
+        "identity": IdentityTheta,
+        "one": ConstantOne,
+        "neglog": NegLog,
+        "-log": NegLog,
+        "log": Log,
+    }
     key = str(theta).lower()
     if key in names:
         return names[key]()
@@ -137,14 +194,14 @@ def get_theta(theta: Theta | str | float | Callable | None, semiring: Semiring) 
         return Threshold(float(key))
     except ValueError:
         raise ProvgraphError(
-            f"unknown Θ {theta!r}; use a number (threshold), identity, one or neglog"
+            f"unknown Θ {theta!r}; use a number (threshold), identity, one, neglog or log"
         ) from None
 
 
 def default_theta(semiring: Semiring) -> Theta:
-    """Seed-faithful defaults: threshold 1e-9 for Boolean/Counting, −log for tropical."""
-    if semiring.name in ("boolean", "counting"):
-        return Threshold(1e-9)
-    if semiring.name == "tropical":
-        return NegLog()
-    return IdentityTheta()
+    """The semiring's own default Θ (:attr:`~provgraph.algebra.semirings.Semiring.default_theta`;
+    seed-faithful for the built-ins: threshold 1e-9 for Boolean/Counting, −log for tropical)."""
+    spec = semiring.default_theta
+    if spec is None:
+        raise ProvgraphError(f"the {semiring.name} semiring's default_theta must not be None")
+    return get_theta(spec, semiring)

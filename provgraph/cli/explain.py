@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         return run_dataset(args)
     import numpy as np
 
-    from provgraph.api import explain, explain_batch, load
+    from provgraph.api import annotate, explain, explain_batch, load
     from provgraph.io.inputs import read_input
     from provgraph.model.trace import as_batch
 
@@ -71,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
         predicted = int(np.argmax(rel.logits))
         log.debug("%sbackend %s (%s)", f"sample {i}: " if n > 1 else "",
                   rel.info.get("backend"), rel.info.get("backend_selection", "as requested"))
-        print_explanation(rel, predicted, args.top, f"sample {i}: " if n > 1 else "")
+        graph = partial(annotate, net, x[i])  # only built when ties reach the top inputs
+        print_explanation(rel, predicted, args.top, f"sample {i}: " if n > 1 else "", graph)
         if args.out:
             from provgraph.io.heatmaps import save_heatmap
 
@@ -92,8 +94,13 @@ def with_suffix(path: str, suffix: str) -> Path:
     return p.with_name(p.stem + suffix + p.suffix)
 
 
-def print_explanation(rel: Any, predicted: int, top: int, prefix: str) -> None:
-    """Four lines: prediction and target, rule/Θ/init, the top inputs, the bias share."""
+def print_explanation(
+    rel: Any, predicted: int, top: int, prefix: str, graph: Any = None
+) -> None:
+    """Four lines: prediction and target, rule/Θ/init, the top inputs, the bias share.
+
+    ``graph`` (the annotated graph, or a function building it) ranks ties among the top inputs.
+    """
     from provgraph.apps.ranking import format_top_inputs
 
     logits = rel.logits
@@ -102,5 +109,5 @@ def print_explanation(rel: Any, predicted: int, top: int, prefix: str) -> None:
         f"explaining class {rel.target} in the {rel.semiring.name} semiring"
     )
     print(f"  rule: {rel.info['rule']}  Θ: {rel.info['theta']}  init: {rel.info['init']}")
-    print(f"  most relevant inputs: {format_top_inputs(rel, top)}")
+    print(f"  most relevant inputs: {format_top_inputs(rel, top, graph)}")
     print(f"  absorbed by bias sources: {rel.bias_total()}")

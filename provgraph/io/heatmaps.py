@@ -1,4 +1,4 @@
-"""Heatmaps of input relevance, one colour scale per semiring."""
+"""Heatmaps of input relevance, drawn as each semiring says (colour map, label, scale)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,11 @@ from provgraph.io.inputs import image_layout
 
 def input_map(rel: Relevance, target_index: int = 0) -> np.ndarray:
     """The input relevance as a 2-d float image (channels ⊕-combined in the semiring)."""
+    return _input_display(rel, target_index)[0]
+
+
+def _input_display(rel: Relevance, target_index: int) -> tuple[np.ndarray, str]:
+    """``(2-d float image, colour-bar label)`` of the input relevance, as the semiring shows it."""
     k = rel.semiring
     r = rel.layer(rel.network.input_name, target_index)
     layout = image_layout(rel.network.input_shape)
@@ -24,41 +29,26 @@ def input_map(rel: Relevance, target_index: int = 0) -> np.ndarray:
         r = k.sum(r, axis=0) if c > 1 else r[0]
     elif r.ndim != 2:
         r = r.reshape(1, -1)
-    return display_values(rel, r)
+    return k.display(r)
 
 
 def display_values(rel: Relevance, r: np.ndarray) -> np.ndarray:
-    """K values as floats for display: counts on a log scale, tropical costs as exp(−cost)."""
-    name = rel.semiring.name
-    if name == "counting":
-        counts = np.vectorize(float, otypes=[float])(r)
-        return np.log10(1.0 + counts) if counts.max(initial=0.0) > 1e12 else counts
-    if name == "tropical":
-        return np.exp(-np.asarray(r, dtype=np.float64))
-    return np.asarray(r, dtype=np.float64)
-
-
-def _style(semiring: str) -> tuple[str, str]:
-    """(colormap, colour-bar label) per semiring."""
-    return {
-        "real": ("bwr", "relevance"),
-        "boolean": ("Greys", "relevant path exists"),
-        "counting": ("viridis", "relevant paths"),
-        "viterbi": ("magma", "best path strength"),
-        "tropical": ("magma", "exp(−cheapest path cost)"),
-        "fuzzy": ("magma", "best weakest link"),
-    }.get(semiring, ("viridis", semiring))
+    """K values as floats for display, as the semiring shows them
+    (:meth:`~provgraph.algebra.semirings.Semiring.display`: counts on a log scale when they are
+    huge, tropical costs as exp(−cost), …)."""
+    return rel.semiring.display(r)[0]
 
 
 def draw(ax, rel: Relevance, target_index: int = 0, colorbar: bool = True):  # noqa: ANN001
-    """Draw ``rel``'s input map on a matplotlib axis."""
-    values = input_map(rel, target_index)
-    cmap, label = _style(rel.semiring.name)
-    if rel.semiring.name == "real":
-        lim = float(np.max(np.abs(values))) or 1.0
-        im = ax.imshow(values, cmap=cmap, vmin=-lim, vmax=lim, interpolation="nearest")
-    else:
-        im = ax.imshow(values, cmap=cmap, interpolation="nearest")
+    """Draw ``rel``'s input map on a matplotlib axis, in the semiring's colours."""
+    k = rel.semiring
+    values, label = _input_display(rel, target_index)
+    limits = {}
+    if k.symmetric_colors:
+        finite = np.abs(values[np.isfinite(values)])
+        lim = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+        limits = {"vmin": -lim, "vmax": lim}
+    im = ax.imshow(values, cmap=k.colormap, interpolation="nearest", **limits)
     ax.set_xticks([])
     ax.set_yticks([])
     if colorbar:
