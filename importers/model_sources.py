@@ -139,7 +139,11 @@ def _module_output(module: torch.nn.Module, example: torch.Tensor, name: str) ->
 def _export(module: torch.nn.Module, example: torch.Tensor, name: str) -> bytes:
     buffer = io.BytesIO()
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        with (
+            warnings.catch_warnings(),
+            contextlib.redirect_stdout(io.StringIO()),
+            contextlib.redirect_stderr(io.StringIO()),
+        ):
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 module,

@@ -25,6 +25,7 @@ from provgraph.algebra.theta import ConstantOne, IdentityTheta, NegLog, Theta, T
 from provgraph.api import annotate, explain, explain_batch, explain_many, load
 from provgraph.engine.annotation import AnnotatedGraph
 from provgraph.engine.batch import BatchGraph, BatchRelevance, explain_batched
+from provgraph.engine.explainer import Explainer
 from provgraph.engine.initialisation import Contrastive
 from provgraph.engine.relevance import Relevance
 from provgraph.errors import (
@@ -44,6 +45,7 @@ __all__ = [
     "AnnotatedGraph",
     "BatchGraph",
     "BatchRelevance",
+    "Explainer",
     "annotate",
     "explain",
     "explain_batch",
