@@ -91,6 +91,8 @@ def test_per_sample_targets_equal_one_call_per_sample(mnist, semiring, backend) 
     batch = explainer(x[:7], target=labels)
     assert isinstance(batch, BatchRelevance)
     assert batch.targets[:, 0].tolist() == labels
+    as_tensor = explainer(x[:7], target=torch.tensor(labels))
+    np.testing.assert_array_equal(as_tensor.input, batch.input)
     for i, label in enumerate(labels):
         single = explain(net, x[i], target=label, semiring=semiring, backend=backend, **options)
         assert_agree(single, batch[i], f"sample {i}")

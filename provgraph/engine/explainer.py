@@ -40,7 +40,7 @@ from provgraph.model.trace import forward_trace, split_batch
 if TYPE_CHECKING:
     from provgraph.importers.model_sources import ModelSpec
 
-TargetSpec = int | Sequence[int] | Sequence[Sequence[int]] | np.ndarray | None
+TargetSpec = int | Sequence[int] | Sequence[Sequence[int]] | np.ndarray | torch.Tensor | None
 
 
 @dataclass(frozen=True)
@@ -311,6 +311,8 @@ class Explainer:
             return [(every, _class_list(classes, classes_n))]
         if target is None:
             return [(every, None)]
+        if isinstance(target, torch.Tensor):  # as Captum takes them
+            target = target.tolist()
         arr = np.asarray(target, dtype=object)
         if arr.ndim == 0:
             return [(every, [check_target(target, classes_n)])]
