@@ -155,26 +155,38 @@ class Explainer:
     ) -> Relevance | BatchRelevance:
         """Explain ``x``: a :class:`Relevance` for one sample, a :class:`BatchRelevance` for an
         input with a leading batch axis."""
-        _, _, batched = split_batch(self.network, x)
+        batch, sample_shape, batched = split_batch(self.network, x)
         if batched:
-            return self.explain_batch(x, target, classes=classes)
-        return self.explain(x, target, classes=classes)
+            return self._batch(batch, sample_shape, target, classes)
+        return self._one(batch, tuple(np.shape(x)), target, classes)
 
     def explain(
         self, x: Any, target: TargetSpec = None, *, classes: Sequence[int] | None = None
     ) -> Relevance:
         """Relevance of every neuron of one sample; ``rel.input`` has the shape of ``x``."""
         batch, _, _ = split_batch(self.network, x)
-        _one_sample(batch, "explain")
-        rel = self._run(self.semiring, batch, target, classes, single=True)[0]
-        rel.input_shape = tuple(np.shape(x))
-        return rel
+        return self._one(batch, tuple(np.shape(x)), target, classes)
 
     def explain_batch(
         self, x: Any, target: TargetSpec = None, *, classes: Sequence[int] | None = None
     ) -> BatchRelevance:
         """Relevance of every sample of ``x`` (chunks of ``batch_size``), in input order."""
         batch, sample_shape, _ = split_batch(self.network, x)
+        return self._batch(batch, sample_shape, target, classes)
+
+    def _one(
+        self, batch: np.ndarray, shape: tuple[int, ...], target: TargetSpec,
+        classes: Sequence[int] | None,
+    ) -> Relevance:
+        _one_sample(batch, "explain")
+        rel = self._run(self.semiring, batch, target, classes, single=True)[0]
+        rel.input_shape = shape
+        return rel
+
+    def _batch(
+        self, batch: np.ndarray, sample_shape: tuple[int, ...], target: TargetSpec,
+        classes: Sequence[int] | None,
+    ) -> BatchRelevance:
         result = self._run(self.semiring, batch, target, classes, single=False)
         result.input_shape = sample_shape
         return result
