@@ -19,8 +19,11 @@ Cases, timed exactly as a user writes them:
 - Captum's ``LRP(model).attribute(x, target=target)`` (ε = 1e-9 rules, float32).
 
 Targets: one call ≤ 0.7× Captum; one call ≤ 1.1× the batched path; trace ≤ 1× torch forward
-(plus what the rule needs: the rule's work is in the backward pass, so the trace has nothing
-extra to do). ``--quick`` runs a width-reduced VGG-16 (channels ÷ 8, 64×64 input) in seconds.
+plus what the rule needs (the trace keeps every max pooling's arg-max for the winner-takes-all
+step; the rules' own work is in the backward pass). ``--quick`` runs a width-reduced VGG-16
+(channels ÷ 8, 64×64 input) in seconds; its ratios are dominated by per-op overheads.
+
+On a shared machine the spread of a ratio over rounds is printed with it; trust the median.
 
 Run: ``.venv/bin/python benchmarks/bench_explain.py [--rounds 7] [--threads 2] [--quick]``.
 """
