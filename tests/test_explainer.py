@@ -200,6 +200,14 @@ def test_unknown_layer_lists_the_valid_names(mnist) -> None:
     assert not hasattr(rel, "as_float")
 
 
+def test_keep_drops_the_other_tensors(mnist) -> None:
+    net, x, _ = mnist
+    full = Explainer(net, backend="torch")(x[:2])
+    lean = Explainer(net, backend="torch", keep=())(x[:2])
+    assert set(lean.tensors) == {net.input_name} and len(full.tensors) > 1
+    np.testing.assert_array_equal(lean.input, full.input)
+
+
 def test_one_sample_calls_refuse_batches(mnist) -> None:
     net, x, _ = mnist
     with pytest.raises(pg.InputError, match="batch of 3 samples"):

@@ -60,6 +60,9 @@ def test_module_network_computes_the_module_logits(cnn) -> None:
         expected = model(torch.as_tensor(x)).numpy()
     np.testing.assert_allclose(rel.logits, expected, rtol=1e-4, atol=1e-5)
     assert net.name == type(model).__name__
+    # exported with a dynamic batch axis: an example of one sample serves batches of any size
+    one = Explainer(model, backend="torch", example_input=torch.as_tensor(x[:1]))
+    np.testing.assert_allclose(one.explain_batch(x).logits, expected, rtol=1e-4, atol=1e-5)
 
 
 def test_module_explanation_equals_captum_on_the_module() -> None:
