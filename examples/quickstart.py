@@ -1,4 +1,5 @@
-"""Explain one bundled MNIST digit in several semirings from one annotated graph.
+"""Explain one bundled MNIST digit in several semirings from one annotated graph, then a batch
+of digits, each for its own label, with an Explainer configured once.
 
 Run: ``python examples/quickstart.py`` (writes ``out/quickstart.png``).
 """
@@ -11,6 +12,7 @@ import numpy as np
 
 from provgraph.api import annotate
 from provgraph.apps.demo import bundled_model_path, bundled_samples
+from provgraph.engine.explainer import Explainer
 from provgraph.io.heatmaps import save_grid
 
 
@@ -32,6 +34,11 @@ def main() -> None:
     out = Path("out/quickstart.png")
     save_grid([rels], [digit], out, [f"digit {y[7]}"])
     print(f"written {out}")
+
+    explainer = Explainer(bundled_model_path(), "real", rule="epsilon:0.01", backend="torch")
+    batch = explainer(x[:4], target=y[:4])  # one label per sample, one backward pass
+    for i, rel in enumerate(batch):
+        print(f"digit {i} (label {rel.target}): total input relevance {rel.input.sum():.3f}")
 
 
 if __name__ == "__main__":

@@ -1,11 +1,22 @@
 """Importers: turn a model file into a provgraph :class:`~provgraph.model.network.Network`.
 
-Only this package knows ONNX. :func:`load_onnx` imports a classifier; :func:`inspect_onnx`
-summarises a model and lists everything that cannot be imported.
+Only this package knows ONNX. :func:`load_model` turns any model source a user has (an ONNX
+path, bytes, an ``onnx.ModelProto``, a ``torch.nn.Module`` with an example input) into a
+network; :func:`load_onnx` imports an ONNX classifier; :func:`inspect_onnx` summarises a model
+and lists everything that cannot be imported.
 """
 
+from provgraph.importers.model_sources import load_model
 from provgraph.importers.onnx_loader import load_onnx
 from provgraph.importers.registry import register, supported_ops
 from provgraph.importers.summary import OnnxInfo, TensorInfo, inspect_onnx
 
-__all__ = ["OnnxInfo", "TensorInfo", "inspect_onnx", "load_onnx", "register", "supported_ops"]
+__all__ = [
+    "OnnxInfo",
+    "TensorInfo",
+    "inspect_onnx",
+    "load_model",
+    "load_onnx",
+    "register",
+    "supported_ops",
+]

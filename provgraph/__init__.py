@@ -26,6 +26,9 @@ _EXPORTS: dict[str, str] = {
     "MaxNormalized": "provgraph.algebra.rules",
     "Rule": "provgraph.algebra.rules",
     "WSquare": "provgraph.algebra.rules",
+    "RuleForm": "provgraph.algebra.rule_form",
+    "Term": "provgraph.algebra.rule_form",
+    "Weights": "provgraph.algebra.rule_form",
     "BooleanSemiring": "provgraph.algebra.semirings",
     "CountingSemiring": "provgraph.algebra.semirings",
     "FuzzySemiring": "provgraph.algebra.semirings",
@@ -36,6 +39,7 @@ _EXPORTS: dict[str, str] = {
     "get_semiring": "provgraph.algebra.semirings",
     "ConstantOne": "provgraph.algebra.theta",
     "IdentityTheta": "provgraph.algebra.theta",
+    "Log": "provgraph.algebra.theta",
     "NegLog": "provgraph.algebra.theta",
     "Theta": "provgraph.algebra.theta",
     "Threshold": "provgraph.algebra.theta",
@@ -44,12 +48,13 @@ _EXPORTS: dict[str, str] = {
     "explain": "provgraph.api",
     "explain_batch": "provgraph.api",
     "explain_many": "provgraph.api",
+    "explain_batched": "provgraph.api",
+    "Explainer": "provgraph.engine.explainer",
     "load": "provgraph.api",
     # engine
     "AnnotatedGraph": "provgraph.engine.annotation",
     "BatchGraph": "provgraph.engine.batch",
     "BatchRelevance": "provgraph.engine.batch",
-    "explain_batched": "provgraph.engine.batch",
     "Contrastive": "provgraph.engine.initialisation",
     "Relevance": "provgraph.engine.relevance",
     # errors
@@ -76,10 +81,12 @@ __all__ = [
     "Contrastive",
     "CountingSemiring",
     "Entry",
+    "Explainer",
     "Flat",
     "FuzzySemiring",
     "IdentityTheta",
     "InputError",
+    "Log",
     "LRPEpsilon",
     "LRPGamma",
     "LRPZB",
@@ -92,14 +99,17 @@ __all__ = [
     "RealSemiring",
     "Relevance",
     "Rule",
+    "RuleForm",
     "Semiring",
     "TargetError",
+    "Term",
     "Theta",
     "Threshold",
     "Trace",
     "TropicalSemiring",
     "UnsupportedOpError",
     "ViterbiSemiring",
+    "Weights",
     "WSquare",
     "annotate",
     "epsilon_gamma_box",
@@ -137,6 +147,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
         layered,
         uniform,
     )
+    from provgraph.algebra.rule_form import RuleForm, Term, Weights
     from provgraph.algebra.rules import (
         LRPZB,
         Flat,
@@ -157,10 +168,11 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
         ViterbiSemiring,
         get_semiring,
     )
-    from provgraph.algebra.theta import ConstantOne, IdentityTheta, NegLog, Theta, Threshold
-    from provgraph.api import annotate, explain, explain_batch, explain_many, load
+    from provgraph.algebra.theta import ConstantOne, IdentityTheta, Log, NegLog, Theta, Threshold
+    from provgraph.api import annotate, explain, explain_batch, explain_batched, explain_many, load
     from provgraph.engine.annotation import AnnotatedGraph
-    from provgraph.engine.batch import BatchGraph, BatchRelevance, explain_batched
+    from provgraph.engine.batch import BatchGraph, BatchRelevance
+    from provgraph.engine.explainer import Explainer
     from provgraph.engine.initialisation import Contrastive
     from provgraph.engine.relevance import Relevance
     from provgraph.errors import (

@@ -1,10 +1,15 @@
-"""The user-facing calls: load a model, annotate a sample, explain it in one or many semirings."""
+"""The user-facing calls: load a model, annotate a sample, explain it in one or many semirings.
+
+Each explain call is a thin function over :class:`~provgraph.engine.explainer.Explainer`, so all
+of them take the same fast path (on the torch backend: the trace on the device, float32 for the
+real semiring by default). Build an ``Explainer`` yourself to configure once and call it many
+times.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -14,61 +19,75 @@ from provgraph.algebra.rules import Rule
 from provgraph.algebra.semirings import Semiring, get_semiring
 from provgraph.algebra.theta import Theta
 from provgraph.engine.annotation import AnnotatedGraph
+from provgraph.engine.batch import BatchRelevance
+from provgraph.engine.explainer import Explainer, TargetSpec
 from provgraph.engine.initialisation import InitSpec
 from provgraph.engine.relevance import Relevance
-from provgraph.errors import InputError, ModelLoadError
 from provgraph.model.network import Network
-from provgraph.model.trace import as_batch, forward_trace
 
-ModelSpec = str | Path | Network
+if TYPE_CHECKING:
+    from provgraph.importers.model_sources import ModelSpec
 
 
 def load(
-    model: ModelSpec, output: str | None = None, input_shape: tuple[int, ...] | None = None
+    model: ModelSpec,
+    output: str | None = None,
+    input_shape: tuple[int, ...] | None = None,
+    example_input: Any = None,
 ) -> Network:
-    """A :class:`Network` from an ONNX file path (or bytes), or the network itself.
+    """A :class:`Network` from any model source (see
+    :func:`~provgraph.importers.model_sources.load_model`).
 
-    ``input_shape`` gives one sample's shape when the model's input has dynamic axes.
+    Parameters
+    ----------
+    model
+        An ONNX file path, ONNX bytes, an ``onnx.ModelProto``, a ``torch.nn.Module`` (with
+        ``example_input``) or a ``Network`` (returned as it is).
+    output
+        Name of the logits tensor of an ONNX model.
+    input_shape
+        One sample's shape when the model's input has dynamic axes besides the batch.
+    example_input
+        For a torch module: a batch it accepts, to export it and check the export.
+
+    Returns
+    -------
+    Network
+        The imported classifier.
     """
     if isinstance(model, Network):
         return model
-    if isinstance(model, (str, Path, bytes)):
-        from provgraph.importers import load_onnx
+    from provgraph.importers.model_sources import load_model
 
-        return load_onnx(model, output=output, input_shape=input_shape)
-    raise ModelLoadError(f"cannot load a model from {type(model).__name__}; give an ONNX path")
+    return load_model(model, output, input_shape, example_input)
 
 
 def annotate(model: ModelSpec, x: np.ndarray | torch.Tensor) -> AnnotatedGraph:
-    """One forward pass of one sample: the annotated graph every semiring reuses."""
-    net = load(model)
-    batch = as_batch(net, x)
-    if batch.shape[0] != 1:
-        raise InputError(
-            f"got a batch of {batch.shape[0]} samples; annotate one sample at a time "
-            "(or use explain_batch)"
-        )
-    return AnnotatedGraph(net, forward_trace(net, batch))
+    """One forward pass of one sample (float64): the annotated graph every semiring reuses."""
+    return Explainer(model).annotate(x)
 
 
 def explain(
     model: ModelSpec,
     x: np.ndarray | torch.Tensor,
-    target: int | Sequence[int] | None = None,
+    target: TargetSpec = None,
     semiring: str | Semiring = "real",
     theta: Theta | str | float | Callable | None = None,
     rule: Composite | Rule | str | None = None,
     init: InitSpec = "one",
     backend: Any = "auto",
+    **options: Any,
 ) -> Relevance:
     """Explain one sample: relevance of every neuron for ``target`` in ``semiring``.
 
     Parameters
     ----------
     model
-        ONNX file path or :class:`Network`.
+        ONNX file path, ONNX bytes, ``onnx.ModelProto``, ``torch.nn.Module`` (with
+        ``example_input=``) or :class:`Network`.
     x
-        One sample (input shape, or any shape with the right number of elements).
+        One sample (input shape, or any shape with the right number of elements); a ``uint8``
+        array is scaled to [0, 1] with a warning.
     target
         Class index (or several); ``None`` explains the predicted class.
     semiring
@@ -82,74 +101,94 @@ def explain(
     backend
         ``"auto"`` (scipy within its edge budget, torch above it), ``"scipy"`` (reference),
         ``"torch"`` / ``"torch:cuda"``, or a backend object such as ``TorchBackend(device=…)``.
+    **options
+        Further :class:`~provgraph.engine.explainer.Explainer` settings: ``device``, ``dtype``
+        (torch: float32 for the real semiring by default, float64 otherwise), ``keep``,
+        ``output``, ``input_shape``, ``example_input``.
 
     Returns
     -------
     Relevance
-        ``.input`` is the input map; ``.layer(name)`` any tensor's; ``.biases`` what the bias
-        sources absorbed.
+        ``.input`` is the input map, shaped like ``x``; ``.layer(name)`` any tensor's;
+        ``.biases`` what the bias sources absorbed.
     """
-    graph = annotate(model, x)
-    return graph.aggregate(
-        semiring, rule=rule, theta=theta, init=init, target=target, backend=backend
+    explainer = Explainer(
+        model, semiring, rule=rule, theta=theta, init=init, backend=backend, **options
     )
+    return explainer.explain(x, target)
 
 
 def explain_batch(
     model: ModelSpec,
     x: np.ndarray | torch.Tensor,
-    target: int | Sequence[int] | None = None,
+    target: TargetSpec = None,
     semiring: str | Semiring = "real",
     progress: bool = False,
     backend: Any = "auto",
     batch_size: int | None = None,
-    **kwargs: Any,
+    classes: Sequence[int] | None = None,
+    **options: Any,
 ) -> list[Relevance]:
     """:func:`explain` for every sample of a batch, one :class:`Relevance` per sample.
 
-    With the torch backend (``"auto"`` picks it for batches) all samples and targets go through
-    one pass per chunk of ``batch_size`` samples (see
-    :func:`provgraph.engine.batch.explain_batched`);
-    ``target=None`` then explains each sample's own predicted class. With ``backend="scipy"``
-    one forward pass for the whole batch, then one aggregation per sample.
+    ``target`` is ``None`` (each sample's predicted class), a class for every sample, or one
+    class per sample (length = batch size); ``classes=[…]`` explains the same several classes for
+    every sample. With the torch backend (``"auto"`` picks it for batches) all samples and
+    targets go through one pass per chunk of ``batch_size`` samples. Other keyword arguments are
+    :class:`~provgraph.engine.explainer.Explainer` settings.
     """
-    from tqdm.auto import tqdm
-
-    from provgraph.backends import get_backend
-    from provgraph.engine.batch import BatchGraph, explain_batched
-
-    net = load(model)
-    engine = get_backend(backend, BatchGraph)
-    if engine.name == "torch":
-        batch = explain_batched(
-            net, x, semiring, backend=engine, batch_size=batch_size, progress=progress,
-            target=target, **kwargs,
+    return list(
+        explain_batched(
+            model, x, semiring, backend=backend, batch_size=batch_size, progress=progress,
+            target=target, classes=classes, **options,
         )
-        return list(batch)
-    trace = forward_trace(net, x)
-    samples = tqdm(range(trace.batch_size), desc="explain", unit="sample", disable=not progress)
-    return [
-        AnnotatedGraph(net, trace.sample(i)).aggregate(
-            semiring, target=target, backend=engine, **kwargs
-        )
-        for i in samples
-    ]
+    )
+
+
+def explain_batched(
+    model: ModelSpec,
+    x: np.ndarray | torch.Tensor,
+    semiring: str | Semiring = "real",
+    *,
+    backend: Any = "torch",
+    batch_size: int | None = None,
+    progress: bool = False,
+    target: TargetSpec = None,
+    classes: Sequence[int] | None = None,
+    **options: Any,
+) -> BatchRelevance:
+    """Explain every sample of ``x`` in chunks of ``batch_size`` (all at once by default).
+
+    Returns one :class:`~provgraph.engine.batch.BatchRelevance` (arrays with a leading sample
+    axis). ``backend`` is ``"torch"`` (default), ``"torch:cuda"``, a backend object, or any
+    other backend (then one sample at a time); targets as in :func:`explain_batch`; other
+    keyword arguments are :class:`~provgraph.engine.explainer.Explainer` settings (``rule``,
+    ``theta``, ``init``, ``keep``, ``device``, ``dtype``, …).
+    """
+    explainer = Explainer(
+        model, semiring, backend=backend, batch_size=batch_size, progress=progress, **options
+    )
+    return explainer.explain_batch(x, target, classes=classes)
 
 
 def explain_many(
     model: ModelSpec | AnnotatedGraph,
     x: np.ndarray | torch.Tensor | None,
     semirings: Sequence[str | Semiring],
-    target: int | Sequence[int] | None = None,
-    **kwargs: Any,
+    target: TargetSpec = None,
+    **options: Any,
 ) -> dict[str, Relevance]:
-    """Several semirings' relevance from one annotated graph (one forward pass, shared weights).
+    """Several semirings' relevance from one forward pass (shared edge weights).
 
-    Rules and Θ default per semiring; pass ``rule=`` / ``theta=`` to force one for all.
+    ``model`` may be an :class:`AnnotatedGraph` (then ``x`` is ignored). Rules and Θ default per
+    semiring; pass ``rule=`` / ``theta=`` to force one for all. Other keyword arguments are
+    :class:`~provgraph.engine.explainer.Explainer` settings (or, for a graph, aggregation
+    keywords).
     """
-    graph = model if isinstance(model, AnnotatedGraph) else annotate(model, x)
-    results = {}
-    for s in semirings:
-        k = get_semiring(s)
-        results[k.name] = graph.aggregate(k, target=target, **kwargs)
-    return results
+    if isinstance(model, AnnotatedGraph):
+        results = {}
+        for s in semirings:
+            k = get_semiring(s)
+            results[k.name] = model.aggregate(k, target=target, **options)
+        return results
+    return Explainer(model, **options).explain_many(x, semirings, target)

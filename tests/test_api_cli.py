@@ -78,7 +78,7 @@ def test_one_graph_many_semirings(digits) -> None:
 
 def test_explain_batch_matches_single_calls(digits) -> None:
     x, _ = digits
-    batch = explain_batch(MODEL, x[:3], semiring="real", rule="epsilon:0.01")
+    batch = explain_batch(MODEL, x[:3], semiring="real", rule="epsilon:0.01", dtype="float64")
     for i, rel in enumerate(batch):
         single = explain(MODEL, x[i], semiring="real", rule="epsilon:0.01")
         np.testing.assert_allclose(rel.input, single.input, rtol=1e-12)

@@ -96,7 +96,7 @@ def test_all_ten_mnist_classes_for_all_digits_at_once(mnist) -> None:
     net, x = mnist
     classes = list(range(10))
     for semiring in ("real", "counting", "boolean"):
-        batch = explain_batched(net, x, semiring, target=classes, init="one")
+        batch = explain_batched(net, x, semiring, classes=classes, init="one", dtype="float64")
         assert batch.tensors[net.input_name].shape == (10, 784, 10)
         for i in (0, 7):
             graph = AnnotatedGraph(net, forward_trace(net, x[i]))
@@ -106,13 +106,13 @@ def test_all_ten_mnist_classes_for_all_digits_at_once(mnist) -> None:
 
 def test_explain_batch_chunks_and_backends_agree(mnist) -> None:
     net, x = mnist
-    kw = {"semiring": "viterbi", "target": [3, 8]}
+    kw = {"semiring": "viterbi", "classes": [3, 8]}
     torch_results = explain_batch(net, x, backend="torch", batch_size=4, **kw)
     scipy_results = explain_batch(net, x, backend="scipy", **kw)
     assert len(torch_results) == len(scipy_results) == 10
     for a, b in zip(scipy_results, torch_results):
         assert_agree(a, b)
-    stacked = explain_batched(net, x, kw["semiring"], target=kw["target"], batch_size=3)
+    stacked = explain_batched(net, x, kw["semiring"], classes=kw["classes"], batch_size=3)
     assert np.allclose(stacked.input, np.stack([r.input for r in torch_results]), rtol=1e-12)
 
 

@@ -1,16 +1,16 @@
 """Batches: many samples (and many targets) explained in one pass.
 
 A :class:`BatchGraph` holds the trace of a whole batch, computed on the backend's device; its
-:meth:`~BatchGraph.aggregate` runs the ordinary driver once for all samples with the torch
-backend (other backends: one sample at a time) and returns a :class:`BatchRelevance`, whose arrays
-carry a leading sample axis; ``batch[i]`` is sample ``i``'s
-:class:`~provgraph.engine.relevance.Relevance`
-(views, no copy). :func:`explain_batched` splits large inputs into chunks of ``batch_size``.
+:meth:`~BatchGraph.aggregate` runs the ordinary driver once for all samples with a backend that
+runs batches (torch; other backends: one sample at a time) and returns a :class:`BatchRelevance`,
+whose arrays carry a leading sample axis; ``batch[i]`` is sample ``i``'s
+:class:`~provgraph.engine.relevance.Relevance` (views, no copy).
+:class:`~provgraph.engine.explainer.Explainer` splits large inputs into chunks.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,9 +20,18 @@ import torch
 from provgraph.algebra.semirings import Semiring
 from provgraph.algebra.theta import Layer
 from provgraph.engine.annotation import AnnotatedGraph
-from provgraph.engine.relevance import Relevance
+from provgraph.engine.relevance import Relevance, tensor_shape
 from provgraph.model.network import Network
 from provgraph.model.trace import Trace
+
+
+def runs_batches(engine: Any) -> bool:
+    """Whether ``engine`` propagates a whole batch in one pass.
+
+    A backend says so with a ``batched`` attribute; one that holds relevance on a torch
+    ``device`` (the torch backend) does by default.
+    """
+    return bool(getattr(engine, "batched", hasattr(engine, "device")))
 
 
 class BatchGraph:
@@ -41,6 +50,7 @@ class BatchGraph:
         self.layers: dict[str, Layer] = {
             op.name: Layer(op, i, n) for i, op in enumerate(network.linear_ops)
         }
+        self._samples: dict[int, AnnotatedGraph] = {}
 
     @classmethod
     def from_inputs(
@@ -70,8 +80,10 @@ class BatchGraph:
         return np.argmax(self.logits, axis=1)
 
     def sample(self, index: int) -> AnnotatedGraph:
-        """The annotated graph of one sample."""
-        return AnnotatedGraph(self.network, self.trace.sample(index))
+        """The annotated graph of one sample (kept, so its edge weights serve every call)."""
+        if index not in self._samples:
+            self._samples[index] = AnnotatedGraph(self.network, self.trace.sample(index))
+        return self._samples[index]
 
     def aggregate(
         self, semiring: Any = "real", backend: Any = "torch", **kwargs: Any
@@ -80,14 +92,14 @@ class BatchGraph:
         :func:`provgraph.engine.driver.aggregate`.
 
         ``backend`` is ``"torch"`` (default, one pass for the whole batch), a backend object, or
-        another backend's name (then one sample at a time).
+        another backend's name (a backend that does not run batches goes one sample at a time).
         """
         from provgraph.backends import get_backend
         from provgraph.engine.driver import aggregate
 
         engine = get_backend(backend, self)
-        if engine.name != "torch":
-            rels = [self.sample(i).aggregate(semiring, backend=engine, **kwargs)
+        if not runs_batches(engine):
+            rels = [aggregate(self.sample(i), semiring, backend=engine, **kwargs)
                     for i in range(self.batch_size)]
             return BatchRelevance.stack(rels)
         rel = aggregate(self, semiring, backend=engine, **kwargs)
@@ -111,6 +123,8 @@ class BatchRelevance:
     tensors : relevance per tensor name, ``(B, n_neurons, T)`` in K
     biases : what each bias source absorbed, ``(B, T)``
     logits : ``(B, num_classes)``
+    input_shape : one sample's input shape as the caller gave it (``None``: the network's);
+        :attr:`input` is ``(B, *input_shape)``
     """
 
     network: Network
@@ -120,6 +134,7 @@ class BatchRelevance:
     biases: dict[str, np.ndarray]
     logits: np.ndarray
     info: dict[str, Any] = field(default_factory=dict)
+    input_shape: tuple[int, ...] | None = None
 
     def __len__(self) -> int:
         return len(self.logits)
@@ -134,22 +149,45 @@ class BatchRelevance:
             {name: v[index] for name, v in self.biases.items()},
             self.logits[index],
             dict(self.info),
+            self.input_shape,
         )
 
     def __iter__(self) -> Iterator[Relevance]:
         return (self[i] for i in range(len(self)))
 
     def layer(self, tensor: str, target_index: int = 0) -> np.ndarray:
-        """``(B, *tensor_shape)`` relevance map of ``tensor`` for one target column."""
-        shape = self.network.shapes[tensor]
+        """``(B, *tensor_shape)`` relevance map of ``tensor`` for one target column.
+
+        Raises
+        ------
+        ProvgraphError
+            ``tensor`` is not a tensor of the network (the message lists the valid names).
+        """
+        shape = tensor_shape(self.network, tensor)
         if tensor not in self.tensors:
-            return self.semiring.zeros((len(self),) + tuple(shape))
-        return self.tensors[tensor][:, :, target_index].reshape((len(self),) + tuple(shape))
+            return self.semiring.zeros((len(self),) + shape)
+        return self.tensors[tensor][:, :, target_index].reshape((len(self),) + shape)
 
     @property
     def input(self) -> np.ndarray:
-        """``(B, *input_shape)`` input relevance for the first target column."""
-        return self.layer(self.network.input_name)
+        """``(B, *input_shape)`` input relevance for the first target column, each sample shaped
+        as the caller gave it."""
+        r = self.layer(self.network.input_name)
+        return r if self.input_shape is None else r.reshape((len(self),) + self.input_shape)
+
+    def take(self, order: Sequence[int] | np.ndarray) -> BatchRelevance:
+        """The samples ``order`` (in that order) as a new batch."""
+        idx = np.asarray(order, dtype=np.int64)
+        return BatchRelevance(
+            self.network,
+            self.semiring,
+            self.targets[idx],
+            {t: v[idx] for t, v in self.tensors.items()},
+            {n: v[idx] for n, v in self.biases.items()},
+            self.logits[idx],
+            dict(self.info),
+            self.input_shape,
+        )
 
     @staticmethod
     def stack(parts: Sequence[Relevance | BatchRelevance]) -> BatchRelevance:
@@ -164,6 +202,7 @@ class BatchRelevance:
             {n: np.concatenate([b.biases[n] for b in batches]) for n in first.biases},
             np.concatenate([b.logits for b in batches]),
             dict(first.info),
+            first.input_shape,
         )
 
     def __repr__(self) -> str:
@@ -182,39 +221,15 @@ def _as_batch(rel: Relevance) -> BatchRelevance:
         {n: np.asarray(v)[None] for n, v in rel.biases.items()},
         np.asarray(rel.logits)[None],
         dict(rel.info),
+        rel.input_shape,
     )
 
 
-def explain_batched(
-    network: Network,
-    x: np.ndarray | torch.Tensor,
-    semiring: Any = "real",
-    *,
-    backend: Any = "torch",
-    batch_size: int | None = None,
-    progress: bool = False,
-    keep: Collection[str] | None = None,
-    **kwargs: Any,
-) -> BatchRelevance:
-    """Explain every sample of ``x`` in chunks of ``batch_size`` (all at once by default).
+def __getattr__(name: str) -> Any:
+    # explain_batched now lives in provgraph.api (a thin call over the Explainer); this keeps
+    # ``from provgraph.engine.batch import explain_batched`` working
+    if name == "explain_batched":
+        from provgraph.api import explain_batched
 
-    ``backend`` is ``"torch"``, ``"torch:cuda"`` or a :class:`~provgraph.backends.TorchBackend`
-    (its device and dtype also hold the trace); other keyword arguments go to the driver.
-    """
-    from tqdm.auto import tqdm
-
-    from provgraph.backends import get_backend
-    from provgraph.model.trace import as_batch
-
-    batch = as_batch(network, x)
-    engine = get_backend(backend, BatchGraph)
-    device = getattr(engine, "device", "cpu")
-    dtype = getattr(engine, "dtype", torch.float64)
-    size = len(batch) if not batch_size else int(batch_size)
-    parts = []
-    with tqdm(total=len(batch), desc="explain", unit="sample", disable=not progress) as bar:
-        for start in range(0, len(batch), size):
-            graph = BatchGraph.from_inputs(network, batch[start : start + size], device, dtype)
-            parts.append(graph.aggregate(semiring, backend=engine, keep=keep, **kwargs))
-            bar.update(graph.batch_size)
-    return parts[0] if len(parts) == 1 else BatchRelevance.stack(parts)
+        return explain_batched
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from provgraph.algebra.semirings import Semiring
+from provgraph.errors import ProvgraphError
 from provgraph.io.atomic import atomic_save_npz
 from provgraph.model.network import Network
 
@@ -21,6 +22,8 @@ class Relevance:
     ----------
     tensors : relevance per tensor name, arrays of shape ``(n_neurons, n_targets)`` in K
     biases : relevance absorbed by each linear op's bias source, ``(n_targets,)`` in K
+    input_shape : shape of the input as the caller gave it (``None``: the network's input
+        shape); :attr:`input` takes this shape
     """
 
     network: Network
@@ -30,30 +33,35 @@ class Relevance:
     biases: dict[str, np.ndarray]
     logits: np.ndarray
     info: dict[str, Any] = field(default_factory=dict)
+    input_shape: tuple[int, ...] | None = None
 
     @property
     def target(self) -> int:
         return self.targets[0]
 
     def layer(self, tensor: str, target_index: int = 0) -> np.ndarray:
-        """Relevance map of ``tensor`` shaped like the tensor (zero where none arrived)."""
-        shape = self.network.shapes[tensor]
+        """Relevance map of ``tensor`` shaped like the tensor (zero where none arrived).
+
+        Raises
+        ------
+        ProvgraphError
+            ``tensor`` is not a tensor of the network (the message lists the valid names).
+        """
+        shape = tensor_shape(self.network, tensor)
         if tensor not in self.tensors:
             return self.semiring.zeros(shape)
         return self.tensors[tensor][:, target_index].reshape(shape)
 
     @property
     def input(self) -> np.ndarray:
-        """Relevance of the input, shaped like one sample (first target)."""
-        return self.layer(self.network.input_name)
+        """Relevance of the input (first target), shaped like the input the caller gave."""
+        r = self.layer(self.network.input_name)
+        return r if self.input_shape is None else r.reshape(self.input_shape)
 
     def bias_total(self, target_index: int = 0) -> Any:
         """⊕ of what every bias source absorbed."""
         values = [v[target_index] for v in self.biases.values()]
         return self.semiring.sum(self.semiring.asarray(values)) if values else self.semiring.zero
-
-    def as_float(self, array: np.ndarray) -> np.ndarray:
-        return np.asarray(array, dtype=np.float64)
 
     def save(self, path: str | Path) -> None:
         """Write every tensor's and bias's relevance to an ``.npz`` file (atomically)."""
@@ -73,6 +81,16 @@ class Relevance:
             f"Relevance({self.semiring.name}, target {self.targets}, "
             f"{len(self.tensors)} tensors, info={self.info})"
         )
+
+
+def tensor_shape(network: Network, tensor: str) -> tuple[int, ...]:
+    """One sample's shape of ``tensor``; an unknown name raises an error listing the valid ones."""
+    if tensor not in network.shapes:
+        raise ProvgraphError(
+            f"{network.name} has no tensor {tensor!r}; its tensors are: "
+            + ", ".join(network.shapes)
+        )
+    return tuple(network.shapes[tensor])
 
 
 def _storable(v: np.ndarray) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,19 +46,45 @@ def as_batch(network: Network, x: np.ndarray | torch.Tensor) -> np.ndarray:
     """Validate ``x`` and shape it as ``(N, *input_shape)`` float64.
 
     Accepted: one sample of the input shape, a batch of them, or one sample with the right number
-    of elements in another shape (a 28×28 image for a 784-input MLP).
+    of elements in another shape (a 28×28 image for a 784-input MLP). A ``uint8`` array is read as
+    an 8-bit image and scaled to [0, 1] (divided by 255, as the command line reads image files),
+    with a :class:`UserWarning` that says so; pass floats to choose another scaling.
+    """
+    return split_batch(network, x)[0]
+
+
+def split_batch(
+    network: Network, x: np.ndarray | torch.Tensor
+) -> tuple[np.ndarray, tuple[int, ...], bool]:
+    """:func:`as_batch`, with the shape of one sample as the caller gave it.
+
+    Returns
+    -------
+    batch : ``(N, *input_shape)`` float64
+    sample_shape : one sample's shape as given (``(28, 28)`` for a 28×28 image given to a
+        784-input MLP; ``x.shape[1:]`` for a batch)
+    batched : whether ``x`` carried a batch axis
     """
     if isinstance(x, torch.Tensor):
         x = x.detach().cpu().numpy()
+    if isinstance(x, np.ndarray) and x.dtype == np.uint8:
+        warnings.warn(
+            "the input is uint8: read as an 8-bit image and scaled to [0, 1] (divided by 255); "
+            "pass a float array to use another scaling",
+            UserWarning,
+            stacklevel=2,
+        )
+        x = x / 255.0
     try:
         arr = np.asarray(x, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise InputError(f"input cannot be read as a numeric array: {exc}") from None
     shape = network.input_shape
+    given, batched = tuple(arr.shape), False
     if arr.shape == shape:
         arr = arr[None]
     elif arr.shape[1:] == shape and arr.ndim == len(shape) + 1:
-        pass
+        given, batched = given[1:], True
     elif arr.size == int(np.prod(shape)):
         arr = arr.reshape((1,) + shape)
     else:
@@ -70,7 +97,7 @@ def as_batch(network: Network, x: np.ndarray | torch.Tensor) -> np.ndarray:
     if not np.all(np.isfinite(arr)):
         bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
         raise InputError(f"input contains {bad} NaN or infinite values")
-    return arr
+    return arr, given, batched
 
 
 def forward_trace(
