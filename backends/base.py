@@ -91,12 +91,11 @@ class Request:
     @classmethod
     def of(cls, graph: Any, device: str | None = None) -> Request:
         """The request of explaining ``graph`` (``None``: nothing known about it)."""
-        if graph is None:
-            return cls(device=device)
+        network = getattr(graph, "network", None)
         return cls(
             batches=bool(getattr(graph, "batched", False)),
             device=device,
-            edges=graph.network.num_edges(),
+            edges=0 if network is None else network.num_edges(),
         )
 
     def unmet(self, name: str, caps: Capabilities) -> str | None:

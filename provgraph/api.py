@@ -115,11 +115,11 @@ def explain_batch(
     """
     from tqdm.auto import tqdm
 
-    from provgraph.backends import get_backend
-    from provgraph.engine.batch import BatchGraph, explain_batched
+    from provgraph.backends import Request, get_backend
+    from provgraph.engine.batch import explain_batched
 
     net = load(model)
-    engine = get_backend(backend, BatchGraph)
+    engine = get_backend(backend, request=Request(batches=True))
     if engine.name == "torch":
         batch = explain_batched(
             net, x, semiring, backend=engine, batch_size=batch_size, progress=progress,

@@ -157,12 +157,13 @@ def test_float32_real_is_close_to_float64(graphs) -> None:
 
 
 def test_auto_backend_is_chosen_by_graph_size(graphs, monkeypatch: pytest.MonkeyPatch) -> None:
-    import provgraph.backends as backends
+    from provgraph.backends import Capabilities, ScipyBackend
 
     graph = graphs["mlp"]
     small = graph.aggregate("counting", theta="one")
     assert small.info["backend"] == "scipy" and "within" in small.info["backend_selection"]
-    monkeypatch.setattr(backends, "DEFAULT_EDGE_BUDGET", 10)
+    tiny = Capabilities(exact_counting=True, user_semirings=True, edge_budget=10)
+    monkeypatch.setattr(ScipyBackend, "capabilities", tiny)
     large = graph.aggregate("counting", theta="one")
     assert large.info["backend"] == "torch" and "over the scipy budget" in large.info[
         "backend_selection"

@@ -203,11 +203,11 @@ def explain_batched(
     """
     from tqdm.auto import tqdm
 
-    from provgraph.backends import get_backend
+    from provgraph.backends import Request, get_backend
     from provgraph.model.trace import as_batch
 
     batch = as_batch(network, x)
-    engine = get_backend(backend, BatchGraph)
+    engine = get_backend(backend, request=Request(batches=True))
     device = getattr(engine, "device", "cpu")
     dtype = getattr(engine, "dtype", torch.float64)
     size = len(batch) if not batch_size else int(batch_size)
