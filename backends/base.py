@@ -38,7 +38,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -50,6 +50,27 @@ from provgraph.model.ops.base import index_csr
 if TYPE_CHECKING:
     from provgraph.algebra.rules import Rule
     from provgraph.algebra.theta import Layer, Theta
+    from provgraph.model.network import Network
+    from provgraph.model.trace import Trace
+
+class ExplainedGraph(Protocol):
+    """What the driver and the backends read from a graph to explain.
+
+    :class:`~provgraph.engine.annotation.AnnotatedGraph` (one sample; it also offers
+    ``edge_weights(op, rule)``, the materialised rule weights the generic steps contract) and
+    :class:`~provgraph.engine.batch.BatchGraph` (``batched = True``) are the two there are.
+    """
+
+    network: Network
+    trace: Trace
+    layers: dict[str, Layer]
+
+    @property
+    def logits(self) -> np.ndarray: ...
+
+    @property
+    def predicted_class(self) -> Any: ...
+
 
 #: what one step returns: ``([(input tensor, relevance sent to it), …], absorbed by the bias)``
 StepResult = tuple[list[tuple[str, Any]], Any]
@@ -123,7 +144,7 @@ class Request:
 class StepInput:
     """What a step needs besides the op: graph, semiring, rule, Θ and the output's relevance."""
 
-    graph: Any
+    graph: ExplainedGraph
     semiring: Semiring
     rule: Rule | None
     theta: Theta | None

@@ -199,7 +199,7 @@ def test_cuda_equals_scipy_when_present(graphs) -> None:
 
 
 def test_user_defined_semiring_and_rule_are_refused(graphs) -> None:
-    from provgraph.algebra.rules import Rule
+    from provgraph.algebra.rules import EdgeSet, Rule
 
     class Arctic(Semiring):
         name = "arctic"
@@ -212,7 +212,7 @@ def test_user_defined_semiring_and_rule_are_refused(graphs) -> None:
             return a + b
 
     class Halved(LRPZero):
-        def edge_weights(self, edges):  # noqa: ANN001, ANN202
+        def edge_weights(self, edges: EdgeSet) -> tuple[np.ndarray, np.ndarray]:
             r, b = super().edge_weights(edges)
             return r / 2, b / 2
 

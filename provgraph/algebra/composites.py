@@ -9,7 +9,7 @@ a layer by index among the linear ops (negative from the output), by op type (``
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from provgraph.algebra.rules import (
@@ -153,7 +153,3 @@ def default_composite(semiring: Semiring) -> Composite:
     if semiring.name in ("viterbi", "fuzzy", "tropical"):
         return uniform(MaxNormalized())
     return uniform(LRPZero())
-
-
-def layers_of(ops: Sequence) -> list[Layer]:
-    return [Layer(op, i, len(ops)) for i, op in enumerate(ops)]

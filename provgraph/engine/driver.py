@@ -14,7 +14,7 @@ its producer is visited, and tensors that are not kept are dropped once consumed
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -23,13 +23,10 @@ from provgraph.algebra.rules import Rule
 from provgraph.algebra.semirings import Semiring, get_semiring
 from provgraph.algebra.theta import Theta, get_theta
 from provgraph.backends import get_backend
-from provgraph.backends.base import Backend, StepInput
+from provgraph.backends.base import Backend, ExplainedGraph, StepInput
 from provgraph.engine.initialisation import InitSpec, check_target, initial_relevance
 from provgraph.engine.relevance import Relevance
 from provgraph.model.ops import Op
-
-if TYPE_CHECKING:
-    from provgraph.engine.annotation import AnnotatedGraph
 
 #: one op's step: ``(op, relevance of its output) → ([(input tensor, sent)…], absorbed or None)``
 OpStep = Callable[[Op, Any], tuple[list[tuple[str, Any]], Any]]
@@ -88,7 +85,7 @@ def backward(
 
 
 def aggregate(
-    graph: AnnotatedGraph,
+    graph: ExplainedGraph,
     semiring: str | Semiring = "real",
     *,
     rule: Composite | Rule | str | None = None,
@@ -186,7 +183,7 @@ def seed_relevance(
     return out
 
 
-def _targets(target: int | Sequence[int] | None, graph: Any) -> list[Any]:
+def _targets(target: int | Sequence[int] | None, graph: ExplainedGraph) -> list[Any]:
     n = graph.network.num_classes
     if target is None:
         return [graph.predicted_class]

@@ -27,8 +27,8 @@ import scipy.sparse as sp
 
 from provgraph.algebra.semirings import BooleanSemiring, CountingSemiring, RealSemiring, Semiring
 from provgraph.algebra.theta import Layer
+from provgraph.engine import driver
 from provgraph.engine.annotation import AnnotatedGraph
-from provgraph.engine.driver import backward
 from provgraph.engine.initialisation import InitSpec, check_target, initial_relevance
 from provgraph.engine.relevance import Relevance
 from provgraph.errors import ProvgraphError, TargetError
@@ -185,7 +185,7 @@ class Circuit:
             return sent, k.sum(k.mul(ann[:, None], r_out), axis=0)
 
         seeds = {net.output_name: initial_relevance(init, k, logits, self.targets)}
-        relevance, biases = backward(net.ops, seeds, step, k.add, settle=settle)
+        relevance, biases = driver.backward(net.ops, seeds, step, k.add, settle=settle)
         meta = {"backend": "circuit", "init": init if isinstance(init, str) else repr(init)}
         meta.update(info or {})
         return Relevance(net, k, list(self.targets), relevance, biases, logits, meta)
