@@ -9,6 +9,7 @@ and its reason are recorded in ``Relevance.info["backend_selection"]``.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from provgraph.backends.base import Backend, Capabilities, Request
@@ -77,8 +78,7 @@ def get_backend(
 
 
 def _constructor_options(cls: type[Backend]) -> tuple[str, ...]:
-    code = cls.__init__.__code__
-    return code.co_varnames[1 : code.co_argcount + code.co_kwonlyargcount]
+    return tuple(inspect.signature(cls).parameters)
 
 
 def _choose(need: Request, options: dict[str, Any]) -> Backend:
