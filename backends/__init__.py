@@ -10,6 +10,7 @@ and its reason are recorded in ``Relevance.info["backend_selection"]``.
 from __future__ import annotations
 
 import inspect
+from dataclasses import replace
 from typing import Any
 
 from provgraph.backends.base import Backend, Capabilities, Request
@@ -59,15 +60,14 @@ def get_backend(
     key, _, device = spec.partition(":")
     if device:
         options.setdefault("device", device)
-    need = request or Request.of(graph)
-    if "device" in options and options["device"] is not None:
-        need = Request(need.batches, str(options["device"]), need.edges)
+    device = None if options.get("device") is None else str(options["device"])
     if key == "auto":
-        return _choose(need, options)
+        need = request or Request.of(graph)
+        return _choose(replace(need, device=device or need.device), options)
     if key not in BACKENDS:
         raise ProvgraphError(f"unknown backend {backend!r}; available: auto, {', '.join(BACKENDS)}")
     cls = BACKENDS[key]
-    if need.device is not None and need.device.partition(":")[0] not in cls.capabilities.devices:
+    if device is not None and not Request(device=device).serves_device(cls.capabilities):
         raise ProvgraphError(
             f"backend {backend!r}: the {key} backend runs on "
             f"{', '.join(cls.capabilities.devices)} only"

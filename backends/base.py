@@ -123,11 +123,18 @@ class Request:
         """Why backend ``name`` with ``caps`` cannot serve this request, or ``None``."""
         if self.batches and not caps.batches:
             return f"{name} explains one sample at a time"
-        if self.device is not None and self.device.partition(":")[0] not in caps.devices:
+        if not self.serves_device(caps):
             return f"{name} runs on {', '.join(caps.devices)}, not {self.device!r}"
         if caps.edge_budget is not None and self.edges > caps.edge_budget:
             return f"{self.edges:,} edges over the {name} budget of {caps.edge_budget:,}"
         return None
+
+    def serves_device(self, caps: Capabilities) -> bool:
+        """Whether ``caps`` has the device asked for (``"auto"``: one that can pick CUDA)."""
+        if self.device is None:
+            return True
+        kind = self.device.partition(":")[0]
+        return "cuda" in caps.devices if kind == "auto" else kind in caps.devices
 
     def met(self, name: str, caps: Capabilities) -> str:
         """Why backend ``name`` serves this request (stated in the result)."""

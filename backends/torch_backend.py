@@ -1,10 +1,11 @@
 """The torch backend: structured, batched propagation kernels on CPU or CUDA.
 
 It never materialises a convolution's edge matrix. Relevance lives on the device as tensors of
-shape ``(B, T, *tensor_shape)``: B samples (a :class:`~provgraph.engine.batch.BatchGraph`, or 1 for
-an
-:class:`~provgraph.engine.annotation.AnnotatedGraph`) and T explained targets, all propagated in
-one pass.
+shape ``(B, T, *tensor_shape)``: B samples (a :class:`~provgraph.engine.batch.BatchGraph`, or 1
+for an :class:`~provgraph.engine.annotation.AnnotatedGraph`) and T explained targets, all
+propagated in one pass. Each role's step is a structured kernel; a linear op without one (and a
+winner-takes-all op other than max pooling) takes the generic step of
+:class:`~provgraph.backends.base.Backend` over :meth:`TorchBackend.contract` (one sample only).
 
 - Real semiring, Θ = identity: the gradient form (transposed convolutions / matrix products over
   the rule's modified weights), about one forward plus one backward pass.
