@@ -73,12 +73,22 @@ class GenericTorch(TorchBackend):
 BRUTE_CONFIGS = [c for c in CONFIGS if c[1] in ("lrp0", "maxnorm", "zb")]
 
 
-@pytest.mark.parametrize("engine", [LoopBackend(), GenericTorch()], ids=["loop", "torch"])
+ENGINES = {
+    "loop": LoopBackend,
+    "torch": GenericTorch,
+    "torch-cuda": lambda: GenericTorch(device="cuda"),
+}
+
+
+@pytest.mark.parametrize("engine_name", list(ENGINES))
 @pytest.mark.parametrize("model", MODELS)
 @pytest.mark.parametrize(("semiring", "rule"), BRUTE_CONFIGS)
 def test_the_primitive_alone_equals_brute_force(
-    engine: Backend, model: str, semiring: str, rule: str
+    engine_name: str, model: str, semiring: str, rule: str
 ) -> None:
+    if engine_name.endswith("cuda") and not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    engine = ENGINES[engine_name]()
     c = case(model)
     k = get_semiring(semiring)
     theta = default_theta(semiring)
