@@ -86,18 +86,12 @@ class Capabilities:
         Propagates a batch of samples (a :class:`~provgraph.engine.batch.BatchGraph`) in one pass.
     devices
         Device types it runs on (``"cpu"``, ``"cuda"``).
-    exact_counting
-        Counting with unbounded Python integers (never overflows).
-    user_semirings
-        Runs a user-defined :class:`~provgraph.algebra.semirings.Semiring` subclass.
     edge_budget
         Most edges of a graph it accepts (``None``: no limit).
     """
 
     batches: bool = False
     devices: tuple[str, ...] = ("cpu",)
-    exact_counting: bool = False
-    user_semirings: bool = False
     edge_budget: int | None = None
 
 

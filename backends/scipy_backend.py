@@ -24,9 +24,7 @@ class ScipyBackend(Backend):
     """Relevance as numpy ``(n_neurons, n_targets)`` arrays in K; ⊕-reductions over CSR rows."""
 
     name = "scipy"
-    capabilities: ClassVar[Capabilities] = Capabilities(
-        exact_counting=True, user_semirings=True, edge_budget=DEFAULT_EDGE_BUDGET
-    )
+    capabilities: ClassVar[Capabilities] = Capabilities(edge_budget=DEFAULT_EDGE_BUDGET)
 
     def __init__(self, edge_budget: int = DEFAULT_EDGE_BUDGET) -> None:
         self.edge_budget = int(edge_budget)
