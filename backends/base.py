@@ -158,13 +158,16 @@ class Edges:
     """A block of edges ``j → k``: rows ``start … start + len(indptr) - 2`` of a CSR over ``j``.
 
     ``indptr`` is local (starts at 0), ``cols[p]`` is the output neuron ``k`` of edge ``p`` and
-    ``weights[p]`` its real weight ``r_jk`` (``None``: every edge is annotated with K's one).
+    ``weights[p]`` its real weight ``r_jk``, which Θ maps into K. ``values[p]``, when given, is the
+    edge's value already in K (a valuation of the provenance circuit's variables) and replaces
+    ``Θ(r_jk)``. With neither, every edge is annotated with K's one.
     """
 
     start: int
     indptr: np.ndarray
     cols: np.ndarray
     weights: np.ndarray | None = None
+    values: np.ndarray | None = None
 
     @property
     def rows(self) -> int:
@@ -253,8 +256,8 @@ class Backend(ABC):
     def contract(self, step: StepInput, edges: Edges, r_out: Any) -> Any:
         """``⊕_k Θ(r_jk) ⊗ r_out[k]`` for every row ``j`` of ``edges``: ``(edges.rows, …)``.
 
-        ``r_out`` is neuron-first; Θ is ``step.theta`` at ``step.layer`` (K's one for edges
-        without weights).
+        ``r_out`` is neuron-first; Θ is ``step.theta`` at ``step.layer``. Edges with ``values``
+        use them in place of ``Θ(r_jk)``; edges with neither carry K's one.
         """
 
     def contract_all(
@@ -276,6 +279,7 @@ class Backend(ABC):
         return op.provenance_step(self, step)
 
     def missing_step(self, op: Op) -> ProvgraphError:
+        """The error for an op whose role this backend cannot step through."""
         return ProvgraphError(f"the {self.name} backend has no {op.role or 'kernel'} step for "
                               f"{op.describe()}")
 

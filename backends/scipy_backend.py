@@ -43,14 +43,17 @@ class ScipyBackend(Backend):
 
     def contract(self, step: StepInput, edges: Edges, r_out: np.ndarray) -> np.ndarray:
         k = step.semiring
-        shape = (edges.rows, len(r_out))
-        if edges.weights is None:
-            if edges.count == 0:
-                return k.zeros((edges.rows,) + r_out.shape[1:])
+        if edges.values is not None:
+            annotations = k.asarray(edges.values)
+        elif edges.weights is not None:
+            assert step.theta is not None
+            annotations = step.theta(np.asarray(edges.weights, dtype=np.float64), k, step.layer)
+        elif edges.count == 0:
+            return k.zeros((edges.rows,) + r_out.shape[1:])
+        else:
             return k.segment_sum(r_out[edges.cols], edges.indptr)
-        assert step.theta is not None
-        annotations = step.theta(np.asarray(edges.weights, dtype=np.float64), k, step.layer)
         if type(k) is RealSemiring:
+            shape = (edges.rows, len(r_out))
             m = sp.csr_array((annotations, edges.cols, edges.indptr), shape=shape)
             return np.asarray(m @ r_out, dtype=np.float64)
         return k.segment_sum(k.mul(annotations[:, None], r_out[edges.cols]), edges.indptr)

@@ -159,12 +159,17 @@ class TorchBackend(Backend):
         c = self.carrier(step.semiring)
         cols = torch.as_tensor(edges.cols, device=self.device)
         src = r_out[cols]
-        if edges.weights is not None:
+        if edges.values is not None:
+            annotations = c.encode(edges.values)
+        elif edges.weights is not None:
             if step.theta is None or step.layer is None:
                 raise ProvgraphError("weighted edges need a Θ")
             w = torch.as_tensor(np.asarray(edges.weights)).to(self.device, self.dtype)
-            k_theta = TorchTheta(step.theta, step.semiring, c, step.layer)
-            src = c.mul(k_theta(w).reshape((-1,) + (1,) * (src.dim() - 1)), src)
+            annotations = TorchTheta(step.theta, step.semiring, c, step.layer)(w)
+        else:
+            annotations = None
+        if annotations is not None:
+            src = c.mul(annotations.reshape((-1,) + (1,) * (src.dim() - 1)), src)
         rows = torch.repeat_interleave(
             torch.arange(edges.rows, device=self.device),
             torch.as_tensor(np.diff(edges.indptr), device=self.device),

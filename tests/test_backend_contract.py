@@ -46,8 +46,8 @@ class LoopBackend(Backend):
 
     def contract(self, step: StepInput, edges: Edges, r_out: np.ndarray) -> np.ndarray:
         k = step.semiring
-        ann = None
-        if edges.weights is not None:
+        ann = edges.values
+        if ann is None and edges.weights is not None:
             assert step.theta is not None
             ann = step.theta(np.asarray(edges.weights, dtype=np.float64), k, step.layer)
         out = k.zeros((edges.rows, r_out.shape[1]))

@@ -24,7 +24,7 @@ from provgraph.algebra.semirings import Semiring, get_semiring
 from provgraph.algebra.theta import Theta, get_theta
 from provgraph.backends import get_backend
 from provgraph.backends.base import Backend, ExplainedGraph, StepInput
-from provgraph.engine.initialisation import InitSpec, check_target, initial_relevance
+from provgraph.engine.initialisation import InitSpec, initial_relevance, resolve_targets
 from provgraph.engine.relevance import Relevance
 from provgraph.model.ops import Op
 
@@ -126,7 +126,7 @@ def aggregate(
     composite = get_composite(rule, k)
     base_theta = get_theta(theta, k)
     net = graph.network
-    targets = _targets(target, graph)
+    targets = resolve_targets(target, net.num_classes, graph.predicted_class)
 
     def step(op: Op, r_out: Any) -> tuple[list[tuple[str, Any]], Any]:
         layer = graph.layers.get(op.name)  # linear ops only: the others take no rule nor Θ
@@ -181,12 +181,3 @@ def seed_relevance(
     for b, row in enumerate(rows):
         out[b] = row
     return out
-
-
-def _targets(target: int | Sequence[int] | None, graph: ExplainedGraph) -> list[Any]:
-    n = graph.network.num_classes
-    if target is None:
-        return [graph.predicted_class]
-    if isinstance(target, (list, tuple, np.ndarray)):
-        return [check_target(t, n) for t in target]
-    return [check_target(target, n)]

@@ -23,13 +23,14 @@ from functools import cached_property
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
-from provgraph.algebra.semirings import BooleanSemiring, CountingSemiring, RealSemiring, Semiring
+from provgraph.algebra.semirings import BooleanSemiring, CountingSemiring, Semiring
 from provgraph.algebra.theta import Layer
+from provgraph.backends.base import Edges, StepInput
+from provgraph.backends.scipy_backend import ScipyBackend
 from provgraph.engine import driver
 from provgraph.engine.annotation import AnnotatedGraph
-from provgraph.engine.initialisation import InitSpec, check_target, initial_relevance
+from provgraph.engine.initialisation import InitSpec, initial_relevance, resolve_targets
 from provgraph.engine.relevance import Relevance
 from provgraph.errors import ProvgraphError, TargetError
 from provgraph.model.ops import LinearOp, Op, PassthroughOp, RouteOp, SelectOp
@@ -87,18 +88,9 @@ class Circuit:
         self.graph = graph
         self.network = net
         self.variables = Variables(graph)
-        if target is None:
-            self.targets = [graph.predicted_class]
-        elif isinstance(target, (list, tuple, np.ndarray)):
-            self.targets = [check_target(t, net.num_classes) for t in target]
-        else:
-            self.targets = [check_target(target, net.num_classes)]
+        self.targets = resolve_targets(target, net.num_classes, graph.predicted_class)
         self.tensors = [net.input_name] + [op.output for op in net.ops]
         self.steps: list[OpWires] = [self._op_wires(op) for op in net.ops]
-        self.consumers: dict[str, list[tuple[OpWires, Wires]]] = {}
-        for step in self.steps:
-            for w in step.wires:
-                self.consumers.setdefault(w.input, []).append((step, w))
 
     def _op_wires(self, op: Op) -> OpWires:
         wires = op.provenance_step(_WireBuilder(self), None)
@@ -166,8 +158,8 @@ class Circuit:
         nv = None if neuron_values is None else k.asarray(neuron_values)
         net = self.network
         logits = self.graph.logits
-        fast_real = type(k) is RealSemiring
         by_op = {s.op.name: s for s in self.steps}
+        engine = ScipyBackend()
 
         def settle(op: Op, r_out: np.ndarray) -> np.ndarray:
             start = by_op[op.name].neuron_start
@@ -178,11 +170,21 @@ class Circuit:
 
         def step(op: Op, r_out: np.ndarray) -> tuple[list[tuple[str, np.ndarray]], Any]:
             wires = by_op[op.name]
-            sent = [(w.input, _step_wires(k, w, values, r_out, fast_real)) for w in wires.wires]
+            contraction = StepInput(self.graph, k, None, None, wires.layer, r_out)
+            sent = []
+            for w in wires.wires:
+                if w.identity:
+                    sent.append((w.input, r_out.copy()))
+                    continue
+                ann = None if w.var_start is None else values[w.var_start : w.var_start + w.count]
+                edges = Edges(0, w.indptr, w.indices, values=ann)
+                sent.append((w.input, engine.contract(contraction, edges, r_out)))
             if wires.bias_start is None:
                 return sent, None
-            ann = values[wires.bias_start : wires.bias_start + len(r_out)]
-            return sent, k.sum(k.mul(ann[:, None], r_out), axis=0)
+            n = len(r_out)
+            bias = Edges(0, np.array([0, n]), np.arange(n),
+                         values=values[wires.bias_start : wires.bias_start + n])
+            return sent, engine.contract(contraction, bias, r_out)[0]
 
         seeds = {net.output_name: initial_relevance(init, k, logits, self.targets)}
         relevance, biases = driver.backward(net.ops, seeds, step, k.add, settle=settle)
@@ -234,23 +236,6 @@ class Circuit:
             f"Circuit({self.network.name!r}, targets {self.targets}, {self.num_gates:,} gates, "
             f"{self.num_wires:,} wires, {self.variables.n_edges:,} edge variables)"
         )
-
-
-def _step_wires(
-    k: Semiring, w: Wires, values: np.ndarray, r_out: np.ndarray, fast_real: bool
-) -> np.ndarray:
-    """``R_in[j] = ⊕_{wires j → k} value(wire) ⊗ R_out[k]``."""
-    if w.identity:
-        return r_out.copy()
-    if w.var_start is None:
-        if w.count == 0:
-            return k.zeros((w.n_in,) + r_out.shape[1:])
-        return k.segment_sum(r_out[w.indices], w.indptr)
-    ann = values[w.var_start : w.var_start + w.count]
-    if fast_real:
-        m = sp.csr_array((ann, w.indices, w.indptr), shape=(w.n_in, w.n_out))
-        return np.asarray(m @ r_out, dtype=np.float64)
-    return k.segment_sum(k.mul(ann[:, None], r_out[w.indices]), w.indptr)
 
 
 class _WireBuilder:
