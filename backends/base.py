@@ -142,7 +142,7 @@ class Request:
 
 
 @dataclass(frozen=True)
-class StepInput:
+class StepContext:
     """What a step needs besides the op: graph, semiring, rule, Θ and the output's relevance."""
 
     graph: ExplainedGraph
@@ -253,79 +253,81 @@ class Backend(ABC):
 
     # ------------------------------------------------------------------ the primitive
     @abstractmethod
-    def contract(self, step: StepInput, edges: Edges, r_out: Any) -> Any:
+    def contract(self, ctx: StepContext, edges: Edges, r_out: Any) -> Any:
         """``⊕_k Θ(r_jk) ⊗ r_out[k]`` for every row ``j`` of ``edges``: ``(edges.rows, …)``.
 
-        ``r_out`` is neuron-first; Θ is ``step.theta`` at ``step.layer``. Edges with ``values``
+        ``r_out`` is neuron-first; Θ is ``ctx.theta`` at ``ctx.layer``. Edges with ``values``
         use them in place of ``Θ(r_jk)``; edges with neither carry K's one.
         """
 
     def contract_all(
-        self, step: StepInput, indptr: np.ndarray, cols: np.ndarray, weights: np.ndarray | None,
+        self, ctx: StepContext, indptr: np.ndarray, cols: np.ndarray, weights: np.ndarray | None,
         r_out: Any,
     ) -> Any:
         """``R_in[j] = ⊕_k Θ(r_jk) ⊗ r_out[k]`` over a whole CSR, block by block."""
         blocks = row_blocks(indptr, cols, weights, self.block_edges)
         if len(blocks) == 1:
-            return self.contract(step, blocks[0], r_out)
-        out = self.zeros(step.semiring, len(indptr) - 1, r_out)
+            return self.contract(ctx, blocks[0], r_out)
+        out = self.zeros(ctx.semiring, len(indptr) - 1, r_out)
         for b in blocks:
-            out[b.start : b.start + b.rows] = self.contract(step, b, r_out)
+            out[b.start : b.start + b.rows] = self.contract(ctx, b, r_out)
         return out
 
     # ------------------------------------------------------------------ per-role steps
-    def step(self, op: Op, step: StepInput) -> StepResult:
+    def step(self, op: Op, ctx: StepContext) -> StepResult:
         """The op's step, chosen by its role."""
-        return op.provenance_step(self, step)
+        return op.provenance_step(self, ctx)
 
     def missing_step(self, op: Op) -> ProvgraphError:
         """The error for an op whose role this backend cannot step through."""
         return ProvgraphError(f"the {self.name} backend has no {op.role or 'kernel'} step for "
                               f"{op.describe()}")
 
-    def linear(self, op: LinearOp, step: StepInput) -> StepResult:
+    def linear(self, op: LinearOp, ctx: StepContext) -> StepResult:
         """``z_k = Σ_j a_j w_jk + b_k``: edges weighted by the rule, the bias a source node."""
-        if step.rule is None or step.theta is None:
+        if ctx.rule is None or ctx.theta is None:
             raise ProvgraphError(f"{op.describe()} needs a rule and a Θ")
-        if not hasattr(step.graph, "edge_weights"):
+        if not hasattr(ctx.graph, "edge_weights"):
             raise self.missing_step(op)
-        matrices, r_bias = step.graph.edge_weights(op, step.rule)
-        r_out = self.neuron_first(step.graph, step.r_out)
+        matrices, r_bias = ctx.graph.edge_weights(op, ctx.rule)
+        r_out = self.neuron_first(ctx.graph, ctx.r_out)
         sent = [
-            (t, self.from_neuron_first(step.graph, t, self.contract_all(
-                step, np.asarray(m.indptr), np.asarray(m.indices), np.asarray(m.data), r_out)))
+            (t, self.from_neuron_first(ctx.graph, t, self.contract_all(
+                ctx, np.asarray(m.indptr), np.asarray(m.indices), np.asarray(m.data), r_out)))
             for t, m in zip(op.inputs, matrices)
         ]
         absorbed = None
         if r_bias is not None:
             n_out = len(r_bias)
             bias = Edges(0, np.array([0, n_out]), np.arange(n_out), np.asarray(r_bias))
-            absorbed = self.contract(step, bias, r_out)[0]
+            absorbed = self.contract(ctx, bias, r_out)[0]
         return sent, absorbed
 
-    def passthrough(self, op: PassthroughOp, step: StepInput) -> StepResult:
+    def passthrough(self, op: PassthroughOp, ctx: StepContext) -> StepResult:
         """Elementwise: input ``k`` receives output ``k``'s relevance unchanged."""
-        return [(op.inputs[0], step.r_out)], None
+        return [(op.inputs[0], ctx.r_out)], None
 
-    def route(self, op: RouteOp, step: StepInput) -> StepResult:
+    def route(self, op: RouteOp, ctx: StepContext) -> StepResult:
         """Data movement: ``R_in[j] = ⊕_{k : index[k] = j} R_out[k]``."""
-        shapes = step.graph.network.shapes
+        shapes = ctx.graph.network.shapes
         in_shapes = [shapes[t] for t in op.inputs]
-        return self._routed(step, list(zip(op.inputs, op.index_maps(in_shapes)))), None
+        return self._routed(ctx, list(zip(op.inputs, op.index_maps(in_shapes)))), None
 
-    def select(self, op: SelectOp, step: StepInput) -> StepResult:
+    def select(self, op: SelectOp, ctx: StepContext) -> StepResult:
         """Winner-takes-all: like :meth:`route` with the map the activations choose."""
-        trace = step.graph.trace
+        trace = ctx.graph.trace
         if getattr(trace, "batch_size", 1) != 1:
             raise self.missing_step(op)
         index = op.selection(trace[op.inputs[0]])
-        return self._routed(step, [(op.inputs[0], index)]), None
+        return self._routed(ctx, [(op.inputs[0], index)]), None
 
-    def _routed(self, step: StepInput, maps: list[tuple[str, np.ndarray]]) -> list[tuple[str, Any]]:
-        r_out = self.neuron_first(step.graph, step.r_out)
+    def _routed(
+        self, ctx: StepContext, maps: list[tuple[str, np.ndarray]]
+    ) -> list[tuple[str, Any]]:
+        r_out = self.neuron_first(ctx.graph, ctx.r_out)
         sent = []
         for tensor, index in maps:
-            indptr, cols = index_csr(index, step.graph.network.size(tensor))
-            value = self.contract_all(step, indptr, cols, None, r_out)
-            sent.append((tensor, self.from_neuron_first(step.graph, tensor, value)))
+            indptr, cols = index_csr(index, ctx.graph.network.size(tensor))
+            value = self.contract_all(ctx, indptr, cols, None, r_out)
+            sent.append((tensor, self.from_neuron_first(ctx.graph, tensor, value)))
         return sent

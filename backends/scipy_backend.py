@@ -13,7 +13,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from provgraph.algebra.semirings import RealSemiring
-from provgraph.backends.base import Backend, Capabilities, Edges, StepInput, StepResult
+from provgraph.backends.base import Backend, Capabilities, Edges, StepContext, StepResult
 from provgraph.errors import BudgetError, ProvgraphError
 from provgraph.model.ops import PassthroughOp
 
@@ -41,13 +41,13 @@ class ScipyBackend(Backend):
                 f"budget of {self.edge_budget:,}; use the torch backend (backend='torch')"
             )
 
-    def contract(self, step: StepInput, edges: Edges, r_out: np.ndarray) -> np.ndarray:
-        k = step.semiring
+    def contract(self, ctx: StepContext, edges: Edges, r_out: np.ndarray) -> np.ndarray:
+        k = ctx.semiring
         if edges.values is not None:
             annotations = k.asarray(edges.values)
         elif edges.weights is not None:
-            assert step.theta is not None
-            annotations = step.theta(np.asarray(edges.weights, dtype=np.float64), k, step.layer)
+            assert ctx.theta is not None
+            annotations = ctx.theta(np.asarray(edges.weights, dtype=np.float64), k, ctx.layer)
         elif edges.count == 0:
             return k.zeros((edges.rows,) + r_out.shape[1:])
         else:
@@ -58,5 +58,5 @@ class ScipyBackend(Backend):
             return np.asarray(m @ r_out, dtype=np.float64)
         return k.segment_sum(k.mul(annotations[:, None], r_out[edges.cols]), edges.indptr)
 
-    def passthrough(self, op: PassthroughOp, step: StepInput) -> StepResult:
-        return [(op.inputs[0], step.r_out.copy())], None
+    def passthrough(self, op: PassthroughOp, ctx: StepContext) -> StepResult:
+        return [(op.inputs[0], ctx.r_out.copy())], None

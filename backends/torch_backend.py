@@ -35,7 +35,7 @@ from provgraph.algebra.counting_carriers import (
 )
 from provgraph.algebra.semirings import CountingSemiring, RealSemiring, Semiring
 from provgraph.algebra.theta import IdentityTheta
-from provgraph.backends.base import Backend, Capabilities, Edges, StepInput, StepResult
+from provgraph.backends.base import Backend, Capabilities, Edges, StepContext, StepResult
 from provgraph.backends.torch_conv import Window, window_step
 from provgraph.backends.torch_device import device_values, op_tensor, resolve_device, resolve_dtype
 from provgraph.backends.torch_linear import Step, dense_step, elementwise_step
@@ -155,17 +155,17 @@ class TorchBackend(Backend):
     def zeros(self, semiring: Semiring, n: int, like: torch.Tensor) -> torch.Tensor:
         return self.carrier(semiring).zeros((n,) + tuple(like.shape[1:]))
 
-    def contract(self, step: StepInput, edges: Edges, r_out: torch.Tensor) -> torch.Tensor:
-        c = self.carrier(step.semiring)
+    def contract(self, ctx: StepContext, edges: Edges, r_out: torch.Tensor) -> torch.Tensor:
+        c = self.carrier(ctx.semiring)
         cols = torch.as_tensor(edges.cols, device=self.device)
         src = r_out[cols]
         if edges.values is not None:
             annotations = c.encode(edges.values)
         elif edges.weights is not None:
-            if step.theta is None or step.layer is None:
+            if ctx.theta is None or ctx.layer is None:
                 raise ProvgraphError("weighted edges need a Θ")
             w = torch.as_tensor(np.asarray(edges.weights)).to(self.device, self.dtype)
-            annotations = TorchTheta(step.theta, step.semiring, c, step.layer)(w)
+            annotations = TorchTheta(ctx.theta, ctx.semiring, c, ctx.layer)(w)
         else:
             annotations = None
         if annotations is not None:
@@ -179,10 +179,10 @@ class TorchBackend(Backend):
         return c.scatter(moved, index, edges.rows).permute(-1, *range(moved.dim() - 1))
 
     # --- the per-role steps ---
-    def step(self, op: Op, step: StepInput) -> StepResult:
-        c = self.carrier(step.semiring)
+    def step(self, op: Op, ctx: StepContext) -> StepResult:
+        c = self.carrier(ctx.semiring)
         try:
-            sent, absorbed = op.provenance_step(self, step)
+            sent, absorbed = op.provenance_step(self, ctx)
         except CountOverflowError as exc:
             raise CountOverflowError(f"{op.describe()}: {exc}") from None
         for _, t in sent:
@@ -191,32 +191,32 @@ class TorchBackend(Backend):
             c.check(absorbed)
         return sent, absorbed
 
-    def route(self, op: RouteOp, step: StepInput) -> StepResult:
-        c = self.carrier(step.semiring)
-        shapes = step.graph.network.shapes
-        sent = route_step(c, op, [shapes[t] for t in op.inputs], step.r_out)
+    def route(self, op: RouteOp, ctx: StepContext) -> StepResult:
+        c = self.carrier(ctx.semiring)
+        shapes = ctx.graph.network.shapes
+        sent = route_step(c, op, [shapes[t] for t in op.inputs], ctx.r_out)
         return list(zip(op.inputs, sent)), None
 
-    def select(self, op: SelectOp, step: StepInput) -> StepResult:
+    def select(self, op: SelectOp, ctx: StepContext) -> StepResult:
         if not isinstance(op, MaxPool):  # another winner-takes-all op: the generic step
-            return super().select(op, step)
-        values = device_values(step.graph, self.device, self.dtype)
-        c = self.carrier(step.semiring)
-        return [(op.inputs[0], maxpool_step(c, op, values[op.inputs[0]], step.r_out))], None
+            return super().select(op, ctx)
+        values = device_values(ctx.graph, self.device, self.dtype)
+        c = self.carrier(ctx.semiring)
+        return [(op.inputs[0], maxpool_step(c, op, values[op.inputs[0]], ctx.r_out))], None
 
-    def linear(self, op: LinearOp, step: StepInput) -> StepResult:
+    def linear(self, op: LinearOp, ctx: StepContext) -> StepResult:
         kernel = next((_KERNELS[t] for t in type(op).__mro__ if t in _KERNELS), None)
         if kernel is None:  # no structured kernel: the generic step over materialised edges
-            return super().linear(op, step)
-        if step.rule is None or step.theta is None or step.layer is None:
+            return super().linear(op, ctx)
+        if ctx.rule is None or ctx.theta is None or ctx.layer is None:
             raise ProvgraphError(f"{op.describe()} needs a rule and a Θ")
-        c = self.carrier(step.semiring)
-        values = device_values(step.graph, self.device, self.dtype)
-        form = rule_form(step.rule)
-        gradient = type(step.semiring) is RealSemiring and type(step.theta) is IdentityTheta
-        k_theta = None if gradient else TorchTheta(step.theta, step.semiring, c, step.layer)
+        c = self.carrier(ctx.semiring)
+        values = device_values(ctx.graph, self.device, self.dtype)
+        form = rule_form(ctx.rule)
+        gradient = type(ctx.semiring) is RealSemiring and type(ctx.theta) is IdentityTheta
+        k_theta = None if gradient else TorchTheta(ctx.theta, ctx.semiring, c, ctx.layer)
         kernel_step = Step(form, k_theta, c, self.budget)
-        sent, absorbed = kernel(self, op, kernel_step, values, step.r_out)
+        sent, absorbed = kernel(self, op, kernel_step, values, ctx.r_out)
         return list(zip(op.inputs, sent)), absorbed
 
     def _dense(

@@ -33,7 +33,7 @@ from provgraph.backends import (
     get_backend,
     register,
 )
-from provgraph.backends.base import Edges, StepInput, row_blocks
+from provgraph.backends.base import Edges, StepContext, row_blocks
 from provgraph.errors import ProvgraphError
 from provgraph.symbolic import Circuit
 
@@ -44,12 +44,12 @@ class LoopBackend(Backend):
     name = "loop"
     block_edges = 3
 
-    def contract(self, step: StepInput, edges: Edges, r_out: np.ndarray) -> np.ndarray:
-        k = step.semiring
+    def contract(self, ctx: StepContext, edges: Edges, r_out: np.ndarray) -> np.ndarray:
+        k = ctx.semiring
         ann = edges.values
         if ann is None and edges.weights is not None:
-            assert step.theta is not None
-            ann = step.theta(np.asarray(edges.weights, dtype=np.float64), k, step.layer)
+            assert ctx.theta is not None
+            ann = ctx.theta(np.asarray(edges.weights, dtype=np.float64), k, ctx.layer)
         out = k.zeros((edges.rows, r_out.shape[1]))
         for j in range(edges.rows):
             for p in range(int(edges.indptr[j]), int(edges.indptr[j + 1])):

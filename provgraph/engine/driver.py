@@ -23,7 +23,7 @@ from provgraph.algebra.rules import Rule
 from provgraph.algebra.semirings import Semiring, get_semiring
 from provgraph.algebra.theta import Theta, get_theta
 from provgraph.backends import get_backend
-from provgraph.backends.base import Backend, ExplainedGraph, StepInput
+from provgraph.backends.base import Backend, ExplainedGraph, StepContext
 from provgraph.engine.initialisation import InitSpec, initial_relevance, resolve_targets
 from provgraph.engine.relevance import Relevance
 from provgraph.model.ops import Op
@@ -132,7 +132,7 @@ def aggregate(
         layer = graph.layers.get(op.name)  # linear ops only: the others take no rule nor Θ
         op_rule = composite.rule_for(layer) if layer is not None else None
         op_theta = composite.theta_for(layer, base_theta) if layer is not None else None
-        return engine.step(op, StepInput(graph, k, op_rule, op_theta, layer, r_out))
+        return engine.step(op, StepContext(graph, k, op_rule, op_theta, layer, r_out))
 
     seed = engine.seed(graph, k, seed_relevance(init, k, graph.logits, targets))
     relevance, biases = backward(

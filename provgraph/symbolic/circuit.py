@@ -26,7 +26,7 @@ import numpy as np
 
 from provgraph.algebra.semirings import BooleanSemiring, CountingSemiring, Semiring
 from provgraph.algebra.theta import Layer
-from provgraph.backends.base import Edges, StepInput
+from provgraph.backends.base import Edges, StepContext
 from provgraph.backends.scipy_backend import ScipyBackend
 from provgraph.engine import driver
 from provgraph.engine.annotation import AnnotatedGraph
@@ -170,7 +170,7 @@ class Circuit:
 
         def step(op: Op, r_out: np.ndarray) -> tuple[list[tuple[str, np.ndarray]], Any]:
             wires = by_op[op.name]
-            contraction = StepInput(self.graph, k, None, None, wires.layer, r_out)
+            contraction = StepContext(self.graph, k, None, None, wires.layer, r_out)
             sent = []
             for w in wires.wires:
                 if w.identity:
