@@ -101,7 +101,7 @@ class Request:
 
     batches: bool = False
     device: str | None = None
-    edges: int = 0
+    edges: int | None = None
 
     @classmethod
     def of(cls, graph: Any, device: str | None = None) -> Request:
@@ -110,7 +110,7 @@ class Request:
         return cls(
             batches=bool(getattr(graph, "batched", False)),
             device=device,
-            edges=0 if network is None else network.num_edges(),
+            edges=None if network is None else network.num_edges(),
         )
 
     def unmet(self, name: str, caps: Capabilities) -> str | None:
@@ -119,7 +119,7 @@ class Request:
             return f"{name} explains one sample at a time"
         if not self.serves_device(caps):
             return f"{name} runs on {', '.join(caps.devices)}, not {self.device!r}"
-        if caps.edge_budget is not None and self.edges > caps.edge_budget:
+        if caps.edge_budget is not None and (self.edges or 0) > caps.edge_budget:
             return f"{self.edges:,} edges over the {name} budget of {caps.edge_budget:,}"
         return None
 
@@ -136,9 +136,9 @@ class Request:
             return f"{name} for a batch of samples"
         if self.device is not None:
             return f"{name} for device {self.device!r}"
-        if caps.edge_budget is not None:
+        if caps.edge_budget is not None and self.edges is not None:
             return f"{self.edges:,} edges within the {name} budget of {caps.edge_budget:,}"
-        return name
+        return f"{name}, the first registered"
 
 
 @dataclass(frozen=True)
