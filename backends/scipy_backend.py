@@ -1,33 +1,39 @@
-"""The scipy reference backend: each op's annotations as a CSR matrix, semiring mat-vec.
+"""The scipy reference backend: the contraction primitive as a CSR semiring mat-vec.
 
-Readable and exact (object arrays of Python integers for Counting), but it materialises every
-edge, so it refuses graphs over :attr:`ScipyBackend.edge_budget` edges.
+Readable and exact (object arrays of Python integers for Counting), it uses the generic per-role
+steps of :class:`~provgraph.backends.base.Backend` over the annotated graph's materialised edges,
+so it refuses graphs over :attr:`ScipyBackend.edge_budget` edges.
 """
 
 from __future__ import annotations
 
-import numpy as np
+from typing import Any, ClassVar
 
-from provgraph.algebra.rules import Rule
-from provgraph.algebra.semirings import RealSemiring, Semiring
-from provgraph.algebra.theta import Layer, Theta
-from provgraph.backends.base import Backend
-from provgraph.engine.annotation import AnnotatedGraph, EdgeBlock
-from provgraph.errors import BudgetError
-from provgraph.model.ops import Op
+import numpy as np
+import scipy.sparse as sp
+
+from provgraph.algebra.semirings import RealSemiring
+from provgraph.backends.base import Backend, Capabilities, Edges, StepContext, StepResult
+from provgraph.errors import BudgetError, ProvgraphError
+from provgraph.model.ops import PassthroughOp
 
 DEFAULT_EDGE_BUDGET = 50_000_000
 
 
 class ScipyBackend(Backend):
-    """Materialised CSR annotations; ⊕-reductions over CSR rows."""
+    """Relevance as numpy ``(n_neurons, n_targets)`` arrays in K; ⊕-reductions over CSR rows."""
 
     name = "scipy"
+    capabilities: ClassVar[Capabilities] = Capabilities(edge_budget=DEFAULT_EDGE_BUDGET)
 
     def __init__(self, edge_budget: int = DEFAULT_EDGE_BUDGET) -> None:
         self.edge_budget = int(edge_budget)
 
-    def check(self, graph: AnnotatedGraph) -> None:
+    def check(self, graph: Any) -> None:
+        if getattr(graph, "batched", False):
+            raise ProvgraphError(
+                "the scipy backend explains one sample at a time; use backend='torch'"
+            )
         edges = graph.network.num_edges()
         if edges > self.edge_budget:
             raise BudgetError(
@@ -35,51 +41,22 @@ class ScipyBackend(Backend):
                 f"budget of {self.edge_budget:,}; use the torch backend (backend='torch')"
             )
 
-    def propagate(
-        self,
-        graph: AnnotatedGraph,
-        op: Op,
-        rule: Rule | None,
-        theta: Theta | None,
-        layer: Layer | None,
-        semiring: Semiring,
-        r_out: np.ndarray,
-    ) -> tuple[list[tuple[str, np.ndarray]], np.ndarray | None]:
-        blocks, r_bias = graph.blocks(op, rule)
-        sent = [(b.input, self._step(b, theta, layer, semiring, r_out)) for b in blocks]
-        absorbed = None
-        if r_bias is not None:
-            k_bias = theta(r_bias, semiring, layer)
-            absorbed = semiring.sum(semiring.mul(k_bias[:, None], r_out), axis=0)
-        return sent, absorbed
+    def contract(self, ctx: StepContext, edges: Edges, r_out: np.ndarray) -> np.ndarray:
+        k = ctx.semiring
+        if edges.values is not None:
+            annotations = k.asarray(edges.values)
+        elif edges.weights is not None:
+            assert ctx.theta is not None
+            annotations = ctx.theta(np.asarray(edges.weights, dtype=np.float64), k, ctx.layer)
+        elif edges.count == 0:
+            return k.zeros((edges.rows,) + r_out.shape[1:])
+        else:
+            return k.segment_sum(r_out[edges.cols], edges.indptr)
+        if type(k) is RealSemiring:
+            shape = (edges.rows, len(r_out))
+            m = sp.csr_array((annotations, edges.cols, edges.indptr), shape=shape)
+            return np.asarray(m @ r_out, dtype=np.float64)
+        return k.segment_sum(k.mul(annotations[:, None], r_out[edges.cols]), edges.indptr)
 
-    @staticmethod
-    def _step(
-        block: EdgeBlock,
-        theta: Theta | None,
-        layer: Layer | None,
-        semiring: Semiring,
-        r_out: np.ndarray,
-    ) -> np.ndarray:
-        if block.kind == "identity":
-            return r_out.copy()
-        if block.kind == "index":
-            return _scatter_sum(semiring, block.index, r_out, block.n_in)
-        m = block.matrix
-        annotations = theta(np.asarray(m.data, dtype=np.float64), semiring, layer)
-        if isinstance(semiring, RealSemiring) and type(semiring) is RealSemiring:
-            weighted = type(m)((annotations, m.indices, m.indptr), shape=m.shape)
-            return np.asarray(weighted @ r_out, dtype=np.float64)
-        values = semiring.mul(annotations[:, None], r_out[m.indices])
-        return semiring.segment_sum(values, m.indptr)
-
-
-def _scatter_sum(
-    semiring: Semiring, index: np.ndarray, r_out: np.ndarray, n_in: int
-) -> np.ndarray:
-    """``R_in[j] = ⊕_{k : index[k] = j} R_out[k]``."""
-    valid = np.flatnonzero(index >= 0)
-    order = valid[np.argsort(index[valid], kind="stable")]
-    indptr = np.zeros(n_in + 1, dtype=np.int64)
-    np.cumsum(np.bincount(index[valid], minlength=n_in), out=indptr[1:])
-    return semiring.segment_sum(r_out[order], indptr)
+    def passthrough(self, op: PassthroughOp, ctx: StepContext) -> StepResult:
+        return [(op.inputs[0], ctx.r_out.copy())], None

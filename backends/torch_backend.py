@@ -1,10 +1,11 @@
 """The torch backend: structured, batched propagation kernels on CPU or CUDA.
 
 It never materialises a convolution's edge matrix. Relevance lives on the device as tensors of
-shape ``(B, T, *tensor_shape)``: B samples (a :class:`~provgraph.engine.batch.BatchGraph`, or 1 for
-an
-:class:`~provgraph.engine.annotation.AnnotatedGraph`) and T explained targets, all propagated in
-one pass.
+shape ``(B, T, *tensor_shape)``: B samples (a :class:`~provgraph.engine.batch.BatchGraph`, or 1
+for an :class:`~provgraph.engine.annotation.AnnotatedGraph`) and T explained targets, all
+propagated in one pass. Each role's step is a structured kernel; a linear op without one (and a
+winner-takes-all op other than max pooling) takes the generic step of
+:class:`~provgraph.backends.base.Backend` over :meth:`TorchBackend.contract` (one sample only).
 
 - Real semiring, Θ = identity: the gradient form (transposed convolutions / matrix products over
   the rule's modified weights), about one forward plus one backward pass.
@@ -20,8 +21,8 @@ rule raises a :class:`~provgraph.errors.ProvgraphError` that points to the scipy
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -32,24 +33,16 @@ from provgraph.algebra.counting_carriers import (
     counting_mode,
     counting_semiring,
 )
-from provgraph.algebra.rules import Rule
 from provgraph.algebra.semirings import CountingSemiring, RealSemiring, Semiring
-from provgraph.algebra.theta import IdentityTheta, Layer, Theta
-from provgraph.backends.base import Backend
+from provgraph.algebra.theta import IdentityTheta
+from provgraph.backends.base import Backend, Capabilities, Edges, StepContext, StepResult
 from provgraph.backends.torch_conv import Window, window_step
-from provgraph.backends.torch_device import (
-    device_values,
-    op_tensor,
-    pool_winners,
-    resolve_device,
-    resolve_dtype,
-)
+from provgraph.backends.torch_device import device_values, op_tensor, resolve_device, resolve_dtype
 from provgraph.backends.torch_linear import Step, dense_step, elementwise_step
 from provgraph.backends.torch_routing import maxpool_step, route_step
 from provgraph.backends.torch_rules import rule_form
 from provgraph.backends.torch_semiring import TorchSemiring, torch_semiring
 from provgraph.backends.torch_theta import TorchTheta
-from provgraph.engine.initialisation import InitSpec, initial_relevance
 from provgraph.errors import ProvgraphError
 from provgraph.model.ops import (
     Add,
@@ -61,7 +54,6 @@ from provgraph.model.ops import (
     LinearOp,
     MaxPool,
     Op,
-    PassthroughOp,
     RouteOp,
     SelectOp,
 )
@@ -89,6 +81,7 @@ class TorchBackend(Backend):
     """
 
     name = "torch"
+    capabilities: ClassVar[Capabilities] = Capabilities(batches=True, devices=("cpu", "cuda"))
 
     def __init__(
         self,
@@ -132,32 +125,10 @@ class TorchBackend(Backend):
             self._carriers[key] = torch_semiring(semiring, self.dtype, self.device)
         return self._carriers[key]
 
-    def initial(
-        self, graph: Any, init: InitSpec, semiring: Semiring, targets: Sequence[Any]
-    ) -> torch.Tensor:
-        c = self.carrier(semiring)
-        logits = np.atleast_2d(graph.logits)
-        n_b, n_c = logits.shape
-        per_sample = np.stack([np.broadcast_to(np.asarray(t), (n_b,)) for t in targets], axis=1)
-        # the numpy initialisation of the first sample validates (init, semiring, targets)
-        first = initial_relevance(init, semiring, logits[0], list(per_sample[0]))
-        if isinstance(init, str) and init.lower() in ("one", "logit"):
-            out = c.zeros((n_b, per_sample.shape[1], n_c))
-            index = torch.as_tensor(per_sample, device=self.device).unsqueeze(2)
-            if init.lower() == "one":
-                values = c.full(tuple(index.shape), c.one)
-            else:
-                picked = np.take_along_axis(logits, per_sample, axis=1)
-                values = c.encode(picked[..., None])
-            out.scatter_(2, index, values)
-        else:
-            rows = [first] + [
-                initial_relevance(init, semiring, logits[b], list(per_sample[b]))
-                for b in range(1, n_b)
-            ]
-            out = c.encode(np.stack(rows).transpose(0, 2, 1))
+    def seed(self, graph: Any, semiring: Semiring, initial: np.ndarray) -> torch.Tensor:
+        out = self.carrier(semiring).encode(np.ascontiguousarray(initial.transpose(0, 2, 1)))
         shape = graph.network.shapes[graph.network.output_name]
-        return out.reshape((n_b, out.shape[1]) + tuple(shape))
+        return out.reshape(tuple(out.shape[:2]) + tuple(shape))
 
     def accumulate(self, semiring: Semiring, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         c = self.carrier(semiring)
@@ -173,83 +144,109 @@ class TorchBackend(Backend):
             arr = arr.reshape(arr.shape[0], arr.shape[1], -1).transpose(0, 2, 1)
         return arr if batched else arr[0]
 
-    # --- the propagation step ---
-    def propagate(
-        self,
-        graph: Any,
-        op: Op,
-        rule: Rule | None,
-        theta: Theta | None,
-        layer: Layer | None,
-        semiring: Semiring,
-        r_out: torch.Tensor,
-    ) -> tuple[list[tuple[str, torch.Tensor]], torch.Tensor | None]:
-        c = self.carrier(semiring)
-        values = device_values(graph, self.device, self.dtype)
-        shapes = graph.network.shapes
+    # --- layout of the contraction primitive: (n, B, T) ---
+    def neuron_first(self, graph: Any, value: torch.Tensor) -> torch.Tensor:
+        return value.reshape(value.shape[0], value.shape[1], -1).permute(2, 0, 1)
+
+    def from_neuron_first(self, graph: Any, tensor: str, value: torch.Tensor) -> torch.Tensor:
+        shape = tuple(graph.network.shapes[tensor])
+        return value.permute(1, 2, 0).reshape(tuple(value.shape[1:]) + shape)
+
+    def zeros(self, semiring: Semiring, n: int, like: torch.Tensor) -> torch.Tensor:
+        return self.carrier(semiring).zeros((n,) + tuple(like.shape[1:]))
+
+    def contract(self, ctx: StepContext, edges: Edges, r_out: torch.Tensor) -> torch.Tensor:
+        c = self.carrier(ctx.semiring)
+        cols = torch.as_tensor(edges.cols, device=self.device)
+        src = r_out[cols]
+        if edges.values is not None:
+            annotations = c.encode(edges.values)
+        elif edges.weights is not None:
+            if ctx.theta is None or ctx.layer is None:
+                raise ProvgraphError("weighted edges need a Θ")
+            w = torch.as_tensor(np.asarray(edges.weights)).to(self.device, self.dtype)
+            annotations = TorchTheta(ctx.theta, ctx.semiring, c, ctx.layer)(w)
+        else:
+            annotations = None
+        if annotations is not None:
+            src = c.mul(annotations.reshape((-1,) + (1,) * (src.dim() - 1)), src)
+        rows = torch.repeat_interleave(
+            torch.arange(edges.rows, device=self.device),
+            torch.as_tensor(np.diff(edges.indptr), device=self.device),
+        )
+        moved = src.permute(*range(1, src.dim()), 0)
+        index = rows.reshape((1,) * (moved.dim() - 1) + (-1,))
+        return c.scatter(moved, index, edges.rows).permute(-1, *range(moved.dim() - 1))
+
+    # --- the per-role steps ---
+    def step(self, op: Op, ctx: StepContext) -> StepResult:
+        c = self.carrier(ctx.semiring)
         try:
-            if isinstance(op, PassthroughOp):
-                sent, absorbed = [r_out], None
-            elif isinstance(op, RouteOp):
-                sent, absorbed = route_step(c, op, [shapes[t] for t in op.inputs], r_out), None
-            elif isinstance(op, SelectOp):
-                if not isinstance(op, MaxPool):
-                    raise ProvgraphError(f"the torch backend has no kernel for {op.describe()}")
-                winners = pool_winners(values[op.output])
-                x = values[op.inputs[0]]
-                sent, absorbed = [maxpool_step(c, op, x, r_out, winners)], None
-            elif isinstance(op, LinearOp):
-                if rule is None or theta is None or layer is None:
-                    raise ProvgraphError(f"{op.describe()} needs a rule and a Θ")
-                sent, absorbed = self._linear(op, rule, theta, layer, semiring, c, values, r_out)
-            else:
-                raise ProvgraphError(f"{op.describe()} has no provenance role")
+            sent, absorbed = op.provenance_step(self, ctx)
         except CountOverflowError as exc:
             raise CountOverflowError(f"{op.describe()}: {exc}") from None
-        for t in sent:
+        for _, t in sent:
             c.check(t)
         if absorbed is not None:
             c.check(absorbed)
+        return sent, absorbed
+
+    def route(self, op: RouteOp, ctx: StepContext) -> StepResult:
+        c = self.carrier(ctx.semiring)
+        shapes = ctx.graph.network.shapes
+        sent = route_step(c, op, [shapes[t] for t in op.inputs], ctx.r_out)
+        return list(zip(op.inputs, sent)), None
+
+    def select(self, op: SelectOp, ctx: StepContext) -> StepResult:
+        if not isinstance(op, MaxPool):  # another winner-takes-all op: the generic step
+            return super().select(op, ctx)
+        values = device_values(ctx.graph, self.device, self.dtype)
+        c = self.carrier(ctx.semiring)
+        return [(op.inputs[0], maxpool_step(c, op, values[op.inputs[0]], ctx.r_out))], None
+
+    def linear(self, op: LinearOp, ctx: StepContext) -> StepResult:
+        kernel = next((_KERNELS[t] for t in type(op).__mro__ if t in _KERNELS), None)
+        if kernel is None:  # no structured kernel: the generic step over materialised edges
+            return super().linear(op, ctx)
+        if ctx.rule is None or ctx.theta is None or ctx.layer is None:
+            raise ProvgraphError(f"{op.describe()} needs a rule and a Θ")
+        c = self.carrier(ctx.semiring)
+        values = device_values(ctx.graph, self.device, self.dtype)
+        form = rule_form(ctx.rule)
+        gradient = type(ctx.semiring) is RealSemiring and type(ctx.theta) is IdentityTheta
+        k_theta = None if gradient else TorchTheta(ctx.theta, ctx.semiring, c, ctx.layer)
+        kernel_step = Step(form, k_theta, c, self.budget)
+        sent, absorbed = kernel(self, op, kernel_step, values, ctx.r_out)
         return list(zip(op.inputs, sent)), absorbed
 
-    def _linear(
-        self,
-        op: LinearOp,
-        rule: Rule,
-        theta: Theta,
-        layer: Layer,
-        semiring: Semiring,
-        c: TorchSemiring,
-        values: dict[str, torch.Tensor],
-        r_out: torch.Tensor,
+    def _dense(
+        self, op: Dense, step: Step, values: dict[str, torch.Tensor], r_out: torch.Tensor
     ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
-        form = rule_form(rule)
-        gradient = type(semiring) is RealSemiring and type(theta) is IdentityTheta
-        k_theta = None if gradient else TorchTheta(theta, semiring, c, layer)
-        step = Step(form, k_theta, c, self.budget)
-        shapes = {t: tuple(values[t].shape[1:]) for t in (*op.inputs, op.output)}
-        z = values[op.output]
-        a = values[op.inputs[0]]
         dev, dt = self.device, self.dtype
-        if isinstance(op, Dense):
-            w = op_tensor(op, "weight", dev, dt)
-            r_in, absorbed = dense_step(step, a, z, w, op_tensor(op, "bias", dev, dt), r_out)
-            return [r_in], absorbed
-        if isinstance(op, (Conv, AvgPool, GlobalAvgPool)):
-            win = self._window(op, shapes[op.inputs[0]], shapes[op.output])
-            r_in, absorbed = window_step(step, a, z, win, r_out)
-            return [r_in], absorbed
-        if isinstance(op, (Affine, Add)):
-            out_shape = shapes[op.output]
-            if isinstance(op, Affine):
-                weights = [self._broadcast(op, "scale", out_shape)]
-                bias = self._broadcast(op, "shift", out_shape)
-            else:
-                weights = [torch.ones((), dtype=dt, device=dev)] * len(op.inputs)
-                bias = None
-            inputs = [(values[t], w) for t, w in zip(op.inputs, weights)]
-            return elementwise_step(step, inputs, z, bias, r_out)
-        raise ProvgraphError(f"the torch backend has no kernel for {op.describe()}")
+        w, b = op_tensor(op, "weight", dev, dt), op_tensor(op, "bias", dev, dt)
+        r_in, absorbed = dense_step(step, values[op.inputs[0]], values[op.output], w, b, r_out)
+        return [r_in], absorbed
+
+    def _windowed(
+        self, op: LinearOp, step: Step, values: dict[str, torch.Tensor], r_out: torch.Tensor
+    ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+        a, z = values[op.inputs[0]], values[op.output]
+        win = self._window(op, tuple(a.shape[1:]), tuple(z.shape[1:]))
+        r_in, absorbed = window_step(step, a, z, win, r_out)
+        return [r_in], absorbed
+
+    def _elementwise(
+        self, op: LinearOp, step: Step, values: dict[str, torch.Tensor], r_out: torch.Tensor
+    ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+        out_shape = tuple(values[op.output].shape[1:])
+        if isinstance(op, Affine):
+            weights = [self._broadcast(op, "scale", out_shape)]
+            bias = self._broadcast(op, "shift", out_shape)
+        else:
+            weights = [torch.ones((), dtype=self.dtype, device=self.device)] * len(op.inputs)
+            bias = None
+        inputs = [(values[t], w) for t, w in zip(op.inputs, weights)]
+        return elementwise_step(step, inputs, values[op.output], bias, r_out)
 
     def _broadcast(self, op: Op, field: str, shape: tuple[int, ...]) -> torch.Tensor | None:
         value = getattr(op, field)
@@ -293,3 +290,14 @@ class TorchBackend(Backend):
             in_shape=in_shape,
             out_shape=out_shape,
         )
+
+
+#: the structured linear kernel of each op class (looked up along the op's MRO)
+_KERNELS: dict[type, Callable[..., tuple[list[torch.Tensor], torch.Tensor | None]]] = {
+    Dense: TorchBackend._dense,
+    Conv: TorchBackend._windowed,
+    AvgPool: TorchBackend._windowed,
+    GlobalAvgPool: TorchBackend._windowed,
+    Affine: TorchBackend._elementwise,
+    Add: TorchBackend._elementwise,
+}

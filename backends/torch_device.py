@@ -13,11 +13,10 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from provgraph.errors import ProvgraphError
 from provgraph.model.network import Network
-from provgraph.model.ops import MaxPool, Op
+from provgraph.model.ops import Op
 from provgraph.model.trace import Trace, as_batch
 
 _WEIGHT_FIELDS = ("weight", "bias", "scale", "shift")
@@ -26,9 +25,6 @@ _CLONES: weakref.WeakKeyDictionary[Network, dict[tuple, list[Op]]] = weakref.Wea
 _VALUES: weakref.WeakKeyDictionary[Any, dict[tuple, dict[str, torch.Tensor]]] = (
     weakref.WeakKeyDictionary()
 )
-# pooled output's id → (weak reference to it, arg-max indices); tensors compare elementwise, so
-# they cannot be keys of a WeakKeyDictionary
-_WINNERS: dict[int, tuple[weakref.ref, torch.Tensor]] = {}
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -110,24 +106,8 @@ def device_trace(
     values = {network.input_name: torch.as_tensor(batch).to(device, dtype)}
     with torch.no_grad():
         for op in device_ops(network, device, dtype):
-            if isinstance(op, MaxPool) and not any(op.pads):
-                # MaxPool.forward without padding, keeping the arg-max for the backward step
-                pooled, winners = F.max_pool2d(
-                    values[op.inputs[0]], op.kernel, op.strides, 0, op.dilations, op.ceil_mode,
-                    return_indices=True,
-                )
-                values[op.output] = pooled
-                _WINNERS[id(pooled)] = (weakref.ref(pooled), winners)
-                weakref.finalize(pooled, _WINNERS.pop, id(pooled), None)
-            else:
-                values[op.output] = op.forward(*(values[t] for t in op.inputs))
+            values[op.output] = op.forward(*(values[t] for t in op.inputs))
     return Trace(network, values)
-
-
-def pool_winners(pooled: torch.Tensor) -> torch.Tensor | None:
-    """Arg-max indices :func:`device_trace` kept for this unpadded max pooling's output."""
-    entry = _WINNERS.get(id(pooled))
-    return entry[1] if entry is not None and entry[0]() is pooled else None
 
 
 def device_values(graph: Any, device: torch.device, dtype: torch.dtype) -> dict[str, torch.Tensor]:

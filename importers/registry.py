@@ -65,7 +65,6 @@ def register(
 
 def lookup(op_type: str, domain: str, opset: int) -> Converter | None:
     """The converter for ``op_type`` of ``domain`` at ``opset``, or ``None`` when there is none."""
-    _load_converters()
     for entry in _REGISTRY.get((op_type, _domain_key(domain)), []):
         if entry.accepts(opset):
             return entry.converter
@@ -74,13 +73,7 @@ def lookup(op_type: str, domain: str, opset: int) -> Converter | None:
 
 def supported_ops() -> list[Entry]:
     """Every registered converter, sorted by op type."""
-    _load_converters()
     return sorted(
         (e for entries in _REGISTRY.values() for e in entries),
         key=lambda e: (e.domain, e.op_type, e.since),
     )
-
-
-def _load_converters() -> None:
-    # importing the package runs every module's @register decorators
-    from provgraph.importers import node_converters  # noqa: F401

@@ -157,12 +157,12 @@ def test_float32_real_is_close_to_float64(graphs) -> None:
 
 
 def test_auto_backend_is_chosen_by_graph_size(graphs, monkeypatch: pytest.MonkeyPatch) -> None:
-    import provgraph.backends as backends
+    from provgraph.backends import Capabilities, ScipyBackend
 
     graph = graphs["mlp"]
     small = graph.aggregate("counting", theta="one")
     assert small.info["backend"] == "scipy" and "within" in small.info["backend_selection"]
-    monkeypatch.setattr(backends, "DEFAULT_EDGE_BUDGET", 10)
+    monkeypatch.setattr(ScipyBackend, "capabilities", Capabilities(edge_budget=10))
     large = graph.aggregate("counting", theta="one")
     assert large.info["backend"] == "torch" and "over the scipy budget" in large.info[
         "backend_selection"
@@ -198,7 +198,7 @@ def test_cuda_equals_scipy_when_present(graphs) -> None:
 
 
 def test_user_defined_semiring_and_rule_are_refused(graphs) -> None:
-    from provgraph.algebra.rules import Rule
+    from provgraph.algebra.rules import EdgeSet, Rule
 
     class Arctic(Semiring):
         name = "arctic"
@@ -211,7 +211,7 @@ def test_user_defined_semiring_and_rule_are_refused(graphs) -> None:
             return a + b
 
     class Halved(LRPZero):
-        def edge_weights(self, edges):  # noqa: ANN001, ANN202
+        def edge_weights(self, edges: EdgeSet) -> tuple[np.ndarray, np.ndarray]:
             r, b = super().edge_weights(edges)
             return r / 2, b / 2
 

@@ -26,12 +26,9 @@ from provgraph.model.trace import Trace
 
 
 def runs_batches(engine: Any) -> bool:
-    """Whether ``engine`` propagates a whole batch in one pass.
-
-    A backend says so with a ``batched`` attribute; one that holds relevance on a torch
-    ``device`` (the torch backend) does by default.
-    """
-    return bool(getattr(engine, "batched", hasattr(engine, "device")))
+    """Whether ``engine`` propagates a whole batch in one pass (its
+    :class:`~provgraph.backends.base.Capabilities`)."""
+    return bool(type(engine).capabilities.batches)
 
 
 class BatchGraph:

@@ -1,10 +1,14 @@
-"""The aggregation driver: K-LRP backward over the op DAG in reverse topological order.
+"""The one backward driver: K-LRP over the op DAG in reverse topological order.
 
     R_y = init (K's one on the target by default)
     R_j = ⊕_k Θ(r_jk) ⊗ R_k
 
-Where a tensor fans out (residual connections), the relevance it receives from its consumers is
-⊕-accumulated before its producer is visited.
+:func:`backward` is the walk itself, independent of how a step is computed: where a tensor fans
+out (residual connections) the relevance it receives from its consumers is ⊕-accumulated before
+its producer is visited, and tensors that are not kept are dropped once consumed.
+:func:`aggregate` runs it with a backend's per-role steps
+(:mod:`provgraph.backends.base`); the provenance circuit
+(:meth:`provgraph.symbolic.circuit.Circuit.evaluate`) runs it with the circuit's own wires.
 """
 
 from __future__ import annotations
@@ -18,14 +22,70 @@ from provgraph.algebra.composites import Composite, get_composite
 from provgraph.algebra.rules import Rule
 from provgraph.algebra.semirings import Semiring, get_semiring
 from provgraph.algebra.theta import Theta, get_theta
-from provgraph.engine.annotation import AnnotatedGraph
-from provgraph.engine.initialisation import InitSpec, check_target
+from provgraph.backends import get_backend
+from provgraph.backends.base import Backend, ExplainedGraph, StepContext
+from provgraph.engine.initialisation import InitSpec, initial_relevance, resolve_targets
 from provgraph.engine.relevance import Relevance
-from provgraph.model.ops import LinearOp
+from provgraph.model.ops import Op
+
+#: one op's step: ``(op, relevance of its output) → ([(input tensor, sent)…], absorbed or None)``
+OpStep = Callable[[Op, Any], tuple[list[tuple[str, Any]], Any]]
+
+
+def backward(
+    ops: Sequence[Op],
+    seeds: dict[str, Any],
+    step: OpStep,
+    accumulate: Callable[[Any, Any], Any],
+    keep: Collection[str] | None = None,
+    settle: Callable[[Op, Any], Any] | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Walk ``ops`` (topologically sorted) backwards from ``seeds``.
+
+    Parameters
+    ----------
+    ops
+        The network's ops in topological order.
+    seeds
+        Initial relevance per tensor (usually the logits tensor only).
+    step
+        Computes one op's contribution to its inputs; ops whose output holds no relevance are
+        skipped.
+    accumulate
+        ``a ⊕ b`` for two relevance values of one tensor.
+    keep
+        Tensors to keep in the result; ``None`` keeps all. The others are dropped as soon as
+        their producer has consumed them.
+    settle
+        Applied to an op's output relevance once every consumer has sent to it, before the op's
+        step; the result is what the tensor keeps (the circuit multiplies by neuron variables).
+
+    Returns
+    -------
+    relevance, absorbed
+        Relevance per tensor, and per op name what its bias source absorbed.
+    """
+    relevance = dict(seeds)
+    absorbed: dict[str, Any] = {}
+    for op in reversed(ops):
+        r_out = relevance.get(op.output)
+        if r_out is None:
+            continue
+        if settle is not None:
+            r_out = relevance[op.output] = settle(op, r_out)
+        sent, bias = step(op, r_out)
+        if keep is not None and op.output not in keep:
+            del relevance[op.output]
+        for tensor, value in sent:
+            previous = relevance.get(tensor)
+            relevance[tensor] = value if previous is None else accumulate(previous, value)
+        if bias is not None:
+            absorbed[op.name] = bias
+    return relevance, absorbed
 
 
 def aggregate(
-    graph: AnnotatedGraph,
+    graph: ExplainedGraph,
     semiring: str | Semiring = "real",
     *,
     rule: Composite | Rule | str | None = None,
@@ -40,7 +100,7 @@ def aggregate(
     Parameters
     ----------
     graph
-        The annotated graph (network + one sample's trace).
+        The annotated graph (network + one sample's trace), or a batch of them.
     semiring
         A semiring object or name (``real``, ``boolean``, ``counting``, ``viterbi``, …).
     rule
@@ -60,37 +120,28 @@ def aggregate(
         Tensors whose relevance the result keeps (the input's always); ``None`` keeps all.
         Dropping the others as soon as they are consumed bounds memory on large networks.
     """
-    from provgraph.backends import get_backend
-
-    engine = get_backend(backend, graph)
+    engine: Backend = get_backend(backend, graph)
     engine.check(graph)
     k = engine.result_semiring(get_semiring(semiring))
     composite = get_composite(rule, k)
     base_theta = get_theta(theta, k)
-
     net = graph.network
-    logits = graph.logits
-    targets = _targets(target, graph)
-    relevance = {net.output_name: engine.initial(graph, init, k, targets)}
-    biases: dict[str, Any] = {}
-    kept = None if keep is None else set(keep) | {net.input_name}
-    for op in reversed(net.ops):
-        r_out = relevance.get(op.output)
-        if r_out is None:
-            continue
-        layer = graph.layers.get(op.name)
-        op_rule = composite.rule_for(layer) if isinstance(op, LinearOp) else None
+    targets = resolve_targets(target, net.num_classes, graph.predicted_class)
+
+    def step(op: Op, r_out: Any) -> tuple[list[tuple[str, Any]], Any]:
+        layer = graph.layers.get(op.name)  # linear ops only: the others take no rule nor Θ
+        op_rule = composite.rule_for(layer) if layer is not None else None
         op_theta = composite.theta_for(layer, base_theta) if layer is not None else None
-        sent, absorbed = engine.propagate(graph, op, op_rule, op_theta, layer, k, r_out)
-        if kept is not None and op.output not in kept:
-            del relevance[op.output]
-        for tensor, value in sent:
-            previous = relevance.get(tensor)
-            relevance[tensor] = value if previous is None else engine.accumulate(k, previous, value)
-        if absorbed is not None:
-            biases[op.name] = absorbed
-    relevance = {t: engine.to_numpy(graph, k, v) for t, v in relevance.items()}
-    biases = {n: engine.to_numpy(graph, k, v, bias=True) for n, v in biases.items()}
+        return engine.step(op, StepContext(graph, k, op_rule, op_theta, layer, r_out))
+
+    seed = engine.seed(graph, k, seed_relevance(init, k, graph.logits, targets))
+    relevance, biases = backward(
+        net.ops,
+        {net.output_name: seed},
+        step,
+        lambda a, b: engine.accumulate(k, a, b),
+        None if keep is None else set(keep) | {net.input_name},
+    )
     info = {
         "rule": repr(composite),
         "theta": repr(base_theta),
@@ -100,13 +151,33 @@ def aggregate(
     }
     if engine.selection:
         info["backend_selection"] = engine.selection
-    return Relevance(net, k, targets, relevance, biases, logits, info)
+    return Relevance(
+        net,
+        k,
+        targets,
+        {t: engine.to_numpy(graph, k, v) for t, v in relevance.items()},
+        {n: engine.to_numpy(graph, k, v, bias=True) for n, v in biases.items()},
+        graph.logits,
+        info,
+    )
 
 
-def _targets(target: int | Sequence[int] | None, graph: AnnotatedGraph) -> list[int]:
-    n = graph.network.num_classes
-    if target is None:
-        return [graph.predicted_class]
-    if isinstance(target, (list, tuple, np.ndarray)):
-        return [check_target(t, n) for t in target]
-    return [check_target(target, n)]
+def seed_relevance(
+    init: InitSpec, semiring: Semiring, logits: np.ndarray, targets: Sequence[Any]
+) -> np.ndarray:
+    """``(B, num_classes, T)`` initial relevance in K for one or a batch of samples.
+
+    ``logits`` is ``(num_classes,)`` or ``(B, num_classes)``; a target is a class index or one
+    index per sample.
+    """
+    logits = np.atleast_2d(logits)
+    n_b = len(logits)
+    per_sample = [np.broadcast_to(np.asarray(t), (n_b,)) for t in targets]
+    rows = [
+        initial_relevance(init, semiring, logits[b], [int(t[b]) for t in per_sample])
+        for b in range(n_b)
+    ]
+    out = semiring.zeros((n_b,) + rows[0].shape)
+    for b, row in enumerate(rows):
+        out[b] = row
+    return out

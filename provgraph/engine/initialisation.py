@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -35,6 +36,21 @@ def check_target(target: int, num_classes: int) -> int:
             f"(0..{num_classes - 1})"
         )
     return int(target)
+
+
+def resolve_targets(
+    target: int | Sequence[int] | None, num_classes: int, predicted: Any
+) -> list[Any]:
+    """The explained classes, one result column each.
+
+    ``target`` is a class index, a list of them, or ``None`` for ``predicted`` (the predicted
+    class: one index, or one per sample of a batch).
+    """
+    if target is None:
+        return [predicted]
+    if isinstance(target, (list, tuple, np.ndarray)):
+        return [check_target(t, num_classes) for t in target]
+    return [check_target(target, num_classes)]
 
 
 def initial_relevance(

@@ -88,17 +88,6 @@ class Network:
             for op in self.ops
         )
 
-    def op_graph(self) -> nx.DiGraph:
-        """The op DAG: nodes are op names, an edge ``u → v`` when ``v`` reads ``u``'s output."""
-        g = nx.DiGraph()
-        producer = {op.output: op.name for op in self.ops}
-        for op in self.ops:
-            g.add_node(op.name, op=op)
-            for t in op.inputs:
-                if t in producer:
-                    g.add_edge(producer[t], op.name, tensor=t)
-        return g
-
     def op(self, name: str) -> Op:
         for op in self.ops:
             if op.name == name:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from provgraph.engine.annotation import AnnotatedGraph
-from provgraph.symbolic.circuit import Circuit, Step, Wires
+from provgraph.symbolic.circuit import Circuit, OpWires, Wires
 from provgraph.symbolic.polynomial import (
     DEFAULT_MONOMIAL_BUDGET,
     FORMS,
@@ -67,11 +67,11 @@ __all__ = [
     "PROVENANCE_SEMIRINGS",
     "BooleanPolynomials",
     "Circuit",
+    "OpWires",
     "LineageSemiring",
     "NaturalPolynomials",
     "Polynomial",
     "PosBoolSemiring",
-    "Step",
     "SymbolicSemiring",
     "TrioSemiring",
     "VariableRecord",

@@ -23,15 +23,18 @@ from functools import cached_property
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
-from provgraph.algebra.semirings import BooleanSemiring, CountingSemiring, RealSemiring, Semiring
+from provgraph.algebra.semirings import BooleanSemiring, CountingSemiring, Semiring
 from provgraph.algebra.theta import Layer
+from provgraph.backends.base import Edges, StepContext
+from provgraph.backends.scipy_backend import ScipyBackend
+from provgraph.engine import driver
 from provgraph.engine.annotation import AnnotatedGraph
-from provgraph.engine.initialisation import InitSpec, check_target, initial_relevance
+from provgraph.engine.initialisation import InitSpec, initial_relevance, resolve_targets
 from provgraph.engine.relevance import Relevance
 from provgraph.errors import ProvgraphError, TargetError
-from provgraph.model.ops import LinearOp, Op
+from provgraph.model.ops import LinearOp, Op, PassthroughOp, RouteOp, SelectOp
+from provgraph.model.ops.base import index_csr
 from provgraph.symbolic.variables import Variables
 
 
@@ -63,7 +66,7 @@ class Wires:
 
 
 @dataclass
-class Step:
+class OpWires:
     """One op of the circuit: its wires per input, its bias wires and its neuron variables."""
 
     op: Op
@@ -85,48 +88,17 @@ class Circuit:
         self.graph = graph
         self.network = net
         self.variables = Variables(graph)
-        if target is None:
-            self.targets = [graph.predicted_class]
-        elif isinstance(target, (list, tuple, np.ndarray)):
-            self.targets = [check_target(t, net.num_classes) for t in target]
-        else:
-            self.targets = [check_target(target, net.num_classes)]
+        self.targets = resolve_targets(target, net.num_classes, graph.predicted_class)
         self.tensors = [net.input_name] + [op.output for op in net.ops]
-        self.steps: list[Step] = [self._step(op) for op in net.ops]
-        self.consumers: dict[str, list[tuple[Step, Wires]]] = {}
-        for step in self.steps:
-            for w in step.wires:
-                self.consumers.setdefault(w.input, []).append((step, w))
+        self.steps: list[OpWires] = [self._op_wires(op) for op in net.ops]
 
-    def _step(self, op: Op) -> Step:
-        graph, var = self.graph, self.variables
-        n_out = self.network.size(op.output)
-        wires = []
-        if isinstance(op, LinearOp):
-            matrices, bias = graph.structure(op)
-            for block, m in zip(var.edge_blocks[op.name], matrices):
-                wires.append(Wires(block.source or "", m.shape[0], n_out,
-                                   np.asarray(m.indptr), np.asarray(m.indices), block.start))
-            b = var.bias_blocks.get(op.name)
-            bias_start = None if b is None else b.start
-        else:
-            blocks, _ = graph.blocks(op, None)
-            for block in blocks:
-                if block.kind == "identity":
-                    idx = np.arange(block.n_in)
-                    indptr = np.arange(block.n_in + 1)
-                    wires.append(Wires(block.input, block.n_in, n_out, indptr, idx, None, True))
-                    continue
-                index = np.asarray(block.index)
-                valid = np.flatnonzero(index >= 0)
-                order = valid[np.argsort(index[valid], kind="stable")]
-                indptr = np.zeros(block.n_in + 1, dtype=np.int64)
-                np.cumsum(np.bincount(index[valid], minlength=block.n_in), out=indptr[1:])
-                wires.append(Wires(block.input, block.n_in, n_out, indptr, order, None))
-            bias_start = None
-        neurons = var.neuron_range(op.output)
-        return Step(op, graph.layers.get(op.name), wires, bias_start,
-                    None if neurons is None else neurons.start)
+    def _op_wires(self, op: Op) -> OpWires:
+        wires = op.provenance_step(_WireBuilder(self), None)
+        bias = self.variables.bias_blocks.get(op.name)
+        neurons = self.variables.neuron_range(op.output)
+        return OpWires(op, self.graph.layers.get(op.name), wires,
+                       None if bias is None else bias.start,
+                       None if neurons is None else neurons.start)
 
     # ------------------------------------------------------------------ size
     @property
@@ -186,25 +158,36 @@ class Circuit:
         nv = None if neuron_values is None else k.asarray(neuron_values)
         net = self.network
         logits = self.graph.logits
-        relevance = {net.output_name: initial_relevance(init, k, logits, self.targets)}
-        biases: dict[str, np.ndarray] = {}
-        fast_real = type(k) is RealSemiring
-        for step in reversed(self.steps):
-            r_out = relevance.get(step.op.output)
-            if r_out is None:
-                continue
-            if nv is not None and step.neuron_start is not None:
-                start = step.neuron_start - var.n_edges
-                factor = nv[start : start + len(r_out)]
-                r_out = k.mul(factor[:, None], r_out)
-                relevance[step.op.output] = r_out
-            for w in step.wires:
-                sent = _step_wires(k, w, values, r_out, fast_real)
-                previous = relevance.get(w.input)
-                relevance[w.input] = sent if previous is None else k.add(previous, sent)
-            if step.bias_start is not None:
-                ann = values[step.bias_start : step.bias_start + len(r_out)]
-                biases[step.op.name] = k.sum(k.mul(ann[:, None], r_out), axis=0)
+        by_op = {s.op.name: s for s in self.steps}
+        engine = ScipyBackend()
+
+        def settle(op: Op, r_out: np.ndarray) -> np.ndarray:
+            start = by_op[op.name].neuron_start
+            if nv is None or start is None:
+                return r_out
+            first = start - var.n_edges
+            return k.mul(nv[first : first + len(r_out)][:, None], r_out)
+
+        def step(op: Op, r_out: np.ndarray) -> tuple[list[tuple[str, np.ndarray]], Any]:
+            wires = by_op[op.name]
+            contraction = StepContext(self.graph, k, None, None, wires.layer, r_out)
+            sent = []
+            for w in wires.wires:
+                if w.identity:
+                    sent.append((w.input, r_out.copy()))
+                    continue
+                ann = None if w.var_start is None else values[w.var_start : w.var_start + w.count]
+                edges = Edges(0, w.indptr, w.indices, values=ann)
+                sent.append((w.input, engine.contract(contraction, edges, r_out)))
+            if wires.bias_start is None:
+                return sent, None
+            n = len(r_out)
+            bias = Edges(0, np.array([0, n]), np.arange(n),
+                         values=values[wires.bias_start : wires.bias_start + n])
+            return sent, engine.contract(contraction, bias, r_out)[0]
+
+        seeds = {net.output_name: initial_relevance(init, k, logits, self.targets)}
+        relevance, biases = driver.backward(net.ops, seeds, step, k.add, settle=settle)
         meta = {"backend": "circuit", "init": init if isinstance(init, str) else repr(init)}
         meta.update(info or {})
         return Relevance(net, k, list(self.targets), relevance, biases, logits, meta)
@@ -255,18 +238,38 @@ class Circuit:
         )
 
 
-def _step_wires(
-    k: Semiring, w: Wires, values: np.ndarray, r_out: np.ndarray, fast_real: bool
-) -> np.ndarray:
-    """``R_in[j] = ⊕_{wires j → k} value(wire) ⊗ R_out[k]``."""
-    if w.identity:
-        return r_out.copy()
-    if w.var_start is None:
-        if w.count == 0:
-            return k.zeros((w.n_in,) + r_out.shape[1:])
-        return k.segment_sum(r_out[w.indices], w.indptr)
-    ann = values[w.var_start : w.var_start + w.count]
-    if fast_real:
-        m = sp.csr_array((ann, w.indices, w.indptr), shape=(w.n_in, w.n_out))
-        return np.asarray(m @ r_out, dtype=np.float64)
-    return k.segment_sum(k.mul(ann[:, None], r_out[w.indices]), w.indptr)
+class _WireBuilder:
+    """The circuit's wires of an op, one :class:`Wires` per input, chosen by the op's role."""
+
+    def __init__(self, circuit: Circuit) -> None:
+        self.graph = circuit.graph
+        self.variables = circuit.variables
+        self.network = circuit.network
+
+    def linear(self, op: LinearOp, context: Any) -> list[Wires]:
+        matrices, _ = self.graph.structure(op)
+        n_out = self.network.size(op.output)
+        return [
+            Wires(block.source or "", m.shape[0], n_out, np.asarray(m.indptr),
+                  np.asarray(m.indices), block.start)
+            for block, m in zip(self.variables.edge_blocks[op.name], matrices)
+        ]
+
+    def passthrough(self, op: PassthroughOp, context: Any) -> list[Wires]:
+        n = self.network.size(op.inputs[0])
+        return [Wires(op.inputs[0], n, self.network.size(op.output), np.arange(n + 1),
+                      np.arange(n), None, True)]
+
+    def route(self, op: RouteOp, context: Any) -> list[Wires]:
+        shapes = self.network.shapes
+        maps = op.index_maps([shapes[t] for t in op.inputs])
+        return [self._index_wires(op, t, m) for t, m in zip(op.inputs, maps)]
+
+    def select(self, op: SelectOp, context: Any) -> list[Wires]:
+        index = op.selection(self.graph.trace[op.inputs[0]])
+        return [self._index_wires(op, op.inputs[0], index)]
+
+    def _index_wires(self, op: Op, tensor: str, index: np.ndarray) -> Wires:
+        n_in = self.network.size(tensor)
+        indptr, cols = index_csr(index, n_in)
+        return Wires(tensor, n_in, self.network.size(op.output), indptr, cols, None)

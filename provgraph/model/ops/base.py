@@ -14,18 +14,39 @@ provenance roles that says which edges it contributes to the neuron graph:
     op's own forward on a tensor of indices, so a new routing op needs no extra code.
 ``select``
     Winner-takes-all (max pooling): like ``route``, but the index map depends on the input.
+
+The role is behaviour of the op class: :meth:`Op.provenance_step` calls the matching method of a
+:class:`RoleSteps` (a backend of :mod:`provgraph.backends`, or the circuit builder of
+:mod:`provgraph.symbolic.circuit`), so no caller needs to test an op's type. A new role (e.g. a
+bilinear product of two computed tensors) is a new base class here with its own
+``provenance_step`` and one new method of :class:`RoleSteps`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
+from provgraph.errors import ProvgraphError
+
 Shape = tuple[int, ...]
+Result = TypeVar("Result", covariant=True)
+
+
+class RoleSteps(Protocol[Result]):
+    """What takes one step per op role; ``context`` is whatever the caller passes along."""
+
+    def linear(self, op: LinearOp, context: Any) -> Result: ...
+
+    def passthrough(self, op: PassthroughOp, context: Any) -> Result: ...
+
+    def route(self, op: RouteOp, context: Any) -> Result: ...
+
+    def select(self, op: SelectOp, context: Any) -> Result: ...
 
 
 @dataclass(eq=False)
@@ -41,7 +62,12 @@ class Op:
     output: str
     source: str = field(default="", kw_only=True)
 
+    #: the provenance role, named in messages (``linear``, ``passthrough``, ``route``, ``select``)
     role: ClassVar[str] = ""
+
+    def provenance_step(self, steps: RoleSteps[Result], context: Any) -> Result:
+        """The step ``steps`` takes for this op's role (double dispatch on the role)."""
+        raise ProvgraphError(f"{self.describe()} has no provenance role")
 
     def forward(self, *xs: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -63,6 +89,9 @@ class LinearOp(Op):
 
     role = "linear"
 
+    def provenance_step(self, steps: RoleSteps[Result], context: Any) -> Result:
+        return steps.linear(self, context)
+
     def weight_matrices(self, in_shapes: list[Shape], out_shape: Shape) -> list[sp.csr_array]:
         """One ``(n_in_i, n_out)`` CSR matrix of weights ``w_jk`` per input.
 
@@ -81,11 +110,17 @@ class PassthroughOp(Op):
 
     role = "passthrough"
 
+    def provenance_step(self, steps: RoleSteps[Result], context: Any) -> Result:
+        return steps.passthrough(self, context)
+
 
 class RouteOp(Op):
     """Data movement: output ``k`` reads input ``index[k]``; the map comes from ``forward``."""
 
     role = "route"
+
+    def provenance_step(self, steps: RoleSteps[Result], context: Any) -> Result:
+        return steps.route(self, context)
 
     def index_maps(self, in_shapes: list[Shape]) -> list[np.ndarray]:
         """For each input, the flat input index each output element reads (``-1``: none)."""
@@ -107,6 +142,9 @@ class SelectOp(Op):
 
     role = "select"
 
+    def provenance_step(self, steps: RoleSteps[Result], context: Any) -> Result:
+        return steps.select(self, context)
+
     def selection(self, x: torch.Tensor) -> np.ndarray:
         """Flat input index read by each output element, for a single sample ``x``."""
         raise NotImplementedError
@@ -121,3 +159,17 @@ def csr_from_edges(
     indptr = np.zeros(shape[0] + 1, dtype=np.int64)
     np.cumsum(np.bincount(rows, minlength=shape[0]), out=indptr[1:])
     return sp.csr_array((data, cols.astype(np.int64), indptr), shape=shape)
+
+
+def index_csr(index: np.ndarray, n_in: int) -> tuple[np.ndarray, np.ndarray]:
+    """The edges of an index map (output ``k`` reads input ``index[k]``; -1: none) as a CSR.
+
+    Returns ``(indptr, cols)`` over the ``n_in`` input neurons: row ``j`` lists, in increasing
+    order, the outputs that read ``j``.
+    """
+    index = np.asarray(index, dtype=np.int64)
+    valid = np.flatnonzero(index >= 0)
+    cols = valid[np.argsort(index[valid], kind="stable")]
+    indptr = np.zeros(n_in + 1, dtype=np.int64)
+    np.cumsum(np.bincount(index[valid], minlength=n_in), out=indptr[1:])
+    return indptr, cols
