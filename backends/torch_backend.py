@@ -36,12 +36,13 @@ from provgraph.algebra.counting_carriers import (
 from provgraph.algebra.semirings import CountingSemiring, RealSemiring, Semiring
 from provgraph.algebra.theta import IdentityTheta
 from provgraph.backends.base import Backend, Capabilities, Edges, StepContext, StepResult
+from provgraph.backends.torch_carriers import torch_semiring
 from provgraph.backends.torch_conv import Window, window_step
 from provgraph.backends.torch_device import device_values, op_tensor, resolve_device, resolve_dtype
 from provgraph.backends.torch_linear import Step, dense_step, elementwise_step
 from provgraph.backends.torch_routing import maxpool_step, route_step
 from provgraph.backends.torch_rules import rule_form
-from provgraph.backends.torch_semiring import TorchSemiring, torch_semiring
+from provgraph.backends.torch_semiring import TorchSemiring
 from provgraph.backends.torch_theta import TorchTheta
 from provgraph.errors import ProvgraphError
 from provgraph.model.ops import (

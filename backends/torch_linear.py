@@ -38,9 +38,7 @@ class Step:
     @property
     def broadcasts(self) -> bool:
         """Whether the contraction materialises a target axis (non-matmul carriers)."""
-        from provgraph.backends.torch_semiring import BooleanCarrier, IntegerCarrier, SumSemiring
-
-        return not isinstance(self.carrier, (SumSemiring, BooleanCarrier, IntegerCarrier))
+        return not self.carrier.matmul_contraction
 
 
 def bias_numerator(form: TorchForm, bias: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:

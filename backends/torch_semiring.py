@@ -2,7 +2,8 @@
 
 Every kernel of the torch backend is written against :class:`TorchSemiring`, so the same code
 runs for every semiring and on every device. A semiring names its carrier itself
-(:meth:`~provgraph.algebra.semirings.Semiring.torch_carrier`). The carriers:
+(:attr:`~provgraph.algebra.semirings.Semiring.torch_carrier`;
+:func:`~provgraph.backends.torch_carriers.torch_semiring` builds it). The carriers:
 
 ========================  =========  =====================================================
 semiring                  storage    ⊕-contraction ``⊕_k m_jk ⊗ r_k``
@@ -286,9 +287,3 @@ def _combine(parts: list[torch.Tensor], bits: int) -> torch.Tensor:
             raise CountOverflowError(_OVERFLOW_HINT)
         total = total + term
     return total
-
-
-def torch_semiring(semiring: Any, dtype: torch.dtype, device: torch.device) -> TorchSemiring:
-    """The torch carrier of ``semiring``: its own :meth:`~provgraph.algebra.semirings.Semiring.
-    torch_carrier` (a specialised carrier for the built-ins, the generic one otherwise)."""
-    return semiring.torch_carrier(dtype, device)

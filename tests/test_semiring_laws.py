@@ -27,6 +27,7 @@ from provgraph.algebra.semirings import (
     get_semiring,
 )
 from provgraph.algebra.theta import IdentityTheta, NegLog, Threshold, get_theta
+from provgraph.backends.torch_carriers import torch_semiring
 from provgraph.errors import ProvgraphError
 
 SETTINGS = settings(max_examples=60, deadline=None)
@@ -300,7 +301,7 @@ CARRIER_VALUES = {**VALUES, "counting": st.integers(0, 1000)}  # the int64 carri
 @pytest.mark.parametrize("name", sorted(SCALAR_ONLY))
 def test_scalar_only_semirings_have_no_torch_carrier(name: str) -> None:
     with pytest.raises(ProvgraphError, match="torch_add"):
-        SEMIRINGS[name].torch_carrier(torch.float64, torch.device("cpu"))
+        torch_semiring(SEMIRINGS[name], torch.float64, torch.device("cpu"))
 
 
 @st.composite
@@ -324,7 +325,7 @@ def _all_same(got: list[Any], want: list[Any]) -> bool:
 def test_torch_carrier_computes_the_semiring(name: str) -> None:
     """⊕, ⊗, ⊕-reduction, contraction and scatter of the torch carrier equal the scalar folds."""
     k = SEMIRINGS[name]
-    carrier = k.torch_carrier(torch.float64, torch.device("cpu"))
+    carrier = torch_semiring(k, torch.float64, torch.device("cpu"))
 
     @settings(max_examples=25, deadline=None)
     @given(carrier_data(name))

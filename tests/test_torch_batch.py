@@ -22,11 +22,11 @@ from provgraph.algebra.counting_carriers import (
     LogCountingSemiring,
 )
 from provgraph.algebra.semirings import BUILTIN_SEMIRINGS, CountingSemiring
-from provgraph.api import explain, explain_batch
+from provgraph.api import explain, explain_batch, explain_batched
 from provgraph.backends import TorchBackend
 from provgraph.backends.torch_semiring import IntegerCarrier
 from provgraph.engine.annotation import AnnotatedGraph
-from provgraph.engine.batch import BatchGraph, BatchRelevance, explain_batched
+from provgraph.engine.batch import BatchGraph, BatchRelevance
 from provgraph.model.network import Network
 from provgraph.model.ops import Activation, Dense
 from provgraph.model.trace import forward_trace

@@ -53,11 +53,7 @@ class CountingFloat64Semiring(CountingSemiring):
     def rank_key(self, values: np.ndarray) -> np.ndarray:
         return np.asarray(values, dtype=np.float64)
 
-    def torch_carrier(self, dtype: Any, device: Any) -> Any:
-        """Float matrix products that report an overflow to ∞."""
-        from provgraph.backends.torch_semiring import SumSemiring
-
-        return SumSemiring(self, dtype, device)
+    torch_carrier = "sum"  # float matrix products that report an overflow to ∞
 
 
 class LogCountingSemiring(CountingSemiring):
@@ -90,9 +86,7 @@ class LogCountingSemiring(CountingSemiring):
     def rank_key(self, values: np.ndarray) -> np.ndarray:
         return np.asarray(values, dtype=np.float64)
 
-    def torch_carrier(self, dtype: Any, device: Any) -> Any:
-        """The generic carrier: ``logaddexp`` / ``logsumexp`` and ``+``."""
-        return Semiring.torch_carrier(self, dtype, device)
+    torch_carrier = "generic"  # logaddexp / logsumexp and +
 
 
 def counting_mode(semiring: Semiring) -> str | None:

@@ -9,9 +9,9 @@ the semiring alone:
   :attr:`~Semiring.symmetric_colors`, :attr:`~Semiring.log_scale` and
   :meth:`~Semiring.to_float`;
 - its ranking order, :meth:`~Semiring.rank_key` (larger is more relevant);
-- its torch carrier, :meth:`~Semiring.torch_carrier`. The base class builds a generic carrier
-  from the semiring's own ⊕ and ⊗, as torch-struct builds ``matmul`` from ``sum`` and
-  ``times``; the built-in semirings return faster specialised carriers.
+- its torch carrier, :attr:`~Semiring.torch_carrier`, named as data. The default is a generic
+  carrier built from the semiring's own ⊕ and ⊗, as torch-struct builds ``matmul`` from ``sum``
+  and ``times``; the built-in semirings name faster specialised carriers.
 
 A user-defined semiring only needs :attr:`zero`, :attr:`one` and either the numpy ufuncs
 ``add_ufunc``/``mul_ufunc`` or the scalar :meth:`plus` and :meth:`times` (the array operations
@@ -242,17 +242,9 @@ class Semiring:
         return self.to_float(values)
 
     # --- backends ---
-    def torch_carrier(self, dtype: Any, device: Any) -> Any:
-        """The carrier of this semiring on torch tensors (``dtype``: the float dtype).
-
-        The base class builds the generic carrier from the semiring's own ⊕ and ⊗
-        (:class:`~provgraph.backends.torch_generic.GenericCarrier`); it raises a
-        :class:`~provgraph.errors.ProvgraphError` naming what to define when ⊕ or ⊗ exist only
-        as Python scalar methods.
-        """
-        from provgraph.backends.torch_generic import GenericCarrier
-
-        return GenericCarrier(self, dtype, device)
+    #: the torch backend's carrier: ``"generic"`` (from the own ⊕ and ⊗), ``"sum"`` (matrix
+    #: products), ``"boolean"``, ``"integer"`` (exact int64), or a ``TorchSemiring`` subclass
+    torch_carrier: Any = "generic"
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -281,11 +273,7 @@ class RealSemiring(Semiring):
     add_ufunc, mul_ufunc = np.add, np.multiply
     colormap, colorbar_label, symmetric_colors = "bwr", "relevance", True
 
-    def torch_carrier(self, dtype: Any, device: Any) -> Any:
-        """Matrix products (:class:`~provgraph.backends.torch_semiring.SumSemiring`)."""
-        from provgraph.backends.torch_semiring import SumSemiring
-
-        return SumSemiring(self, dtype, device)
+    torch_carrier = "sum"
 
 
 class BooleanSemiring(Semiring):
@@ -299,12 +287,7 @@ class BooleanSemiring(Semiring):
     default_theta = 1e-9  # Θ(r) = ⊤ iff r ≥ 1e-9 (seed)
     colormap, colorbar_label = "Greys", "relevant path exists"
 
-    def torch_carrier(self, dtype: Any, device: Any) -> Any:
-        """Bool tensors, contractions by exact float32 matmul
-        (:class:`~provgraph.backends.torch_semiring.BooleanCarrier`)."""
-        from provgraph.backends.torch_semiring import BooleanCarrier
-
-        return BooleanCarrier(self, dtype, device)
+    torch_carrier = "boolean"
 
 
 class CountingSemiring(Semiring):
@@ -343,12 +326,7 @@ class CountingSemiring(Semiring):
         """The exact counts (Python integers compare exactly at any size)."""
         return np.asarray(values).astype(object)
 
-    def torch_carrier(self, dtype: Any, device: Any) -> Any:
-        """Exact int64 with overflow checks
-        (:class:`~provgraph.backends.torch_semiring.IntegerCarrier`)."""
-        from provgraph.backends.torch_semiring import IntegerCarrier
-
-        return IntegerCarrier(self, dtype, device)
+    torch_carrier = "integer"
 
 
 class ViterbiSemiring(Semiring):

@@ -47,8 +47,7 @@ def read_stack(path: str | Path, network: Network) -> tuple[list[str], np.ndarra
 
 def run_dataset(args: argparse.Namespace) -> int:
     """Explain every sample of ``args.input``; print one line per sample; write what was asked."""
-    from provgraph.api import load
-    from provgraph.engine.batch import explain_batched
+    from provgraph.api import explain_batched, load
     from provgraph.io.atomic import atomic_save_npz
 
     if args.batch < 1:

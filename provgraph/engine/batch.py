@@ -220,13 +220,3 @@ def _as_batch(rel: Relevance) -> BatchRelevance:
         dict(rel.info),
         rel.input_shape,
     )
-
-
-def __getattr__(name: str) -> Any:
-    # explain_batched now lives in provgraph.api (a thin call over the Explainer); this keeps
-    # ``from provgraph.engine.batch import explain_batched`` working
-    if name == "explain_batched":
-        from provgraph.api import explain_batched
-
-        return explain_batched
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
