@@ -201,9 +201,12 @@ class ConversionContext:
     # --- ops ----------------------------------------------------------------------------------
 
     def _run_shape(self, op: Op) -> Shape:
-        # small ops run on real zeros (cheaper than loading torch's meta kernels); large ones on
-        # the meta device, whose tensors carry shapes only
-        if sum(math.prod(self.shapes[t]) for t in op.inputs) > SMALL_ELEMENTS:
+        # small ops run on real zeros (cheaper than loading torch's meta kernels); large ones,
+        # and padding ones (whose output may be far larger than their inputs), on the meta
+        # device, whose tensors carry shapes only
+        pads = getattr(op, "pads", None)
+        small = sum(math.prod(self.shapes[t]) for t in op.inputs) <= SMALL_ELEMENTS
+        if not small or (pads is not None and any(pads)):
             try:
                 with torch.no_grad():
                     y = op.forward(*(torch.empty(self.shapes[t], device="meta") for t in op.inputs))

@@ -323,7 +323,11 @@ def load_onnx(
     if head.logits in ctx.constants or head.logits not in ctx.shapes:
         raise ModelLoadError(f"{name}: the logits {head.logits!r} do not depend on the input")
     labels = head.class_labels
-    net = Network(ctx.ops, input_value.name, head.logits, shape, name=name, class_labels=labels)
+    shapes = {t: s[1:] for t, s in ctx.shapes.items()}
+    net = Network(
+        ctx.ops, input_value.name, head.logits, shape, name=name, class_labels=labels,
+        shapes=shapes,
+    )
     check_parameters(net, name)
     if labels is not None and len(labels) != net.num_classes:
         net.class_labels = None

@@ -25,6 +25,9 @@ class Network:
         Shape of one sample (no batch axis).
     name
         A label for messages (usually the model file).
+    shapes
+        Sample shape of every tensor, when the caller already knows them (an importer that
+        tracked them); otherwise they are inferred by running the ops once.
     """
 
     def __init__(
@@ -35,6 +38,7 @@ class Network:
         input_shape: Shape,
         name: str = "network",
         class_labels: Sequence[str] | None = None,
+        shapes: dict[str, Shape] | None = None,
     ) -> None:
         self.input_name = input_name
         self.output_name = output_name
@@ -42,7 +46,11 @@ class Network:
         self.name = name
         self.class_labels = list(class_labels) if class_labels is not None else None
         self.ops = _topological_order(list(ops), input_name, output_name, name)
-        self.shapes = self._infer_shapes()
+        tensors = [input_name, *(op.output for op in self.ops)]
+        if shapes is not None and all(t in shapes for t in tensors):
+            self.shapes = {t: tuple(int(d) for d in shapes[t]) for t in tensors}
+        else:
+            self.shapes = self._infer_shapes()
         self.num_classes = int(np.prod(self.shapes[output_name]))
 
     def _infer_shapes(self) -> dict[str, Shape]:
