@@ -154,6 +154,18 @@ class ConversionContext:
         """Like :meth:`constant`, or ``None`` when the optional input is absent."""
         return self.constant(node, index, what) if node.input(index) else None
 
+    def integer_constant(self, node: OnnxNode, index: int, what: str) -> list[int] | None:
+        """A constant index input (a shape, pads, axes…) as Python ints; ``None`` when the
+        optional input is absent. ONNX types these inputs as integers: anything else is
+        refused."""
+        value = self.optional_constant(node, index, what)
+        if value is None:
+            return None
+        value = np.asarray(value)
+        if value.dtype.kind not in "iu":
+            raise self.invalid(node, f"{what} must be an integer tensor, not {value.dtype}")
+        return [int(v) for v in value.reshape(-1)]
+
     def computed(self, node: OnnxNode, index: int = 0) -> str:
         """Name of input ``index``, which must be a tensor computed from the model input."""
         name = node.input(index)

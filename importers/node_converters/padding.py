@@ -68,7 +68,9 @@ def convert_pad_attributes(node: OnnxNode, ctx: ConversionContext) -> None:
 @register("Pad", since=11)
 def convert_pad_inputs(node: OnnxNode, ctx: ConversionContext) -> None:
     """Opsets ≥ 11: ``pads``, ``constant_value`` and (18+) ``axes`` are constant inputs."""
-    pads = [int(p) for p in np.asarray(ctx.constant(node, 1, "pads")).reshape(-1)]
+    pads = ctx.integer_constant(node, 1, "pads")
+    if pads is None:
+        raise ctx.invalid(node, "input 1 (pads) is missing")
     value = ctx.optional_constant(node, 2, "the padding value")
     axes = ctx.optional_constant(node, 3, "axes")
     _pad(

@@ -34,6 +34,9 @@ def _window(
     strides, dilations = window_attrs(ctx, node, kernel)
     pads = resolve_pads(ctx, node, full[2:], kernel, strides, dilations)
     check_window_fits(ctx, node, full[2:], kernel, strides, pads, dilations)
+    if any(p >= k for p, k in zip(pads, kernel + kernel)):
+        # as onnxruntime: a window could then hold padding only (an average over nothing)
+        raise ctx.invalid(node, f"pads {list(pads)} must be smaller than kernel {list(kernel)}")
     return x, kernel, strides, pads, dilations, merged
 
 

@@ -88,7 +88,9 @@ def _resolve_target(
 def convert_reshape(node: OnnxNode, ctx: ConversionContext) -> None:
     """The target's first entry is the batch: resolved with batch 1, it must give 1."""
     x = ctx.computed(node, 0)
-    target = [int(d) for d in np.asarray(ctx.constant(node, 1, "the target shape")).reshape(-1)]
+    target = ctx.integer_constant(node, 1, "the target shape")
+    if target is None:
+        raise ctx.invalid(node, "input 1 (the target shape) is missing")
     full = ctx.full_shape(x)
     resolved = _resolve_target(ctx, node, full, target, bool(node.attr("allowzero", 0)))
     if not resolved or resolved[0] != 1:

@@ -109,10 +109,10 @@ def convert_slice_attributes(node: OnnxNode, ctx: ConversionContext) -> None:
 @register("Slice", since=10)
 def convert_slice_inputs(node: OnnxNode, ctx: ConversionContext) -> None:
     """Opsets ≥ 10: ``starts``, ``ends``, ``axes`` and ``steps`` are constant inputs."""
-    starts = _ints(ctx.constant(node, 1, "starts")) or []
-    ends = _ints(ctx.constant(node, 2, "ends")) or []
-    axes = _ints(ctx.optional_constant(node, 3, "axes")) or list(range(len(starts)))
-    steps = _ints(ctx.optional_constant(node, 4, "steps")) or [1] * len(starts)
+    starts = ctx.integer_constant(node, 1, "starts") or []
+    ends = ctx.integer_constant(node, 2, "ends") or []
+    axes = ctx.integer_constant(node, 3, "axes") or list(range(len(starts)))
+    steps = ctx.integer_constant(node, 4, "steps") or [1] * len(starts)
     if not len(starts) == len(ends) == len(axes) == len(steps):
         raise ctx.invalid(node, "starts, ends, axes and steps differ in length")
     _emit_slice(ctx, node, node.outputs[0], node.name, axes, starts, ends, steps)
@@ -147,4 +147,4 @@ def convert_split_attribute(node: OnnxNode, ctx: ConversionContext) -> None:
 @register("Split", since=13)
 def convert_split_input(node: OnnxNode, ctx: ConversionContext) -> None:
     """Opsets ≥ 13: ``split`` sizes are an optional constant input (18+: or ``num_outputs``)."""
-    _split(node, ctx, _ints(ctx.optional_constant(node, 1, "split")))
+    _split(node, ctx, ctx.integer_constant(node, 1, "split"))

@@ -1,0 +1,1 @@
+"""A deterministic fuzzer over model bytes, graph mutations, inputs and options (see harness)."""
