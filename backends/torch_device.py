@@ -17,7 +17,7 @@ import torch
 from provgraph.errors import ProvgraphError
 from provgraph.model.network import Network
 from provgraph.model.ops import Op
-from provgraph.model.trace import Trace, as_batch
+from provgraph.model.trace import Trace, as_batch, checked_activation
 
 _WEIGHT_FIELDS = ("weight", "bias", "scale", "shift")
 _TENSORS: weakref.WeakKeyDictionary[Op, dict[tuple, torch.Tensor]] = weakref.WeakKeyDictionary()
@@ -106,7 +106,9 @@ def device_trace(
     values = {network.input_name: torch.as_tensor(batch).to(device, dtype)}
     with torch.no_grad():
         for op in device_ops(network, device, dtype):
-            values[op.output] = op.forward(*(values[t] for t in op.inputs))
+            values[op.output] = checked_activation(
+                network, op, op.forward(*(values[t] for t in op.inputs))
+            )
     return Trace(network, values)
 
 

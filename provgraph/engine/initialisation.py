@@ -88,9 +88,21 @@ def initial_relevance(
             else:
                 out[t, col], out[other, col] = 1.0, -1.0
         return out
-    vec = semiring.asarray(init).reshape(-1)
+    try:
+        vec = semiring.asarray(init).reshape(-1)
+    except (TypeError, ValueError):
+        raise ProvgraphError(
+            f"the initial relevance must hold values of the {semiring.name} semiring "
+            f"(e.g. numbers), not {np.asarray(init).dtype} values"
+        ) from None
     if len(vec) != n:
         raise ProvgraphError(f"initial relevance has {len(vec)} entries, the model has {n} classes")
+    outside = ~np.isfinite(vec) & (vec != semiring.zero) if vec.dtype.kind == "f" else None
+    if outside is not None and outside.any():  # ±∞ only as K's zero (tropical's +∞)
+        bad = int(np.flatnonzero(outside)[0])
+        raise ProvgraphError(
+            f"the initial relevance of class {bad} is {vec[bad]}; it must be a finite number"
+        )
     return vec[:, None]
 
 

@@ -10,6 +10,7 @@ import torch
 
 from provgraph.errors import InputError
 from provgraph.model.network import Network
+from provgraph.model.ops import Op
 
 
 @dataclass
@@ -66,7 +67,15 @@ def split_batch(
     batched : whether ``x`` carried a batch axis
     """
     if isinstance(x, torch.Tensor):
+        if x.is_meta:
+            raise InputError("the input is a meta tensor: it has a shape but no values")
+        if x.layout != torch.strided:
+            x = x.to_dense()
         x = x.detach().cpu().numpy()
+    if isinstance(x, (str, bytes)):
+        raise InputError(f"the input is text ({type(x).__name__}), not an array of numbers")
+    if isinstance(x, np.ndarray) and x.dtype.kind == "c" or np.iscomplexobj(x):
+        raise InputError("the input is complex; provgraph explains real-valued inputs")
     if isinstance(x, np.ndarray) and x.dtype == np.uint8:
         warnings.warn(
             "the input is uint8: read as an 8-bit image and scaled to [0, 1] (divided by 255); "
@@ -111,5 +120,20 @@ def forward_trace(
     values = {network.input_name: torch.as_tensor(batch, dtype=dtype, device=device)}
     with torch.no_grad():
         for op in network.ops:
-            values[op.output] = op.forward(*(values[t] for t in op.inputs))
+            values[op.output] = checked_activation(
+                network, op, op.forward(*(values[t] for t in op.inputs))
+            )
     return Trace(network, values)
+
+
+def checked_activation(network: Network, op: Op, value: torch.Tensor) -> torch.Tensor:
+    """``value``, the output of ``op``; an :class:`InputError` naming the op and the sample
+    when it holds NaN or ±∞ (an overflow), which no explanation could be computed from."""
+    finite = torch.isfinite(value).reshape(len(value), -1).all(dim=1)
+    if not bool(finite.all()):
+        sample = int(torch.nonzero(~finite)[0])
+        raise InputError(
+            f"{network.name}: the output of {op.describe()} is not finite for sample {sample} "
+            f"(an overflow in {str(value.dtype)[6:]}?); no explanation can start from it"
+        )
+    return value

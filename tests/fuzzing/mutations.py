@@ -280,7 +280,8 @@ def make_case(seeds: tuple[Seed, ...], index: int, base_seed: int, folder: Path)
     rng = np.random.default_rng([base_seed, index])
     family = list(FAMILIES)[index % len(FAMILIES)]
     seed = seeds[(index // len(FAMILIES)) % len(seeds)]
-    case = FAMILIES[family](seed, rng, folder)
+    with np.errstate(over="ignore", invalid="ignore"):  # mutations overflow on purpose
+        case = FAMILIES[family](seed, rng, folder)
     case.description = f"#{index} {seed.name}: {case.description}"
     return case
 
