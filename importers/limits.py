@@ -49,8 +49,8 @@ def check_tensor_size(shape: Sequence[int], tensor: str, name: str, budget: int)
     if elements * 4 > budget:
         raise ModelLoadError(
             f"{name}: tensor {tensor!r} of shape {list(shape)} would take {_bytes(elements * 4)} "
-            f"for one sample, over the memory budget of {_bytes(budget)} (set max_memory / "
-            "PROVGRAPH_MAX_MEMORY to allow more)"
+            f"for one sample, over the memory budget of {_bytes(budget)} (raise it with "
+            "--max-memory, max_memory= or PROVGRAPH_MAX_MEMORY)"
         )
 
 

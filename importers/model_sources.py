@@ -40,6 +40,7 @@ def load_model(
     output: str | None = None,
     input_shape: Sequence[int] | None = None,
     example_input: Any = None,
+    max_memory: int | str | None = None,
 ) -> Network:
     """A :class:`~provgraph.model.network.Network` from any supported model source.
 
@@ -55,6 +56,9 @@ def load_model(
         One sample's shape, for ONNX inputs with dynamic dimensions besides the batch axis.
     example_input
         For a module: a batch it accepts (leading batch axis), as a tensor or array.
+    max_memory
+        Bytes (or ``"4G"``) one sample's tensors may take (see
+        :func:`~provgraph.importers.onnx_loader.load_onnx`).
 
     Returns
     -------
@@ -73,7 +77,7 @@ def load_model(
         return load_module(model, example_input, output)
     if isinstance(model, (str, Path, bytes, bytearray, memoryview, onnx.ModelProto)):
         source = bytes(model) if isinstance(model, (bytearray, memoryview)) else model
-        return load_onnx(source, output=output, input_shape=input_shape)
+        return load_onnx(source, output=output, input_shape=input_shape, max_memory=max_memory)
     raise ModelLoadError(
         f"cannot load a model from a {type(model).__name__}; give an ONNX path, ONNX bytes, an "
         "onnx.ModelProto, a torch.nn.Module with example_input=, or a Network"

@@ -34,6 +34,7 @@ def load(
     output: str | None = None,
     input_shape: tuple[int, ...] | None = None,
     example_input: Any = None,
+    max_memory: int | str | None = None,
 ) -> Network:
     """A :class:`Network` from any model source (see
     :func:`~provgraph.importers.model_sources.load_model`).
@@ -49,6 +50,9 @@ def load(
         One sample's shape when the model's input has dynamic axes besides the batch.
     example_input
         For a torch module: a batch it accepts, to export it and check the export.
+    max_memory
+        Bytes (or ``"4G"``) one sample's tensors may take; larger models are refused before
+        anything is allocated (default: half the machine's memory).
 
     Returns
     -------
@@ -59,7 +63,7 @@ def load(
         return model
     from provgraph.importers.model_sources import load_model
 
-    return load_model(model, output, input_shape, example_input)
+    return load_model(model, output, input_shape, example_input, max_memory)
 
 
 def annotate(model: ModelSpec, x: np.ndarray | torch.Tensor) -> AnnotatedGraph:

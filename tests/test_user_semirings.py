@@ -145,9 +145,9 @@ def test_readme_arctic_example_is_nan_free_and_the_log_of_viterbi(backend: str) 
         assert not np.isnan(value).any(), name
         assert (value <= 1e-12).all(), name  # log of strengths in [0, 1]
         np.testing.assert_allclose(np.exp(value), viterbi.tensors[name], rtol=1e-12, atol=0)
-    # the old example (NegLog, whose r ≤ 0 mapped to +∞) now maps absent edges to K's zero
-    old = g.aggregate(Arctic(), rule="lrp0", theta=pg.NegLog(), backend=backend)
-    assert not any(np.isnan(v).any() for v in old.tensors.values())
+    # the old example (−log into max-plus: −∞ + ∞ for absent edges) is refused as configured
+    with pytest.raises(pg.ProvgraphError, match="needs a semiring whose zero is \\+∞"):
+        g.aggregate(Arctic(), rule="lrp0", theta=pg.NegLog(), backend=backend)
 
 
 @pytest.mark.parametrize("name", list(USER))

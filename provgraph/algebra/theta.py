@@ -11,6 +11,7 @@ only ``__call__``, its tensor form then goes through numpy.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -86,8 +87,8 @@ class Threshold(Theta):
     name = "threshold"
 
     def __init__(self, theta: float = 1e-9, per_layer: Mapping[str | int, float] | None = None):
-        self.theta = float(theta)
-        self.per_layer = dict(per_layer or {})
+        self.theta = _finite_threshold(theta)
+        self.per_layer = {k: _finite_threshold(v) for k, v in dict(per_layer or {}).items()}
 
     def threshold_for(self, layer: Layer) -> float:
         for key, value in self.per_layer.items():
@@ -103,6 +104,16 @@ class Threshold(Theta):
 
     def on_tensor(self, r: Any, carrier: Any, layer: Layer) -> Any:
         return carrier.from_mask(r >= self.threshold_for(layer))
+
+
+def _finite_threshold(value: float) -> float:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ProvgraphError(f"a threshold Θ must be a number, not {value!r}") from None
+    if not math.isfinite(value):
+        raise ProvgraphError(f"a threshold Θ must be a finite number, not {value}")
+    return value
 
 
 class ConstantOne(Theta):
@@ -123,6 +134,15 @@ class _LogTheta(Theta):
     sign = 1.0
 
     def __call__(self, r: np.ndarray, semiring: Semiring, layer: Layer) -> np.ndarray:
+        # log x → sign·(−∞) as x → 0: that limit must be K's zero, or paths of vanishing weight
+        # would be worth more than no path at all (and ∞ × 0 would appear in ⊗)
+        limit = -self.sign * math.inf
+        if semiring.zero != limit:
+            raise ProvgraphError(
+                f"Θ = {'−' if self.sign < 0 else ''}log needs a semiring whose zero is "
+                f"{'+' if limit > 0 else '−'}∞ (like {'tropical' if limit > 0 else 'max-plus'}); "
+                f"{semiring.name} has zero {semiring.zero!r}: use the identity or a threshold"
+            )
         out = np.full(r.shape, semiring.zero, dtype=np.float64)
         pos = r > 0
         out[pos] = self.sign * np.log(r[pos])

@@ -77,7 +77,10 @@ def unsupported_lines(groups: dict[str, list[str]]) -> list[str]:
 
 
 def inspect_report(
-    model: str | Path, output: str | None = None, input_shape: tuple[int, ...] | None = None
+    model: str | Path,
+    output: str | None = None,
+    input_shape: tuple[int, ...] | None = None,
+    max_memory: int | str | None = None,
 ) -> tuple[str, str | None]:
     """``(report text, problem)`` for an ONNX model; ``problem`` is ``None`` when it imports."""
     from provgraph.importers import inspect_onnx, load_onnx
@@ -95,7 +98,7 @@ def inspect_report(
         )
         return "\n".join(lines), f"{path}: unsupported ops: {listed}"
     try:
-        net = load_onnx(path, output=output, input_shape=input_shape)
+        net = load_onnx(path, output=output, input_shape=input_shape, max_memory=max_memory)
     except UnsupportedOpError as exc:
         refused: dict[str, list[str]] = {}
         for op_type, node in exc.ops:

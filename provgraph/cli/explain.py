@@ -14,7 +14,8 @@ from provgraph.cli.options import backend_of, count_at_least, init_of, rule_of, 
 log = logging.getLogger(__name__)
 
 OPTIONS = (
-    "target", "semiring", "rule", "theta", "init", "backend", "input_shape", "output_name",
+    "target", "semiring", "rule", "theta", "init", "backend", "input_shape", "max_memory",
+    "output_name",
 )
 
 
@@ -51,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
     from provgraph.io.inputs import read_input
     from provgraph.model.trace import as_batch
 
-    net = load(args.model, output=args.output_name, input_shape=args.input_shape)
+    net = load(args.model, output=args.output_name, input_shape=args.input_shape,
+        max_memory=args.max_memory)
     x = as_batch(net, read_input(args.input, net))
     options: dict[str, Any] = {
         "semiring": args.semiring,

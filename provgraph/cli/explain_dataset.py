@@ -52,7 +52,8 @@ def run_dataset(args: argparse.Namespace) -> int:
 
     if args.batch < 1:
         raise InputError(f"--batch must be at least 1, got {args.batch}")
-    net = load(args.model, output=args.output_name, input_shape=args.input_shape)
+    net = load(args.model, output=args.output_name, input_shape=args.input_shape,
+        max_memory=args.max_memory)
     names, x = read_stack(args.input, net)
     batch = explain_batched(
         net,

@@ -46,7 +46,8 @@ def run_inspect(args: argparse.Namespace) -> int:
     from provgraph.apps.inspection import inspect_report
 
     text, problem = inspect_report(
-        args.model, output=args.output_name, input_shape=args.input_shape
+        args.model, output=args.output_name, input_shape=args.input_shape,
+        max_memory=args.max_memory
     )
     print(text)
     if problem is not None:
@@ -81,7 +82,7 @@ COMMANDS: dict[str, Command] = {
         "ops, shapes, sizes and fidelity of a model",
         run_inspect,
         _inspect_arguments,
-        ("input_shape", "output_name"),
+        ("input_shape", "max_memory", "output_name"),
     ),
     "demo": Command(
         "explain the bundled MNIST classifier in four semirings",

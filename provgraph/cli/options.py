@@ -119,6 +119,16 @@ def _input_shape(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _max_memory(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--max-memory",
+        default=None,
+        metavar="SIZE",
+        help="most memory one sample's tensors may take, e.g. 4G (default: half the machine's "
+        "memory); larger models are refused before anything is allocated",
+    )
+
+
 def _output_name(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output-name", default=None, help="logits tensor (default: found)")
 
@@ -131,6 +141,7 @@ SHARED_OPTIONS: dict[str, AddOption] = {
     "init": _init,
     "backend": _backend,
     "input_shape": _input_shape,
+    "max_memory": _max_memory,
     "output_name": _output_name,
 }
 

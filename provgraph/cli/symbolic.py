@@ -22,8 +22,8 @@ from provgraph.errors import InputError, ProvgraphError
 DEFAULT_SEMIRINGS = "real,boolean,counting,viterbi,tropical,fuzzy"
 
 
-POLYNOMIAL_OPTIONS = ("target", "rule", "input_shape", "output_name")
-SPECIALIZE_OPTIONS = ("target", "rule", "theta", "input_shape", "output_name")
+POLYNOMIAL_OPTIONS = ("target", "rule", "input_shape", "max_memory", "output_name")
+SPECIALIZE_OPTIONS = ("target", "rule", "theta", "input_shape", "max_memory", "output_name")
 
 
 def add_polynomial_arguments(p: argparse.ArgumentParser) -> None:
@@ -73,7 +73,8 @@ def _graph(args: argparse.Namespace) -> Any:
     from provgraph.io.inputs import read_input
     from provgraph.model.trace import as_batch
 
-    net = load(args.model, output=args.output_name, input_shape=args.input_shape)
+    net = load(args.model, output=args.output_name, input_shape=args.input_shape,
+        max_memory=args.max_memory)
     x = as_batch(net, read_input(args.input, net))
     if not 0 <= args.sample < len(x):
         raise InputError(f"--sample {args.sample} is out of range: the input has "

@@ -27,7 +27,11 @@ class Contrastive:
 InitSpec = str | Contrastive | Sequence[float] | np.ndarray
 
 
-def check_target(target: int, num_classes: int) -> int:
+def check_target(target: Any, num_classes: int) -> int:
+    """``target`` as a class index in range; a 0-d integer array or tensor (what
+    ``argmax(...)`` returns) counts as its value."""
+    if getattr(target, "ndim", None) == 0 and hasattr(target, "item"):
+        target = target.item()
     if isinstance(target, (bool, np.bool_)) or not isinstance(target, (int, np.integer)):
         raise TargetError(f"class index must be an integer, got {target!r}")
     if not 0 <= int(target) < num_classes:
@@ -48,7 +52,7 @@ def resolve_targets(
     """
     if target is None:
         return [predicted]
-    if isinstance(target, (list, tuple, np.ndarray)):
+    if isinstance(target, (list, tuple)) or getattr(target, "ndim", 0) >= 1:
         return [check_target(t, num_classes) for t in target]
     return [check_target(target, num_classes)]
 
