@@ -92,6 +92,7 @@ def _validate(proto: onnx.ModelProto, name: str) -> onnx.ModelProto:
             f"{name}: opset {opset} is newer than the newest this onnx {onnx.__version__} knows "
             f"({newest})"
         )
+    _check_names(proto, name)
     if proto.ByteSize() < onnx.checker.MAXIMUM_PROTOBUF:
         _check(proto, name)
     if opset < MIN_OPSET:
@@ -103,6 +104,19 @@ def _validate(proto: onnx.ModelProto, name: str) -> onnx.ModelProto:
                 f"{name}: opset {opset} is older than {MIN_OPSET} and cannot be upgraded: {first}"
             ) from None
     return proto
+
+
+def _check_names(proto: onnx.ModelProto, name: str) -> None:
+    """Refuse names that are not valid UTF-8 (protobuf hands them over as bytes)."""
+    g = proto.graph
+    names = [g.name, *(n.name for n in g.node), *(t for n in g.node for t in n.input),
+             *(t for n in g.node for t in n.output), *(t.name for t in g.initializer),
+             *(v.name for v in (*g.input, *g.output, *g.value_info))]
+    bad = next((n for n in names if isinstance(n, bytes)), None)
+    if bad is not None:
+        raise ModelLoadError(
+            f"{name}: invalid ONNX model: the name {bad!r} is not valid UTF-8 (a corrupt file?)"
+        )
 
 
 def _check(proto: onnx.ModelProto, name: str) -> None:
@@ -164,7 +178,10 @@ def model_input(graph: onnx.GraphProto, name: str) -> onnx.ValueInfoProto:
     value = inputs[0]
     t = value.type.tensor_type if value.type.HasField("tensor_type") else None
     if t is None or t.elem_type not in FLOAT_TYPES:
-        kind = onnx.helper.printable_type(value.type) if value.type.ByteSize() else "untyped"
+        try:
+            kind = onnx.helper.printable_type(value.type) if value.type.ByteSize() else "untyped"
+        except ValueError:  # an element type ONNX does not define
+            kind = f"of unknown element type {t.elem_type if t is not None else '?'}"
         raise ModelLoadError(
             f"{name}: input {value.name!r} is {kind}; provgraph needs a float tensor"
         )

@@ -109,3 +109,7 @@ def test_cli_max_memory(tmp_path, capsys) -> None:
     assert main(["explain", str(MODEL), str(path), "--max-memory", "lots"]) == 2
     assert "not a number of bytes" in capsys.readouterr().err
     assert main(["explain", str(MODEL), str(path), "--max-memory", "64M"]) == 0
+
+
+def test_counting_initial_vector_of_text() -> None:
+    refused("values of the counting semiring", DIGITS[0], semiring="counting", init=["a"] * 10)

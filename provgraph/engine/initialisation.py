@@ -94,7 +94,8 @@ def initial_relevance(
         return out
     try:
         vec = semiring.asarray(init).reshape(-1)
-    except (TypeError, ValueError):
+        semiring.add(vec, semiring.mul(vec, vec))  # values ⊕ and ⊗ can take
+    except (TypeError, ValueError, ProvgraphError):
         raise ProvgraphError(
             f"the initial relevance must hold values of the {semiring.name} semiring "
             f"(e.g. numbers), not {np.asarray(init).dtype} values"

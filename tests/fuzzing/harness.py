@@ -70,7 +70,7 @@ def _peak_rss_mib() -> float:
 def _nonfinite(rel: Any) -> str | None:
     """Where ``rel`` holds NaN, or ±∞ other than the semiring's zero."""
     zero = rel.semiring.zero
-    arrays = [*rel.tensors.items(), *(("bias " + k, v) for k, v in rel.biases.items())]
+    arrays = [*rel.tensors.items(), *((f"bias {k!r}", v) for k, v in rel.biases.items())]
     for name, value in arrays:
         a = np.asarray(value)
         if a.dtype.kind not in "fc":
