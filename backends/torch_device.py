@@ -17,7 +17,7 @@ import torch
 from provgraph.errors import ProvgraphError
 from provgraph.model.network import Network
 from provgraph.model.ops import Op
-from provgraph.model.trace import Trace, as_batch, checked_activation
+from provgraph.model.trace import Trace, as_batch, check_activations
 
 _WEIGHT_FIELDS = ("weight", "bias", "scale", "shift")
 _TENSORS: weakref.WeakKeyDictionary[Op, dict[tuple, torch.Tensor]] = weakref.WeakKeyDictionary()
@@ -105,10 +105,10 @@ def device_trace(
     batch = as_batch(network, x)
     values = {network.input_name: torch.as_tensor(batch).to(device, dtype)}
     with torch.no_grad():
-        for op in device_ops(network, device, dtype):
-            values[op.output] = checked_activation(
-                network, op, op.forward(*(values[t] for t in op.inputs))
-            )
+        ops = device_ops(network, device, dtype)
+        for op in ops:
+            values[op.output] = op.forward(*(values[t] for t in op.inputs))
+        check_activations(network, ops, values)
     return Trace(network, values)
 
 

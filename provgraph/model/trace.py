@@ -120,20 +120,30 @@ def forward_trace(
     values = {network.input_name: torch.as_tensor(batch, dtype=dtype, device=device)}
     with torch.no_grad():
         for op in network.ops:
-            values[op.output] = checked_activation(
-                network, op, op.forward(*(values[t] for t in op.inputs))
-            )
+            values[op.output] = op.forward(*(values[t] for t in op.inputs))
+        check_activations(network, network.ops, values)
     return Trace(network, values)
 
 
-def checked_activation(network: Network, op: Op, value: torch.Tensor) -> torch.Tensor:
-    """``value``, the output of ``op``; an :class:`InputError` naming the op and the sample
-    when it holds NaN or ±∞ (an overflow), which no explanation could be computed from."""
-    finite = torch.isfinite(value).reshape(len(value), -1).all(dim=1)
-    if not bool(finite.all()):
-        sample = int(torch.nonzero(~finite)[0])
-        raise InputError(
-            f"{network.name}: the output of {op.describe()} is not finite for sample {sample} "
-            f"(an overflow in {str(value.dtype)[6:]}?); no explanation can start from it"
-        )
-    return value
+def check_activations(network: Network, ops: list[Op], values: dict[str, torch.Tensor]) -> None:
+    """Refuse a trace in which some op's output holds NaN or ±∞ (an overflow), naming the first
+    such op and the sample: no explanation can be computed from it.
+
+    One sum per tensor and a single device synchronisation; the exact search runs only when a
+    sum is not finite (a sum can also overflow while every value is finite: that passes).
+    """
+    if not ops:
+        return
+    sums = torch.stack([values[op.output].sum().to(torch.float64) for op in ops])
+    if bool(torch.isfinite(sums).all()):
+        return
+    for op in ops:
+        value = values[op.output]
+        finite = torch.isfinite(value).reshape(len(value), -1).all(dim=1)
+        if not bool(finite.all()):
+            sample = int(torch.nonzero(~finite)[0])
+            raise InputError(
+                f"{network.name}: the output of {op.describe()} is not finite for sample "
+                f"{sample} (an overflow in {str(value.dtype)[6:]}?); no explanation can start "
+                "from it"
+            )
