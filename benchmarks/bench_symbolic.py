@@ -20,10 +20,10 @@ from typing import Any
 from provgraph.api import load
 from provgraph.apps.demo import bundled_model_path, bundled_samples
 from provgraph.backends import BACKENDS
-from provgraph.backends import sympy_backend as sb
 from provgraph.engine.annotation import AnnotatedGraph
 from provgraph.model.trace import forward_trace
 from provgraph.symbolic import Circuit, edge_valuation, expand, specialize
+from provgraph.symbolic import sympy_forms as sb
 
 SEMIRINGS = ["real", "boolean", "counting", "viterbi", "tropical"]
 

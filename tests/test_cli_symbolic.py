@@ -174,8 +174,8 @@ def test_printed_polynomials_parse_back_to_the_sympy_route(mlp_circuit, form) ->
 
 
 def test_natural_polynomial_latex_has_the_terms_sympy_prints(mlp_circuit) -> None:
-    from provgraph.backends.sympy_backend import to_latex
     from provgraph.symbolic import expand
+    from provgraph.symbolic.sympy_forms import to_latex
 
     [p] = expand(mlp_circuit, neurons=[5])
     ours = set(p.latex().split(" + "))

@@ -21,7 +21,6 @@ from provgraph.algebra.rules import LRPZero
 from provgraph.algebra.semirings import BUILTIN_SEMIRINGS, Semiring, get_semiring
 from provgraph.algebra.theta import Theta, get_theta
 from provgraph.backends import BACKENDS
-from provgraph.backends import sympy_backend as sb
 from provgraph.engine.annotation import AnnotatedGraph
 from provgraph.engine.initialisation import Contrastive
 from provgraph.errors import BudgetError, ProvgraphError
@@ -35,6 +34,7 @@ from provgraph.symbolic import (
     specialize_many,
     what_if_pruned,
 )
+from provgraph.symbolic import sympy_forms as sb
 
 
 class ArcticSemiring(Semiring):

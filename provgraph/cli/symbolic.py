@@ -135,7 +135,7 @@ def run_polynomial(args: argparse.Namespace) -> int:
             lines.append(f"P_{{{p.neuron}}} = {body}" if args.latex else f"P[{p.neuron}] = {body}")
             ids.update(p.variable_ids)
     else:
-        from provgraph.backends import sympy_backend as sb
+        from provgraph.symbolic import sympy_forms as sb
 
         prog, equations = sb.circuit_equations(circuit, tensor, neurons, form=form,
                                                digits=args.digits, rule=rule_of(args))

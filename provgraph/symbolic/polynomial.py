@@ -72,7 +72,7 @@ class Polynomial:
 
     def to_sympy(self, digits: int | None = None) -> Any:
         """A sympy expression (coefficients rounded to ``digits`` significant digits if given)."""
-        from provgraph.backends.sympy_backend import polynomial_to_sympy
+        from provgraph.symbolic.sympy_forms import polynomial_to_sympy
 
         return polynomial_to_sympy(self, digits=digits)
 

@@ -1,4 +1,4 @@
-"""The sympy backend: provenance circuits and polynomials as sympy objects, str and LaTeX.
+"""Provenance circuits and polynomials as sympy objects, and their text and LaTeX.
 
 The circuit of :mod:`provgraph.symbolic.circuit` becomes a *shared* sympy DAG: each gate is
 built once (``evaluate=False``, no expansion) and referenced by every gate that uses it, so the
