@@ -26,6 +26,7 @@ test: $(STAMP)
 
 # API reference from the numpydoc docstrings; any Sphinx warning fails the build
 docs: $(STAMP)
+	rm -rf docs/_autosummary
 	$(BIN)/python docs/make_api_index.py
 	$(BIN)/python -m sphinx -b html -W --keep-going -q docs docs/_build/html
 

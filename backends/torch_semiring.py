@@ -5,16 +5,13 @@ runs for every semiring and on every device. A semiring names its carrier itself
 (:attr:`~provgraph.algebra.semirings.Semiring.torch_carrier`;
 :func:`~provgraph.backends.torch_carriers.torch_semiring` builds it). The carriers:
 
-========================  =========  =====================================================
-semiring                  storage    ⊕-contraction ``⊕_k m_jk ⊗ r_k``
-========================  =========  =====================================================
-real, counting (float64)  float      batched matmul (:class:`SumSemiring`)
-boolean                   bool       float32 batched matmul, then ``> 0`` (exact)
-counting (int64)          int64      float64 matmul on 21-bit limbs, exact; overflow raises
-viterbi, fuzzy, tropical, float      ⊕-reduction over the broadcast ⊗-product
-counting (log), and                  (:class:`~provgraph.backends.torch_generic.GenericCarrier`,
-user-defined semirings               built from the semiring's own ⊕ and ⊗)
-========================  =========  =====================================================
+- real, counting (float64): float storage, batched matmul (:class:`SumSemiring`);
+- boolean: bool storage, float32 batched matmul, then ``> 0`` (exact);
+- counting (int64): int64 storage, float64 matmul on 21-bit limbs, exact; overflow raises;
+- viterbi, fuzzy, tropical, counting (log) and user-defined semirings: float storage, an
+  ⊕-reduction over the broadcast ⊗-product
+  (:class:`~provgraph.backends.torch_generic.GenericCarrier`, built from the semiring's own ⊕
+  and ⊗).
 
 Integer sums are exact: a float64 matmul of integers is exact while every partial sum stays below
 2⁵³, which the limb split guarantees; limbs are recombined in int64 with overflow checks.

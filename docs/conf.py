@@ -31,10 +31,15 @@ html_title = f"provgraph {release}"
 
 
 def _skip_ufunc_attributes(app, what, name, obj, skip, options):  # noqa: ANN001, ANN202
-    """numpy ufuncs stored as class attributes have no signature autodoc can format."""
+    """numpy ufuncs stored as class attributes, and type aliases, have no signature autodoc
+    can format."""
+    import types
+    import typing
+
     import numpy as np
 
-    return True if isinstance(obj, np.ufunc) else None
+    alias = isinstance(obj, (types.GenericAlias, types.UnionType, typing._GenericAlias))
+    return True if isinstance(obj, np.ufunc) or alias else None
 
 
 def setup(app):  # noqa: ANN001, ANN201

@@ -418,3 +418,22 @@ def vgg16(width: int = 1, classes: int = 1000, side: int = 224) -> Features:
     model = Features(nn.Sequential(*layers), classifier).eval()
     model.input_shape = (3, side, side)
     return model
+
+
+def dynamic_image_model() -> onnx.ModelProto:
+    """Conv(1→4, 3×3, pad 1) → ReLU → GlobalAveragePool → Flatten → Gemm(4→3) over a
+    (N, 1, H, W) input of any size."""
+    rng = np.random.default_rng(1)
+    w = {
+        "k": rng.normal(size=(4, 1, 3, 3)).astype(np.float32),
+        "W": rng.normal(size=(4, 3)).astype(np.float32),
+        "b": rng.normal(size=3).astype(np.float32),
+    }
+    nodes = [
+        helper.make_node("Conv", ["x", "k"], ["c"], pads=[1, 1, 1, 1], name="conv"),
+        helper.make_node("Relu", ["c"], ["r"], name="relu"),
+        helper.make_node("GlobalAveragePool", ["r"], ["g"], name="gap"),
+        helper.make_node("Flatten", ["g"], ["f"], name="flat"),
+        helper.make_node("Gemm", ["f", "W", "b"], ["y"], name="fc"),
+    ]
+    return onnx_model(nodes, [("x", ["N", 1, "H", "W"])], ["y"], w, opset=13)

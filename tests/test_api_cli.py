@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from models import dynamic_image_model
 from PIL import Image
 
 import provgraph as pg
@@ -189,30 +190,11 @@ def test_cli_inspect_reports_sizes_and_fidelity(tmp_path: Path) -> None:
     assert "fidelity" in text.lower()
 
 
-def _dynamic_image_model():
-    """Conv → ReLU → GlobalAveragePool → Flatten → Gemm over a (N, 1, H, W) input of any size."""
-    from models import onnx_model
-    from onnx import helper
-
-    rng = np.random.default_rng(1)
-    w = {
-        "k": rng.normal(size=(4, 1, 3, 3)).astype(np.float32),
-        "W": rng.normal(size=(4, 3)).astype(np.float32),
-        "b": rng.normal(size=3).astype(np.float32),
-    }
-    nodes = [
-        helper.make_node("Conv", ["x", "k"], ["c"], pads=[1, 1, 1, 1], name="conv"),
-        helper.make_node("Relu", ["c"], ["r"], name="relu"),
-        helper.make_node("GlobalAveragePool", ["r"], ["g"], name="gap"),
-        helper.make_node("Flatten", ["g"], ["f"], name="flat"),
-        helper.make_node("Gemm", ["f", "W", "b"], ["y"], name="fc"),
-    ]
-    return onnx_model(nodes, [("x", ["N", 1, "H", "W"])], ["y"], w, opset=13)
 
 
 def test_cli_input_shape_for_dynamic_axes(tmp_path: Path) -> None:
     model = tmp_path / "dynamic.onnx"
-    model.write_bytes(_dynamic_image_model().SerializeToString())
+    model.write_bytes(dynamic_image_model().SerializeToString())
     np.save(tmp_path / "x.npy", np.random.default_rng(2).random((1, 6, 5)))
     refused = run_cli("explain", str(model), "x.npy", cwd=tmp_path)
     assert refused.returncode == 2 and "--input-shape" in refused.stderr

@@ -12,13 +12,19 @@ Then the registry: choice by capability, devices in names, clear errors.
 
 from __future__ import annotations
 
-import functools
 from typing import Any, ClassVar
 
 import numpy as np
 import pytest
 import torch
-from test_brute_force import CONFIGS, MODELS, PROVGRAPH_RULES, _close, case, default_theta
+from test_brute_force import (
+    CONFIGS,
+    MODELS,
+    PROVGRAPH_RULES,
+    assert_path_folds,
+    case,
+    default_theta,
+)
 from torch_checks import one_thread_per_worker  # noqa: F401 (autouse fixture)
 
 import provgraph.engine.driver as driver
@@ -97,17 +103,7 @@ def test_the_primitive_alone_equals_brute_force(
         k, rule=PROVGRAPH_RULES[rule], target=list(range(c.classes)), backend=engine
     )
     assert rel.info["backend"] == engine.name
-    for (source, cls), paths in c.paths.items():
-        terms = [functools.reduce(k.times, (ann[e] for e in p), k.one) for p in paths]
-        want = functools.reduce(k.plus, terms, k.zero)
-        if source[0] == "bias":
-            got = rel.biases[source[1]][cls]
-        else:
-            got = rel.tensors[source[0]][source[1], cls]
-        if isinstance(got, np.generic):
-            got = got.item()
-        scale = sum(abs(float(t)) for t in terms) if semiring == "real" else 0.0
-        assert _close(k, got, want, scale), (source, cls, got, want)
+    assert_path_folds(c, k, ann, rel)
 
 
 def test_row_blocks_cover_every_edge_once() -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from models import dynamic_image_model
 from PIL import Image
 
 from provgraph.apps.demo import bundled_model_path, bundled_samples
@@ -118,31 +119,12 @@ def test_commands_take_the_options_the_issue_lists() -> None:
     assert "theta" in COMMANDS["specialize"].options
 
 
-def _dynamic_image_model():
-    """Conv(1→4, 3×3, pad 1) → ReLU → GlobalAveragePool → Flatten → Gemm(4→3), any H×W."""
-    from models import onnx_model
-    from onnx import helper
-
-    rng = np.random.default_rng(1)
-    w = {
-        "k": rng.normal(size=(4, 1, 3, 3)).astype(np.float32),
-        "W": rng.normal(size=(4, 3)).astype(np.float32),
-        "b": rng.normal(size=3).astype(np.float32),
-    }
-    nodes = [
-        helper.make_node("Conv", ["x", "k"], ["c"], pads=[1, 1, 1, 1], name="conv"),
-        helper.make_node("Relu", ["c"], ["r"], name="relu"),
-        helper.make_node("GlobalAveragePool", ["r"], ["g"], name="gap"),
-        helper.make_node("Flatten", ["g"], ["f"], name="flat"),
-        helper.make_node("Gemm", ["f", "W", "b"], ["y"], name="fc"),
-    ]
-    return onnx_model(nodes, [("x", ["N", 1, "H", "W"])], ["y"], w, opset=13)
 
 
 @pytest.fixture
 def dynamic(tmp_path: Path) -> tuple[str, str]:
     model = tmp_path / "dynamic.onnx"
-    model.write_bytes(_dynamic_image_model().SerializeToString())
+    model.write_bytes(dynamic_image_model().SerializeToString())
     np.save(tmp_path / "x.npy", np.random.default_rng(2).random((1, 6, 5)))
     return str(model), str(tmp_path / "x.npy")
 
