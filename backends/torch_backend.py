@@ -39,7 +39,7 @@ from provgraph.backends.base import Backend, Capabilities, Edges, StepContext, S
 from provgraph.backends.torch_carriers import torch_semiring
 from provgraph.backends.torch_conv import Window, window_step
 from provgraph.backends.torch_device import device_values, op_tensor, resolve_device, resolve_dtype
-from provgraph.backends.torch_linear import Step, dense_step, elementwise_step
+from provgraph.backends.torch_linear import LinearStep, dense_step, elementwise_step
 from provgraph.backends.torch_routing import maxpool_step, route_step
 from provgraph.backends.torch_rules import rule_form
 from provgraph.backends.torch_semiring import TorchSemiring
@@ -216,12 +216,12 @@ class TorchBackend(Backend):
         form = rule_form(ctx.rule)
         gradient = type(ctx.semiring) is RealSemiring and type(ctx.theta) is IdentityTheta
         k_theta = None if gradient else TorchTheta(ctx.theta, ctx.semiring, c, ctx.layer)
-        kernel_step = Step(form, k_theta, c, self.budget)
+        kernel_step = LinearStep(form, k_theta, c, self.budget)
         sent, absorbed = kernel(self, op, kernel_step, values, ctx.r_out)
         return list(zip(op.inputs, sent)), absorbed
 
     def _dense(
-        self, op: Dense, step: Step, values: dict[str, torch.Tensor], r_out: torch.Tensor
+        self, op: Dense, step: LinearStep, values: dict[str, torch.Tensor], r_out: torch.Tensor
     ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
         dev, dt = self.device, self.dtype
         w, b = op_tensor(op, "weight", dev, dt), op_tensor(op, "bias", dev, dt)
@@ -229,7 +229,7 @@ class TorchBackend(Backend):
         return [r_in], absorbed
 
     def _windowed(
-        self, op: LinearOp, step: Step, values: dict[str, torch.Tensor], r_out: torch.Tensor
+        self, op: LinearOp, step: LinearStep, values: dict[str, torch.Tensor], r_out: torch.Tensor
     ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
         a, z = values[op.inputs[0]], values[op.output]
         win = self._window(op, tuple(a.shape[1:]), tuple(z.shape[1:]))
@@ -237,7 +237,7 @@ class TorchBackend(Backend):
         return [r_in], absorbed
 
     def _elementwise(
-        self, op: LinearOp, step: Step, values: dict[str, torch.Tensor], r_out: torch.Tensor
+        self, op: LinearOp, step: LinearStep, values: dict[str, torch.Tensor], r_out: torch.Tensor
     ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
         out_shape = tuple(values[op.output].shape[1:])
         if isinstance(op, Affine):

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from provgraph.algebra.rule_form import Weights
-from provgraph.backends.torch_linear import Step, absorbed, bias_numerator, gradient_ratio
+from provgraph.backends.torch_linear import LinearStep, absorbed, bias_numerator, gradient_ratio
 from provgraph.backends.torch_semiring import TorchSemiring
 from provgraph.backends.torch_theta import factored
 
@@ -118,7 +118,9 @@ def _channel_term(win: Window, v: Weights) -> tuple[torch.Tensor, torch.Tensor |
     return win.weight, v(win.scale)
 
 
-def window_denominator(step: Step, a: torch.Tensor, z: torch.Tensor, win: Window) -> torch.Tensor:
+def window_denominator(
+    step: LinearStep, a: torch.Tensor, z: torch.Tensor, win: Window
+) -> torch.Tensor:
     form = step.form
     if form.direct:
         return form.stabilize(z)
@@ -139,7 +141,7 @@ def window_denominator(step: Step, a: torch.Tensor, z: torch.Tensor, win: Window
 
 
 def window_step(
-    step: Step, a: torch.Tensor, z: torch.Tensor, win: Window, r_out: torch.Tensor
+    step: LinearStep, a: torch.Tensor, z: torch.Tensor, win: Window, r_out: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Relevance of a window op's input ``(B, T, *in)`` and of its bias source."""
     form = step.form
@@ -197,7 +199,7 @@ def _input_slices(win: Window, kappa: tuple[int, ...], rows: slice) -> tuple[sli
     return tuple(out)
 
 
-def bands(win: Window, n_b: int, factor: int, budget: int):  # noqa: ANN201
+def bands(win: Window, n_b: int, factor: int, budget: int):
     """Yield ``(samples, κ index, κ, rows)``: kernel offsets and bands of output rows whose
     edges number at most ``budget / factor`` (at least one row of one sample)."""
     cin_g = win.in_shape[0] // win.groups
@@ -220,7 +222,7 @@ def grouped(win: Window, weight: torch.Tensor) -> torch.Tensor:
     return weight.reshape(g, cout_g, cin_g, -1).permute(0, 3, 2, 1).contiguous()
 
 
-def band_inputs(win: Window, src: torch.Tensor, b: slice, kappa: tuple, rows: slice):  # noqa: ANN201
+def band_inputs(win: Window, src: torch.Tensor, b: slice, kappa: tuple, rows: slice):
     """The padded input read by a band, as ``(nb, G, L, cin_g)``."""
     x = src[(b,) + _input_slices(win, kappa, rows)]  # (nb, C_in, rows, …)
     cin_g = win.in_shape[0] // win.groups
@@ -246,7 +248,7 @@ def scatter_band(
     target.copy_(c.add(target, part))
 
 
-def _edge_bands(step: Step, win: Window, srcs: list[torch.Tensor], factor: int):  # noqa: ANN202
+def _edge_bands(step: LinearStep, win: Window, srcs: list[torch.Tensor], factor: int):
     """Yield ``(samples, κ, rows, z)``: the numerators ``z (b, G, L, cin_g, cout_g)`` of the
     edges from kernel offset ``κ`` into a band of output rows, at most ``budget`` per band."""
     kernels = []

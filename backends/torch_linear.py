@@ -20,7 +20,7 @@ from provgraph.backends.torch_theta import TorchTheta, factored
 
 
 @dataclass
-class Step:
+class LinearStep:
     """What one propagation step needs besides the tensors.
 
     ``theta`` is ``None`` for the gradient form (real semiring, Θ = identity).
@@ -60,7 +60,7 @@ def gradient_ratio(
 
 
 def absorbed(
-    step: Step, bias: torch.Tensor | None, den: torch.Tensor, r_out: torch.Tensor
+    step: LinearStep, bias: torch.Tensor | None, den: torch.Tensor, r_out: torch.Tensor
 ) -> torch.Tensor | None:
     """What the bias source absorbs: ``⊕_k Θ(b'_k / den_k) ⊗ R_k`` → ``(B, T)``.
 
@@ -86,7 +86,7 @@ def absorbed(
 
 
 def dense_denominator(
-    step: Step, a: torch.Tensor, z: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None
+    step: LinearStep, a: torch.Tensor, z: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None
 ) -> torch.Tensor:
     form = step.form
     if form.direct:
@@ -106,7 +106,7 @@ def dense_denominator(
 
 
 def dense_step(
-    step: Step,
+    step: LinearStep,
     a: torch.Tensor,
     z: torch.Tensor,
     w: torch.Tensor,
@@ -170,7 +170,7 @@ def _dense_numerator(
     return num
 
 
-def _dense_chunks(n_b: int, n_in: int, n_out: int, factor: int, budget: int):  # noqa: ANN202
+def _dense_chunks(n_b: int, n_in: int, n_out: int, factor: int, budget: int):
     """Slices ``(samples, outputs)`` with ``samples · n_in · outputs · factor ≤ budget``."""
     k_size = max(1, min(n_out, budget // max(1, n_in * factor)))
     b_size = max(1, budget // max(1, n_in * k_size * factor))
@@ -183,7 +183,7 @@ def _dense_chunks(n_b: int, n_in: int, n_out: int, factor: int, budget: int):  #
 
 
 def elementwise_step(
-    step: Step,
+    step: LinearStep,
     inputs: list[tuple[torch.Tensor, torch.Tensor]],
     z: torch.Tensor,
     bias: torch.Tensor | None,

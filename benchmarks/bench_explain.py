@@ -44,11 +44,11 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-import models  # noqa: E402
+import models
 
-import provgraph as pg  # noqa: E402
-from provgraph.backends import TorchBackend  # noqa: E402
-from provgraph.engine.batch import BatchGraph  # noqa: E402
+import provgraph as pg
+from provgraph.backends import TorchBackend
+from provgraph.engine.batch import BatchGraph
 
 ONE_CALL = "pg.explain (one call)"
 EXPLAINER = "Explainer, configured once"

@@ -40,7 +40,7 @@ from torch import nn
 
 # the test suite's model builders and Zennit loader
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-import models  # noqa: E402
+import models
 
 CASES = [
     "onnxruntime forward",

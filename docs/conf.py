@@ -30,7 +30,7 @@ html_theme = "alabaster"
 html_title = f"provgraph {release}"
 
 
-def _skip_ufunc_attributes(app, what, name, obj, skip, options):  # noqa: ANN001, ANN202
+def _skip_ufunc_attributes(app, what, name, obj, skip, options):
     """numpy ufuncs stored as class attributes, and type aliases, have no signature autodoc
     can format."""
     import types
@@ -42,5 +42,5 @@ def _skip_ufunc_attributes(app, what, name, obj, skip, options):  # noqa: ANN001
     return True if isinstance(obj, np.ufunc) or alias else None
 
 
-def setup(app):  # noqa: ANN001, ANN201
+def setup(app):
     app.connect("autodoc-skip-member", _skip_ufunc_attributes)

@@ -25,7 +25,7 @@ DEFAULT_DOMAINS = ("", "ai.onnx")
 
 
 @dataclass(frozen=True)
-class Entry:
+class Registration:
     """One registered converter and the opset versions ``[since, until]`` it handles."""
 
     op_type: str
@@ -38,7 +38,7 @@ class Entry:
         return self.since <= opset and (self.until is None or opset <= self.until)
 
 
-_REGISTRY: dict[tuple[str, str], list[Entry]] = {}
+_REGISTRY: dict[tuple[str, str], list[Registration]] = {}
 
 
 def _domain_key(domain: str) -> str:
@@ -57,7 +57,7 @@ def register(
             overlap = other.since <= (until or 10**9) and since <= (other.until or 10**9)
             if overlap:
                 raise ValueError(f"converters for {op_type} overlap in opsets {since}..{until}")
-        entries.append(Entry(op_type, key[1], since, until, converter))
+        entries.append(Registration(op_type, key[1], since, until, converter))
         return converter
 
     return decorate
@@ -71,7 +71,7 @@ def lookup(op_type: str, domain: str, opset: int) -> Converter | None:
     return None
 
 
-def supported_ops() -> list[Entry]:
+def supported_ops() -> list[Registration]:
     """Every registered converter, sorted by op type."""
     return sorted(
         (e for entries in _REGISTRY.values() for e in entries),

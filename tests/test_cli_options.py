@@ -248,7 +248,7 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path: Path) -> N
     path = tmp_path / "out.json"
     atomic_write(path, lambda fh: fh.write(json.dumps({"v": 1}).encode()))
 
-    def broken(fh) -> None:  # noqa: ANN001
+    def broken(fh) -> None:
         fh.write(b'{"v": ')
         raise RuntimeError("disk on fire")
 

@@ -14,7 +14,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "fuzzing"))
 
-from harness import BAD, run_cases  # noqa: E402
+from harness import BAD, run_cases
 
 CHUNKS, PER_CHUNK, SEED = 16, 130, 0
 

@@ -26,7 +26,7 @@ NAMES = list(PROVENANCE_SEMIRINGS)
 TARGETS = ["bx", "trio", "why", "posbool", "lineage"]
 
 
-def random_values(k, seed: int, n: int = 6) -> list:  # noqa: ANN001
+def random_values(k, seed: int, n: int = 6) -> list:
     """Values of ``k`` built from three variables with ⊕ and ⊗ (and the constants)."""
     rng = random.Random(seed)
     atoms = [k.zero, k.one] + [k.variable(v) for v in "abc"]

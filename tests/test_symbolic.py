@@ -74,7 +74,7 @@ def assert_same(k: Semiring, expected: np.ndarray, actual: np.ndarray) -> None:
     assert np.all(np.abs(e[finite] - a[finite]) <= 1e-9 * scale)
 
 
-def assert_relevance_equal(k: Semiring, expected, actual) -> None:  # noqa: ANN001
+def assert_relevance_equal(k: Semiring, expected, actual) -> None:
     assert set(expected.tensors) == set(actual.tensors)
     for t in expected.tensors:
         assert_same(k, expected.tensors[t], actual.tensors[t])
@@ -144,7 +144,7 @@ def test_specialize_many_reuses_the_cached_rule_weights(monkeypatch) -> None:
     calls: list[str] = []
     original = AnnotatedGraph._compute_edge_weights
 
-    def counting(self, op, rule):  # noqa: ANN001, ANN202
+    def counting(self, op, rule):
         calls.append(f"{op.name}/{rule.name}")
         return original(self, op, rule)
 
@@ -155,7 +155,7 @@ def test_specialize_many_reuses_the_cached_rule_weights(monkeypatch) -> None:
     assert len(calls) == len(set(calls)) == 2 * n_linear
 
 
-def _networkx_valuation(graph: AnnotatedGraph, circuit, k: Semiring) -> dict[str, object]:  # noqa: ANN001
+def _networkx_valuation(graph: AnnotatedGraph, circuit, k: Semiring) -> dict[str, object]:
     """Variable name → annotation, read from the exported neuron graph (independent of Θ code
     in the symbolic package)."""
     g = to_networkx(graph, semiring=k)
@@ -271,7 +271,7 @@ def test_expansion_budget_refuses_before_expanding(monkeypatch) -> None:
     graph = mlp([16, 8, 4, 3], seed=5)
     circuit = build_circuit(graph)
 
-    def fail(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def fail(*args, **kwargs):
         raise AssertionError("expanded despite the budget")
 
     import provgraph.symbolic.polynomial as polynomial
@@ -327,7 +327,7 @@ class PruneIncoming(Theta):
         self.op, self.pruned, self.base = op, pruned, get_theta(None, k)
         self.graph = graph
 
-    def __call__(self, r: np.ndarray, semiring: Semiring, layer) -> np.ndarray:  # noqa: ANN001
+    def __call__(self, r: np.ndarray, semiring: Semiring, layer) -> np.ndarray:
         out = self.base(r, semiring, layer)
         if layer.op.name != self.op:
             return out

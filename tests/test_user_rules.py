@@ -309,7 +309,7 @@ def test_the_documented_example_runs_on_every_backend() -> None:
         code.append(line[4:])
     assert code[0].startswith("from provgraph.algebra.rules import")
     namespace: dict = {}
-    exec("\n".join(code), namespace)  # noqa: S102
+    exec("\n".join(code), namespace)
     documented = namespace["HalfNegative"](epsilon=0.1)
     c = case("cnn_residual")
     k = get_semiring("real")

@@ -39,7 +39,7 @@ def display_values(rel: Relevance, r: np.ndarray) -> np.ndarray:
     return rel.semiring.display(r)[0]
 
 
-def draw(ax, rel: Relevance, target_index: int = 0, colorbar: bool = True):  # noqa: ANN001
+def draw(ax, rel: Relevance, target_index: int = 0, colorbar: bool = True):
     """Draw ``rel``'s input map on a matplotlib axis, in the semiring's colours."""
     k = rel.semiring
     values, label = _input_display(rel, target_index)
@@ -56,7 +56,7 @@ def draw(ax, rel: Relevance, target_index: int = 0, colorbar: bool = True):  # n
     return im
 
 
-def save_figure(fig, path: str | Path) -> None:  # noqa: ANN001
+def save_figure(fig, path: str | Path) -> None:
     """Save a matplotlib figure atomically (format from the suffix)."""
     import matplotlib.pyplot as plt
 
@@ -110,7 +110,7 @@ def save_grid(
     save_figure(fig, path)
 
 
-def _draw_sample(ax, rel: Relevance, sample: np.ndarray) -> None:  # noqa: ANN001
+def _draw_sample(ax, rel: Relevance, sample: np.ndarray) -> None:
     layout = image_layout(rel.network.input_shape)
     arr = np.asarray(sample, dtype=np.float64)
     if layout is not None:
