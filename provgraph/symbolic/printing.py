@@ -98,6 +98,8 @@ def _ordered(terms: Terms) -> Iterable[tuple[tuple[int, ...], Any]]:
 
 def _powers(mono: tuple[int, ...]) -> list[tuple[int, int]]:
     """``(variable, exponent)`` pairs of a sorted monomial."""
+    if len(set(mono)) == len(mono):  # the common case: every variable once (one path)
+        return [(v, 1) for v in mono]
     return [(v, sum(1 for _ in run)) for v, run in groupby(mono)]
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -71,6 +71,8 @@ class _Block:
     indptr: np.ndarray | None = None
     indices: np.ndarray | None = None
     multi: bool = False
+    _rows: list[int] | None = field(default=None, init=False, repr=False, compare=False)
+    _cols: list[int] | None = field(default=None, init=False, repr=False, compare=False)
 
     def name(self, pos: int) -> str:
         j, k = self.endpoints(pos)
@@ -94,8 +96,9 @@ class _Block:
         if self.kind != "edge":
             return None, pos
         assert self.indptr is not None and self.indices is not None
-        j = int(np.searchsorted(self.indptr, pos, side="right")) - 1
-        return j, int(self.indices[pos])
+        if self._rows is None:  # Python lists: one lookup per name, called per printed variable
+            self._rows, self._cols = self.indptr.tolist(), self.indices.tolist()
+        return bisect_right(self._rows, pos) - 1, self._cols[pos]
 
 
 class Variables:
