@@ -113,3 +113,23 @@ def test_cli_max_memory(tmp_path, capsys) -> None:
 
 def test_counting_initial_vector_of_text() -> None:
     refused("values of the counting semiring", DIGITS[0], semiring="counting", init=["a"] * 10)
+
+
+def test_output_folders(tmp_path, monkeypatch, capsys) -> None:
+    from provgraph.io.atomic import atomic_save_npz
+
+    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    atomic_save_npz("maps/run1/rel.npz", {"a": np.ones(2)})  # below the working directory
+    assert (work / "maps" / "run1" / "rel.npz").is_file()
+    with pytest.raises(ProvgraphError, match="does not exist"):
+        atomic_save_npz(elsewhere / "sub" / "rel.npz", {"a": np.ones(2)})
+    assert not elsewhere.exists()  # nothing created outside the working directory
+    (work / "afile").write_text("x")
+    with pytest.raises(ProvgraphError, match="is a file, not a folder"):
+        atomic_save_npz(work / "afile" / "rel.npz", {"a": np.ones(2)})
+    path = work / "digit.npy"
+    np.save(path, DIGITS[0])
+    assert main(["explain", str(MODEL), str(path), "--out", str(elsewhere / "m.png")]) == 2
+    assert "does not exist" in capsys.readouterr().err

@@ -26,8 +26,8 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
         The folder cannot be created or the file cannot be written (message names the path).
     """
     path = Path(path)
+    _make_folder(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     except OSError as exc:
         raise ProvgraphError(f"{path}: cannot write: {exc.strerror or exc}") from None
@@ -44,6 +44,27 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
     except BaseException:
         _remove(tmp)
         raise
+
+
+def _make_folder(path: Path) -> None:
+    """Create ``path``'s missing folders below the working directory; elsewhere they must exist
+    (an absolute path with a typo must not create folders at the file system's root)."""
+    folder = path.parent
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), Path("."))
+    if not existing.is_dir():
+        raise ProvgraphError(f"{path}: cannot write: {existing} is a file, not a folder")
+    if existing == folder:
+        return
+    cwd = Path.cwd().resolve()
+    if not folder.resolve().is_relative_to(cwd):
+        raise ProvgraphError(
+            f"{path}: cannot write: the folder {folder} does not exist (create it first; only "
+            "folders below the working directory are created)"
+        )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ProvgraphError(f"{path}: cannot write: {exc.strerror or exc}") from None
 
 
 def atomic_save_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
