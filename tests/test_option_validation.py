@@ -3,6 +3,8 @@ the usual spellings of a class index are accepted."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -118,18 +120,28 @@ def test_counting_initial_vector_of_text() -> None:
 def test_output_folders(tmp_path, monkeypatch, capsys) -> None:
     from provgraph.io.atomic import atomic_save_npz
 
-    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
-    work.mkdir()
-    monkeypatch.chdir(work)
-    atomic_save_npz("maps/run1/rel.npz", {"a": np.ones(2)})  # below the working directory
-    assert (work / "maps" / "run1" / "rel.npz").is_file()
-    with pytest.raises(ProvgraphError, match="does not exist"):
-        atomic_save_npz(elsewhere / "sub" / "rel.npz", {"a": np.ones(2)})
-    assert not elsewhere.exists()  # nothing created outside the working directory
-    (work / "afile").write_text("x")
+    monkeypatch.chdir(tmp_path)
+    atomic_save_npz("maps/run1/rel.npz", {"a": np.ones(2)})  # missing folders are created
+    assert (tmp_path / "maps" / "run1" / "rel.npz").is_file()
+    atomic_save_npz(tmp_path / "other" / "rel.npz", {"a": np.ones(2)})
+    assert (tmp_path / "other" / "rel.npz").is_file()
+    (tmp_path / "afile").write_text("x")
     with pytest.raises(ProvgraphError, match="is a file, not a folder"):
-        atomic_save_npz(work / "afile" / "rel.npz", {"a": np.ones(2)})
-    path = work / "digit.npy"
+        atomic_save_npz(tmp_path / "afile" / "rel.npz", {"a": np.ones(2)})
+    typo = Path("/provgraph-no-such-folder") / "sub" / "m.png"  # never created at the root
+    path = tmp_path / "digit.npy"
     np.save(path, DIGITS[0])
-    assert main(["explain", str(MODEL), str(path), "--out", str(elsewhere / "m.png")]) == 2
-    assert "does not exist" in capsys.readouterr().err
+    assert main(["explain", str(MODEL), str(path), "--out", str(typo)]) == 2
+    assert "does not create folders in /" in capsys.readouterr().err
+    assert not typo.parent.parent.exists()
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [({"semiring": "viterbi", "theta": "neglog"}, "zero is"), ({"rule": "epsilon:nan"}, "finite"),
+     ({"semiring": "boolean", "theta": float("nan")}, "finite"),
+     ({"init": [float("nan")] * 10}, "nan")],
+)
+def test_explainer_refuses_a_bad_method_when_configured(options: dict, match: str) -> None:
+    with pytest.raises(ProvgraphError, match=match):
+        pg.Explainer(MODEL, **options)

@@ -21,7 +21,7 @@ import numpy as np
 from provgraph.algebra.composites import Composite, get_composite
 from provgraph.algebra.rules import Rule
 from provgraph.algebra.semirings import Semiring, get_semiring
-from provgraph.algebra.theta import Theta, get_theta
+from provgraph.algebra.theta import Layer, Theta, get_theta
 from provgraph.backends import get_backend
 from provgraph.backends.base import Backend, ExplainedGraph, StepContext
 from provgraph.engine.initialisation import InitSpec, initial_relevance, resolve_targets
@@ -181,3 +181,24 @@ def seed_relevance(
     for b, row in enumerate(rows):
         out[b] = row
     return out
+
+
+def check_method(
+    network: Any,
+    semiring: Semiring,
+    rule: Composite | Rule | str | None,
+    theta: Theta | str | float | Callable | None,
+    init: InitSpec,
+) -> None:
+    """Refuse, before any input is seen, a rule, Θ or initialisation that cannot give a
+    meaningful result in ``semiring`` (invalid rule parameters, a Θ that does not map into K, an
+    initial vector with NaN): what :func:`aggregate` would refuse on its first call."""
+    composite = get_composite(rule, semiring)
+    base_theta = get_theta(theta, semiring)
+    count = len(network.linear_ops)
+    for index, op in enumerate(network.linear_ops):
+        layer = Layer(op, index, count)
+        getattr(composite.rule_for(layer), "form", None)  # a declared form validates itself
+        composite.theta_for(layer, base_theta)(np.zeros(0), semiring, layer)
+    if not isinstance(init, str):
+        initial_relevance(init, semiring, np.zeros(network.num_classes), [0])

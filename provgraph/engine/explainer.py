@@ -31,6 +31,7 @@ from provgraph.backends import Backend, get_backend
 from provgraph.backends.torch_device import resolve_dtype
 from provgraph.engine.annotation import AnnotatedGraph
 from provgraph.engine.batch import BatchGraph, BatchRelevance, runs_batches
+from provgraph.engine.driver import check_method
 from provgraph.engine.initialisation import InitSpec, check_target
 from provgraph.engine.relevance import Relevance
 from provgraph.errors import InputError, ProvgraphError, TargetError
@@ -142,6 +143,7 @@ class Explainer:
             raise InputError(f"batch_size must be at least 1, got {batch_size}")
         self.batch_size = None if batch_size is None else int(batch_size)
         self._engines: dict[tuple[bool, torch.dtype], Backend] = {}
+        check_method(self.network, self.semiring, rule, theta, init)
 
     def __repr__(self) -> str:
         return (

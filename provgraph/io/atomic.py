@@ -47,19 +47,19 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
 
 
 def _make_folder(path: Path) -> None:
-    """Create ``path``'s missing folders below the working directory; elsewhere they must exist
-    (an absolute path with a typo must not create folders at the file system's root)."""
+    """Create ``path``'s missing folders, except directly below the file system's root: an
+    absolute path with a typo must not create folders there."""
     folder = path.parent
     existing = next((p for p in (folder, *folder.parents) if p.exists()), Path("."))
     if not existing.is_dir():
         raise ProvgraphError(f"{path}: cannot write: {existing} is a file, not a folder")
     if existing == folder:
         return
-    cwd = Path.cwd().resolve()
-    if not folder.resolve().is_relative_to(cwd):
+    root = Path(existing.resolve().anchor)
+    if existing.resolve() == root and not Path.cwd().resolve() == root:
         raise ProvgraphError(
-            f"{path}: cannot write: the folder {folder} does not exist (create it first; only "
-            "folders below the working directory are created)"
+            f"{path}: cannot write: the folder {folder} does not exist, and provgraph does not "
+            f"create folders in {root} (create it first)"
         )
     try:
         folder.mkdir(parents=True, exist_ok=True)
