@@ -97,14 +97,14 @@ def save_grid(
 
     ncols = 1 + max(len(r) for r in rows)
     fig, axes = plt.subplots(
-        len(rows), ncols, figsize=(2.6 * ncols, 2.4 * len(rows)), squeeze=False
+        len(rows), ncols, figsize=(3.5 * ncols, 2.5 * len(rows)), squeeze=False
     )
     for i, (rels, sample) in enumerate(zip(rows, samples)):
         _draw_sample(axes[i, 0], rels[0], sample)
         if row_labels:
             axes[i, 0].set_ylabel(row_labels[i])
         for j, rel in enumerate(rels, start=1):
-            draw(axes[i, j], rel, colorbar=False)
+            draw(axes[i, j], rel, colorbar=True)  # every map has its own scale
             if i == 0:
                 axes[i, j].set_title(rel.semiring.name)
     save_figure(fig, path)
