@@ -28,3 +28,32 @@ def test_fuzz_cases_keep_the_contract(chunk: int) -> None:
     # the cases exercise both sides of the contract
     assert any(o.kind == "explained" for o in outcomes)
     assert any(o.kind == "refused" for o in outcomes)
+
+
+def test_fuzzed_models_through_the_command_line(tmp_path, capsys) -> None:
+    """The same mutated models through ``provgraph explain``: exit 0 with a result, or exit 2
+    with one ``provgraph: error: …`` line, never a traceback."""
+    import numpy as np
+    from mutations import make_case
+    from seeds import seeds
+
+    from provgraph.cli import main
+
+    models, checked = seeds(), 0
+    for index in range(400):
+        case = make_case(models, index, SEED + 1, tmp_path)
+        if case.family in ("inputs", "options"):
+            continue  # the API's own keywords; the command line has its own options
+        model = case.model
+        if isinstance(model, bytes):
+            model = tmp_path / f"case{index}.onnx"
+            model.write_bytes(case.model)
+        x = tmp_path / f"x{index}.npy"
+        np.save(x, np.asarray(case.x, dtype=np.float32))
+        code = main(["-q", "explain", str(model), str(x)])
+        err = capsys.readouterr().err.strip()
+        assert code in (0, 2), (case.description, code, err)
+        if code == 2:
+            assert err.startswith("provgraph: error: ") and "\n" not in err, case.description
+        checked += 1
+    assert checked >= 250
