@@ -10,6 +10,7 @@ computed by plain Python loops.
 from __future__ import annotations
 
 import json
+import pickle
 import sys
 import tracemalloc
 from pathlib import Path
@@ -170,6 +171,20 @@ def test_npy_chunks_cover_every_sample_once_in_order(tmp_path: Path, stack, size
     assert np.concatenate([c.indices for c in part]).tolist() == list(range(5, 17))
 
 
+def test_a_dataset_travels_to_another_process_without_its_samples(tmp_path: Path, stack) -> None:
+    x, y = stack
+    np.save(tmp_path / "x.npy", x)
+    np.savez_compressed(tmp_path / "x.npz", x=x, y=y)
+    _write_folder(tmp_path / "images")
+    for ds in (NpyDataset(tmp_path / "x.npy", y), NpzDataset(tmp_path / "x.npz"),
+               ImageFolder(tmp_path / "images", Preprocessing(mode="L", size=(4, 4)))):
+        blob = pickle.dumps(ds)
+        assert len(blob) < 2000 + 8 * len(ds)  # labels travel, samples do not
+        copy = pickle.loads(blob)
+        np.testing.assert_array_equal(copy.read(1, 4), ds.read(1, 4))
+        assert copy.labels.tolist() == ds.labels.tolist()
+
+
 def test_npy_without_labels(tmp_path: Path, stack) -> None:
     np.save(tmp_path / "x.npy", stack[0])
     ds = open_dataset(tmp_path / "x.npy")
@@ -181,6 +196,9 @@ def test_npy_without_labels(tmp_path: Path, stack) -> None:
             call()
         one_line_error(excinfo, "no labels")
     np.testing.assert_array_equal(ds.read(), stack[0].astype(np.float32))
+    with pytest.raises(DatasetError) as excinfo:
+        ds.read(3, 3)
+    one_line_error(excinfo, "3..3", "no samples")
 
 
 @pytest.mark.parametrize("compressed", [True, False])

@@ -132,7 +132,9 @@ class Dataset(ABC):
         """Samples ``start..stop-1`` preprocessed, as one array (holds the whole range)."""
         stop = len(self) if stop is None else stop
         parts = [c.x for c in self.chunks(max(stop - start, 1), start, stop)]
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+        if not parts:
+            raise DatasetError(f"{self.source}: the range {start}..{stop} holds no samples")
+        return parts[0]
 
     @property
     def sample_shape(self) -> tuple[int, ...]:
@@ -230,6 +232,14 @@ class NpyDataset(ArrayDataset):
         if isinstance(labels, (str, Path)):
             labels = _load_npy(Path(labels), "labels")
         super().__init__(_load_npy(path, "samples"), labels, classes, preprocessing, str(path))
+
+    def __getstate__(self) -> dict[str, Any]:
+        # a worker re-maps the file instead of receiving its contents
+        return {k: v for k, v in self.__dict__.items() if k != "_x"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._x = _load_npy(Path(self.source), "samples")
 
 
 class _NpyMember:
