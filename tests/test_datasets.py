@@ -104,6 +104,23 @@ def test_image_folder_rgb_with_per_channel_normalisation_and_flat_shape(tmp_path
     np.testing.assert_allclose(x, oracle, rtol=1e-12, atol=1e-12)
 
 
+def test_the_bundled_digit_images_as_a_folder_are_the_bundled_samples(tmp_path: Path) -> None:
+    ort = pytest.importorskip("onnxruntime")
+    digits = ROOT / "provgraph" / "data" / "digits"
+    for k in range(10):
+        (tmp_path / f"{k}").mkdir()
+        (tmp_path / f"{k}" / "digit.png").write_bytes((digits / f"digit_{k}.png").read_bytes())
+    prep = Preprocessing(mode="L", size=(28, 28), scale=1 / 255, shape=(784,))
+    ds = open_dataset(tmp_path, preprocessing=prep)
+    samples, labels = bundled_samples()
+    assert isinstance(ds, ImageFolder) and ds.labels.tolist() == labels.tolist()
+    np.testing.assert_allclose(ds.read(), samples, rtol=0, atol=0.5 / 255 + 1e-7)
+    session = ort.InferenceSession(str(bundled_model_path()), providers=["CPUExecutionProvider"])
+    chunk = next(ds.chunks(10))
+    expected = session.run(None, {"input": samples.astype(np.float32)})[0].argmax(axis=1)
+    assert session.run(None, {"input": chunk.x})[0].argmax(axis=1).tolist() == expected.tolist()
+
+
 def test_image_folder_without_a_declared_resize_refuses_mixed_sizes(tmp_path: Path) -> None:
     _write_folder(tmp_path)
     with pytest.raises(DatasetError) as excinfo:
@@ -136,6 +153,16 @@ def test_bad_image_folders_give_one_line_errors(tmp_path: Path) -> None:
         ImageFolder(tmp_path)
     one_line_error(excinfo, "notes.txt", "not an image")
     (tmp_path / "cat" / "notes.txt").unlink()
+    (tmp_path / "cat" / "more").mkdir()
+    with pytest.raises(DatasetError) as excinfo:
+        ImageFolder(tmp_path)
+    one_line_error(excinfo, "more", "folder inside a class folder")
+    (tmp_path / "cat" / "more").rmdir()
+    (tmp_path / "stray.png").write_bytes(b"")
+    with pytest.raises(DatasetError) as excinfo:
+        ImageFolder(tmp_path)
+    one_line_error(excinfo, "stray.png", "one subfolder per class")
+    (tmp_path / "stray.png").unlink()
     (tmp_path / "cat" / "broken.png").write_bytes(b"\x89PNG but then nothing")
     ds = ImageFolder(tmp_path)  # files are opened when read
     with pytest.raises(DatasetError) as excinfo:

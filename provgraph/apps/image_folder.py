@@ -59,7 +59,11 @@ class ImageFolder(Dataset):
         labels: list[int] = []
         for index, folder in enumerate(entries):
             images = _visible(folder.iterdir())
-            other = [p for p in images if p.is_dir() or p.suffix.lower() not in IMAGE_SUFFIXES]
+            nested = [p for p in images if p.is_dir()]
+            if nested:
+                raise DatasetError(f"{nested[0]}: a folder inside a class folder; each class "
+                                   f"folder holds its images directly")
+            other = [p for p in images if p.suffix.lower() not in IMAGE_SUFFIXES]
             if other:
                 raise DatasetError(f"{other[0]}: not an image file (expected "
                                    f"{', '.join(IMAGE_SUFFIXES)})")
