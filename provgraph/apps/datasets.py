@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import zipfile
+import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -255,8 +256,9 @@ class _NpyMember:
                 if read_header is None:
                     raise ValueError(f"unsupported .npy format version {version}")
                 self.shape, self.fortran, self.dtype = read_header(f)
-            except ValueError as exc:
-                raise DatasetError(f"{path}: cannot read member {name}: {exc}") from None
+            except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+                raise DatasetError(f"{path}: cannot read member {name}: "
+                                   f"{str(exc).splitlines()[0]}") from None
             self.offset = f.tell()
         if self.dtype.hasobject:
             raise DatasetError(f"{path}: member {name} holds Python objects, not numbers")
@@ -268,14 +270,28 @@ class _NpyMember:
     def rows(self, start: int, stop: int, size: int) -> Iterator[np.ndarray]:
         """Rows ``start..stop-1`` in pieces of ``size``, decompressed sequentially."""
         row = self.dtype.itemsize * math.prod(self.shape[1:])
-        with zipfile.ZipFile(self.path) as archive, archive.open(self.name) as f:
-            f.seek(self.offset + start * row)
-            for s in range(start, stop, size):
-                n = min(size, stop - s)
-                data = f.read(n * row)
-                if len(data) != n * row:
-                    raise DatasetError(f"{self.path}: member {self.name} is truncated")
-                yield np.frombuffer(data, dtype=self.dtype).reshape((n, *self.shape[1:]))
+        try:
+            with zipfile.ZipFile(self.path) as archive, archive.open(self.name) as f:
+                f.seek(self.offset + start * row)
+                for s in range(start, stop, size):
+                    n = min(size, stop - s)
+                    data = f.read(n * row)
+                    if len(data) != n * row:
+                        raise DatasetError(f"{self.path}: member {self.name} is truncated")
+                    yield np.frombuffer(data, dtype=self.dtype).reshape((n, *self.shape[1:]))
+        except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+            raise DatasetError(f"{self.path}: cannot read member {self.name}: "
+                               f"{str(exc).splitlines()[0]}") from None
+
+
+def _small_member(path: Path, key: str) -> np.ndarray:
+    """Member ``key`` of the archive at ``path``, read whole."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return data[key]
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise DatasetError(f"{path}: cannot read array {key!r}: {str(exc).splitlines()[0]}"
+                           ) from None
 
 
 class NpzDataset(Dataset):
@@ -310,17 +326,15 @@ class NpzDataset(Dataset):
         prep = preprocessing if preprocessing is not None else Preprocessing()
         _check_stack(self._x, str(path), prep)
         if labels is None and (y_key or "y") in keys:
-            with np.load(path, allow_pickle=False) as data:
-                labels = data[y_key or "y"]
+            labels = _small_member(path, y_key or "y")
         elif isinstance(labels, (str, Path)):
             labels = _load_npy(Path(labels), "labels")
         n_classes = len(classes) if classes is not None else None
         y = as_labels(labels, self._x.shape[0], str(path), n_classes) if labels is not None \
             else None
-        attribution = None
-        if "source" in keys:
-            with np.load(path, allow_pickle=False) as data:
-                attribution = str(data["source"])
+        # a text member "source" is the data's attribution (the bundled digits have one)
+        text = _small_member(path, "source") if "source" in keys else None
+        attribution = str(text) if text is not None and text.dtype.kind == "U" else None
         super().__init__(str(path), prep, y, classes, attribution)
 
     def __len__(self) -> int:
@@ -329,8 +343,7 @@ class NpzDataset(Dataset):
     def _raw_chunks(self, start: int, stop: int, size: int) -> Iterator[np.ndarray]:
         if self._x.fortran and len(self._x.shape) > 1:
             # column-major rows are not contiguous: read the member once, then slice it
-            with np.load(self.source, allow_pickle=False) as data:
-                x = data[self._x.name[:-4]]
+            x = _small_member(Path(self.source), self._x.name[:-4])
             for s in range(start, stop, size):
                 yield x[s : min(s + size, stop)]
             return
