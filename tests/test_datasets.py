@@ -362,7 +362,8 @@ def test_preprocessing_is_recorded_and_reads_back(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("kwargs, words", [
-    ({"scale": 0}, ("scale",)), ({"scale": float("nan")}, ("finite",)),
+    ({"scale": 0}, ("scale",)), ({"scale": (1, 2)}, ("scale",)),
+    ({"scale": float("nan")}, ("finite",)),
     ({"mean": (0.1, 0.2), "std": (1.0,)}, ("2 values", "std has 1")),
     ({"std": (0.0,)}, ("std must be positive",)), ({"mode": "CMYK"}, ("'CMYK'",)),
     ({"size": (4,)}, ("(height, width)",)), ({"size": (4, -1)}, ("positive integers",)),

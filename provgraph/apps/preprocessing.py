@@ -89,8 +89,9 @@ class Preprocessing:
     dtype: str = "float32"
 
     def __post_init__(self) -> None:
-        (scale,) = _floats(self.scale, "scale") or (None,)
-        if scale is None or scale == 0.0:
+        scales = _floats(self.scale, "scale")
+        scale = scales[0] if len(scales) == 1 else 0.0
+        if scale == 0.0:
             raise DatasetError(f"preprocessing scale must be a finite non-zero number, "
                                f"got {self.scale!r}")
         mean, std = _floats(self.mean, "mean"), _floats(self.std, "std")

@@ -31,11 +31,17 @@ class Reduction(Protocol[P, R]):
     ``finish(partial)`` turns the partial of the whole range into the result.
     """
 
-    def map(self, chunk: Chunk) -> P: ...
+    def map(self, chunk: Chunk) -> P:
+        """The partial result of one chunk."""
+        ...
 
-    def combine(self, a: P, b: P) -> P: ...
+    def combine(self, a: P, b: P) -> P:
+        """The partial of two consecutive ranges, ``a`` before ``b``."""
+        ...
 
-    def finish(self, partial: P) -> R: ...
+    def finish(self, partial: P) -> R:
+        """The result from the partial of the whole range."""
+        ...
 
 
 def combine_all(reduction: Reduction[P, R], partials: Iterable[P]) -> P:
@@ -176,6 +182,7 @@ class ClassStatistics:
         self.groups = groups or (lambda chunk: chunk.targets())
 
     def map(self, chunk: Chunk) -> ClassPartial:
+        """Sums, non-zero counts and sample counts of the chunk's classes."""
         values = np.asarray(self.values(chunk))
         groups = np.asarray(self.groups(chunk))
         n = len(chunk.indices)
@@ -195,8 +202,10 @@ class ClassStatistics:
         return ClassPartial(counts.astype(np.int64), sums, nonzero)
 
     def combine(self, a: ClassPartial, b: ClassPartial) -> ClassPartial:
+        """Elementwise sums of both partials (exact for integer values)."""
         return ClassPartial(a.counts + b.counts, exact_add(a.sums, b.sums),
                             a.nonzero + b.nonzero)
 
     def finish(self, partial: ClassPartial) -> ClassSummary:
+        """The summary, with means and frequencies derived from the sums."""
         return ClassSummary(partial.counts, partial.sums, partial.nonzero)
