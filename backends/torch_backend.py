@@ -56,6 +56,7 @@ from provgraph.model.ops import (
     MaxPool,
     Op,
     RouteOp,
+    SampleAffineOp,
     SelectOp,
 )
 
@@ -249,6 +250,18 @@ class TorchBackend(Backend):
         inputs = [(values[t], w) for t, w in zip(op.inputs, weights)]
         return elementwise_step(step, inputs, values[op.output], bias, r_out)
 
+    def _sample_affine(
+        self,
+        op: SampleAffineOp,
+        step: LinearStep,
+        values: dict[str, torch.Tensor],
+        r_out: torch.Tensor,
+    ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+        a = values[op.inputs[0]]
+        with torch.no_grad():
+            scale, shift = op.scale_shift(a)
+        return elementwise_step(step, [(a, scale)], values[op.output], shift, r_out, True)
+
     def _broadcast(self, op: Op, field: str, shape: tuple[int, ...]) -> torch.Tensor | None:
         value = getattr(op, field)
         if value is None:
@@ -301,4 +314,5 @@ _KERNELS: dict[type, Callable[..., tuple[list[torch.Tensor], torch.Tensor | None
     GlobalAvgPool: TorchBackend._windowed,
     Affine: TorchBackend._elementwise,
     Add: TorchBackend._elementwise,
+    SampleAffineOp: TorchBackend._sample_affine,
 }

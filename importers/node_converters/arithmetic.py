@@ -14,6 +14,7 @@ import numpy as np
 from provgraph.importers.context import ConversionContext, OnnxNode
 from provgraph.importers.fusion import apply_affine, per_sample_constant
 from provgraph.importers.gating import convert_gate
+from provgraph.importers.node_converters.moments import add_epsilon, center, divide
 from provgraph.importers.registry import register
 from provgraph.model.ops import Add
 
@@ -32,6 +33,8 @@ def _operands(node: OnnxNode, ctx: ConversionContext) -> tuple[int, np.ndarray |
 
 @register("Add")
 def convert_add(node: OnnxNode, ctx: ConversionContext) -> None:
+    if add_epsilon(ctx, node):
+        return
     index, c = _operands(node, ctx)
     if index < 0:
         a, b = node.input(0), node.input(1)
@@ -50,7 +53,11 @@ def convert_add(node: OnnxNode, ctx: ConversionContext) -> None:
 def convert_sub(node: OnnxNode, ctx: ConversionContext) -> None:
     index, c = _operands(node, ctx)
     if index < 0:
-        raise ctx.unsupported(node, "subtracting two computed tensors is not supported")
+        if center(ctx, node):
+            return
+        raise ctx.unsupported(
+            node, "subtracting two computed tensors is supported only as x − mean(x)"
+        )
     if index == 0:
         apply_affine(ctx, node, node.input(0), node.outputs[0], shift=-c)
     else:
@@ -69,7 +76,13 @@ def convert_mul(node: OnnxNode, ctx: ConversionContext) -> None:
 @register("Div")
 def convert_div(node: OnnxNode, ctx: ConversionContext) -> None:
     index, c = _operands(node, ctx)
+    if index < 0 and divide(ctx, node):
+        return
     if index != 0:
-        raise ctx.unsupported(node, "only division of a computed tensor by a constant is supported")
+        raise ctx.unsupported(
+            node,
+            "only division of a computed tensor by a constant, or by its own standard deviation "
+            "(a normalisation), is supported",
+        )
     with np.errstate(divide="ignore"):
         apply_affine(ctx, node, node.input(0), node.outputs[0], scale=1.0 / c)
