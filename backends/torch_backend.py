@@ -226,7 +226,20 @@ class TorchBackend(Backend):
     ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
         dev, dt = self.device, self.dtype
         w, b = op_tensor(op, "weight", dev, dt), op_tensor(op, "bias", dev, dt)
-        r_in, absorbed = dense_step(step, values[op.inputs[0]], values[op.output], w, b, r_out)
+        a, z = values[op.inputs[0]], values[op.output]
+        if a.dim() == 2:
+            r_in, absorbed = dense_step(step, a, z, w, b, r_out)
+            return [r_in], absorbed
+        # per token: the positions join the sample axis, (B, T, *pos, n) → (B·P, T, n)
+        n_b, n_t, n_pos = a.shape[0], r_out.shape[1], Dense.positions(tuple(a.shape[1:]))
+        rows = r_out.reshape(n_b, n_t, n_pos, -1).transpose(1, 2).reshape(n_b * n_pos, n_t, -1)
+        r_in, absorbed = dense_step(
+            step, a.reshape(n_b * n_pos, -1), z.reshape(n_b * n_pos, -1), w, b, rows
+        )
+        r_in = r_in.reshape(n_b, n_pos, n_t, -1).transpose(1, 2)
+        r_in = r_in.reshape(tuple(r_out.shape[:2]) + tuple(a.shape[1:]))
+        if absorbed is not None:
+            absorbed = step.carrier.reduce(absorbed.reshape(n_b, n_pos, n_t), (1,))
         return [r_in], absorbed
 
     def _windowed(

@@ -113,19 +113,23 @@ def convert_instance_norm(node: OnnxNode, ctx: ConversionContext) -> None:
     )
 
 
-def _group_norm(node: OnnxNode, ctx: ConversionContext, per_group: bool) -> None:
+@register("GroupNormalization", since=21)
+def convert_group_norm(node: OnnxNode, ctx: ConversionContext) -> None:
+    """``y = scale · (x − μ) / σ + bias`` with statistics per sample and group of channels.
+
+    Opset 21 (``scale`` and ``bias`` per channel); ONNX deprecated opset 18's per-group form and
+    its checker refuses it.
+    """
     x = ctx.computed(node, 0)
     full = ctx.full_shape(x)
     groups = int(node.attr("num_groups", 0))
     if len(full) < 3 or groups < 1 or full[1] % groups:
         raise ctx.invalid(node, f"num_groups={groups} does not divide the channels of {full[1:]}")
     per_channel = (full[1],) + (1,) * (len(full) - 2)
-    params = []
-    for index, what in ((1, "scale"), (2, "bias")):
-        value = ctx.constant(node, index, what)
-        if per_group:  # opset 18: one value per group, repeated over its channels
-            value = np.repeat(np.asarray(value, dtype=np.float64).reshape(-1), full[1] // groups)
-        params.append(_parameter_value(ctx, node, value, what, per_channel))
+    params = [
+        _parameter_value(ctx, node, ctx.constant(node, index, what), what, per_channel)
+        for index, what in ((1, "scale"), (2, "bias"))
+    ]
     ctx.emit(
         Normalization(
             node.name, (x,), node.outputs[0], start=1, groups=groups,
@@ -141,15 +145,3 @@ def _parameter_value(
     if value.size != int(np.prod(shape)):
         raise ctx.invalid(node, f"{what} has {value.size} values, expected {int(np.prod(shape))}")
     return value.reshape(shape)
-
-
-@register("GroupNormalization", since=18, until=20)
-def convert_group_norm_18(node: OnnxNode, ctx: ConversionContext) -> None:
-    """Opset 18: ``scale`` and ``bias`` hold one value per group."""
-    _group_norm(node, ctx, per_group=True)
-
-
-@register("GroupNormalization", since=21)
-def convert_group_norm(node: OnnxNode, ctx: ConversionContext) -> None:
-    """Opset 21: ``scale`` and ``bias`` hold one value per channel."""
-    _group_norm(node, ctx, per_group=False)
