@@ -415,3 +415,62 @@ def test_a_normalisation_needs_its_sample_for_weights() -> None:
     op = Normalization("n", ("x",), "y", start=1)
     with pytest.raises(ProvgraphError, match="computed from each sample"):
         op.weight_matrices([(4,)], (4,))
+
+
+# --------------------------------------------------------------------------------------------
+# ReduceL2: the norm a constant of the sample, r_k = x_k² / ‖x‖² under LRP-0
+# --------------------------------------------------------------------------------------------
+
+
+class L2Pool(nn.Module):
+    """Conv → ReLU → L2 norm over each channel's positions → Linear (``torch.norm``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.input_shape = (2, 4, 4)
+        self.conv, self.head = nn.Conv2d(2, 3, 3, padding=1), nn.Linear(3, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.norm(torch.relu(self.conv(x)), p=2, dim=(2, 3)))
+
+
+@functools.cache
+def l2_export() -> tuple[nn.Module, bytes, Network]:
+    import tempfile
+    from pathlib import Path
+
+    torch.manual_seed(7)
+    model = L2Pool().eval()
+    with tempfile.TemporaryDirectory() as folder:
+        data = export_onnx(model, Path(folder) / "l2.onnx", opset_version=17).read_bytes()
+    return model, data, load_onnx(data)
+
+
+def test_reduce_l2_forward_and_edges() -> None:
+    model, data, net = l2_export()
+    assert "ReduceL2" in {n.op_type for n in onnx.load_from_string(data).graph.node}
+    x = _inputs(model, 4, seed=3)
+    session = ort.InferenceSession(data)
+    want = session.run(None, {session.get_inputs()[0].name: x})[0]
+    np.testing.assert_allclose(forward_trace(net, x).logits, want, rtol=1e-5, atol=1e-6)
+    graph = AnnotatedGraph(net, forward_trace(net, x[:1]))
+    (l2,) = [op for op in net.ops if op.source == "ReduceL2" and op.role == "linear"][:1]
+    a = graph.trace.flat(l2.inputs[0]).reshape(3, -1)
+    rel = graph.aggregate("real", rule="lrp0", target=[0, 1, 2])
+    received = rel.tensors[net.ops[[o.name for o in net.ops].index(l2.name) + 1].output]
+    # through weighting and sum: input k of channel c gets x_k² / ‖x_c‖² of channel c's relevance
+    share = a**2 / (a**2).sum(axis=1, keepdims=True)
+    sent = rel.tensors[l2.inputs[0]].reshape(3, -1, 3)
+    per_channel = received.reshape(3, -1, 3).sum(axis=1)
+    np.testing.assert_allclose(sent, share[:, :, None] * per_channel[:, None, :], rtol=1e-9,
+                               atol=1e-12)
+    for semiring in BUILTIN_SEMIRINGS:
+        ref = graph.aggregate(semiring, target=[0, 1, 2], backend="scipy")
+        got = graph.aggregate(semiring, target=[0, 1, 2], backend="torch")
+        a_, b_ = ref.tensors[net.input_name], got.tensors[net.input_name]
+        if semiring in ("boolean", "counting"):
+            assert np.array_equal(a_, b_)
+        else:
+            a_, b_ = np.asarray(a_, float), np.asarray(b_, float)
+            assert not np.isnan(a_).any()
+            np.testing.assert_allclose(b_, a_, rtol=1e-9, atol=1e-12)

@@ -4,7 +4,7 @@ from provgraph.model.ops.activation import ACTIVATIONS, Activation
 from provgraph.model.ops.base import LinearOp, Op, PassthroughOp, RouteOp, SelectOp, Shape
 from provgraph.model.ops.elementwise import LRN, Gate, PRelu
 from provgraph.model.ops.linear import Add, Affine, AvgPool, Conv, Dense, GlobalAvgPool
-from provgraph.model.ops.normalization import Normalization, SampleAffineOp
+from provgraph.model.ops.normalization import L2Weighting, Normalization, SampleAffineOp
 from provgraph.model.ops.pooling import MaxPool
 from provgraph.model.ops.routing import Flatten, Identity, Reshape
 from provgraph.model.ops.shaping import Concat, Pad, Slice, Transpose
@@ -22,6 +22,7 @@ __all__ = [
     "Gate",
     "GlobalAvgPool",
     "Identity",
+    "L2Weighting",
     "LRN",
     "LinearOp",
     "MaxPool",

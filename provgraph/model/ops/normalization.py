@@ -145,3 +145,30 @@ class Normalization(SampleAffineOp):
             beta = _as_tensor(self.bias, x)
             t = beta.expand_as(x) if t is None else t + beta
         return s, t
+
+
+@dataclass(eq=False)
+class L2Weighting(SampleAffineOp):
+    r"""``u_k = x_k · (x_k / ‖x‖)``, the first half of ``ReduceL2``: ``‖x‖ = Σ_k u_k``.
+
+    With the norm a constant of the sample's forward pass (the identity rule, as for the
+    normalisations above), ``‖x‖ = Σ_k w_k x_k`` with ``w_k = x_k / ‖x‖`` is linear in ``x``;
+    this op carries the weights ``w_k`` (one edge ``k → k``, no bias) and a sum over the same
+    axes follows it. Under LRP-0 the two give ``r_k = x_k² / ‖x‖²``. A zero norm gives
+    ``w = 0``.
+
+    Attributes
+    ----------
+    axes : the reduced axes (batch axis 0 counted, so all ≥ 1)
+    """
+
+    axes: tuple[int, ...] = field(kw_only=True)
+
+    @property
+    def has_shift(self) -> bool:
+        return False
+
+    def scale_shift(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        norm = torch.sqrt((x * x).sum(dim=self.axes, keepdim=True))
+        safe = torch.where(norm > 0, norm, torch.ones_like(norm))
+        return torch.where(norm > 0, x / safe, torch.zeros_like(x)), None
