@@ -14,7 +14,13 @@ import numpy as np
 from provgraph.importers.context import ConversionContext, OnnxNode
 from provgraph.importers.fusion import apply_affine, per_sample_constant
 from provgraph.importers.gating import convert_gate
-from provgraph.importers.node_converters.moments import add_epsilon, center, divide
+from provgraph.importers.node_converters.moments import (
+    add_epsilon,
+    center,
+    divide,
+    invert,
+    multiply,
+)
 from provgraph.importers.registry import register
 from provgraph.model.ops import Add
 
@@ -68,7 +74,8 @@ def convert_sub(node: OnnxNode, ctx: ConversionContext) -> None:
 def convert_mul(node: OnnxNode, ctx: ConversionContext) -> None:
     index, c = _operands(node, ctx)
     if index < 0:
-        convert_gate(node, ctx)
+        if not multiply(ctx, node):
+            convert_gate(node, ctx)
         return
     apply_affine(ctx, node, node.input(index), node.outputs[0], scale=c)
 
@@ -76,7 +83,7 @@ def convert_mul(node: OnnxNode, ctx: ConversionContext) -> None:
 @register("Div")
 def convert_div(node: OnnxNode, ctx: ConversionContext) -> None:
     index, c = _operands(node, ctx)
-    if index < 0 and divide(ctx, node):
+    if (index < 0 and divide(ctx, node)) or (index == 1 and invert(ctx, node)):
         return
     if index != 0:
         raise ctx.unsupported(

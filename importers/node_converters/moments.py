@@ -11,8 +11,9 @@ is matched one node at a time:
   :class:`~provgraph.model.ops.Normalization` (``x − μ``, ``μ`` a constant of the sample);
 - ``Pow(t, 2)``, the ``ReduceMean`` of that square, ``Add`` of a constant ``ε`` and ``Sqrt`` are
   recorded as :class:`Moment` statistics of ``t`` and emit nothing;
-- ``Div(t, σ)`` with ``σ`` the recorded standard deviation of ``t`` emits one
-  :class:`~provgraph.model.ops.Normalization` ``t / σ``, merged with the centring that computed
+- ``Div(t, σ)`` with ``σ`` the recorded standard deviation of ``t`` (or ``Mul(t, 1/σ)``, with
+  ``1/σ`` written as ``Div(1, σ)`` or ``Reciprocal(σ)`` as ``x * torch.rsqrt(…)`` exports) emits
+  one :class:`~provgraph.model.ops.Normalization` ``t / σ``, merged with the centring that computed
   ``t`` when nothing else reads it (then LayerNorm is one op from ``x``, exactly as the
   ``LayerNormalization`` node gives).
 
@@ -30,7 +31,12 @@ from provgraph.importers.registry import register
 from provgraph.model.ops import Normalization
 
 #: what each step of the pattern turns a statistic of ``t`` into
-_NEXT = {"square": "mean square", "mean square": "variance", "variance": "deviation"}
+_NEXT = {
+    "square": "mean square",
+    "mean square": "variance",
+    "variance": "deviation",
+    "deviation": "inverse deviation",
+}
 
 
 @dataclass(frozen=True)
@@ -39,7 +45,8 @@ class Moment:
 
     ``kind`` is ``"mean"`` (an emitted ReduceMean: a real tensor) or one of the pending kinds
     ``"square"``, ``"mean square"``, ``"variance"`` (mean square plus ``ε``), ``"deviation"``
-    (its square root), which exist only inside a pattern.
+    (its square root), ``"inverse deviation"`` (``1/σ``, as ``torch.rsqrt`` is exported), which
+    exist only inside a pattern.
     """
 
     kind: str
@@ -156,12 +163,48 @@ def center(ctx: ConversionContext, node: OnnxNode) -> bool:
     return True
 
 
+@register("Reciprocal")
+def convert_reciprocal(node: OnnxNode, ctx: ConversionContext) -> None:
+    """``1/σ`` of a normalisation pattern."""
+    if not _advance(ctx, node, "inverse deviation"):
+        raise ctx.unsupported(
+            node, "the reciprocal of a computed tensor is supported only in a normalisation"
+        )
+
+
+def invert(ctx: ConversionContext, node: OnnxNode) -> bool:
+    """Called by Div of a constant by a computed tensor: ``1 / σ`` (``True`` when it is that)."""
+    m = moment(ctx, node.input(1))
+    if m is None or not m.pending:
+        return False
+    value = ctx.constants.get(node.input(0))
+    if value is None or np.asarray(value).size != 1 or float(np.asarray(value).reshape(-1)[0]) != 1:
+        raise ctx.unsupported(node, f"divides by {m.describe()}; a normalisation needs 1 / σ")
+    return _advance(ctx, node, "inverse deviation")
+
+
+def multiply(ctx: ConversionContext, node: OnnxNode) -> bool:
+    """Called by Mul of two computed tensors: ``t · (1/σ(t))`` (``True`` when it is that)."""
+    for t, inverse in (node.inputs[:2], node.inputs[1::-1]):
+        m = moment(ctx, inverse)
+        if m is not None and m.kind == "inverse deviation" and m.source == t:
+            _normalise(ctx, node, t, m)
+            return True
+    return False
+
+
 def divide(ctx: ConversionContext, node: OnnxNode) -> bool:
     """Called by Div of two computed tensors: ``t / σ(t)`` (``True`` when it is that)."""
     t, sigma = node.input(0), node.input(1)
     m = moment(ctx, sigma)
     if m is None or m.kind != "deviation" or m.source != t:
         return False
+    _normalise(ctx, node, t, m)
+    return True
+
+
+def _normalise(ctx: ConversionContext, node: OnnxNode, t: str, m: Moment) -> None:
+    """Emit ``t / σ(t)``; a centring that computed ``t`` for this alone is merged into it."""
     for name in [s for s, v in ctx.statistics.items() if v.pending and v.source == t]:
         del ctx.statistics[name]
         ctx.shapes.pop(name, None)
@@ -185,4 +228,3 @@ def divide(ctx: ConversionContext, node: OnnxNode) -> bool:
     else:
         ctx.emit(Normalization(node.name, (t,), node.outputs[0], start=m.start, center=False,
                                epsilon=m.epsilon, source="RMSNormalization"))
-    return True
