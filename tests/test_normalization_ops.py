@@ -485,3 +485,52 @@ def test_reduce_l2_forward_and_edges() -> None:
             a_, b_ = np.asarray(a_, float), np.asarray(b_, float)
             assert not np.isnan(a_).any()
             np.testing.assert_allclose(b_, a_, rtol=1e-9, atol=1e-12)
+
+
+class GRN(nn.Module):
+    """ConvNeXt-V2's global response normalisation on NHWC (as timm writes it), in a CNN."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.input_shape = (2, 4, 4)
+        self.conv, self.head = nn.Conv2d(2, 3, 3, padding=1), nn.Linear(48, 3)
+        self.gamma = nn.Parameter(torch.randn(1, 1, 1, 3))
+        self.beta = nn.Parameter(torch.randn(1, 1, 1, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv(x).permute(0, 2, 3, 1)
+        gx = torch.norm(h, p=2, dim=(1, 2), keepdim=True)
+        nx = gx / (gx.mean(dim=-1, keepdim=True) + 1e-6)
+        h = self.gamma * (h * nx) + self.beta + h
+        return self.head(torch.relu(h.permute(0, 3, 1, 2)).flatten(1))
+
+
+def test_global_response_normalisation_imports_and_explains() -> None:
+    import tempfile
+    from pathlib import Path
+
+    torch.manual_seed(11)
+    model = GRN().eval()
+    with tempfile.TemporaryDirectory() as folder:
+        data = export_onnx(model, Path(folder) / "grn.onnx", opset_version=17).read_bytes()
+    types = {n.op_type for n in onnx.load_from_string(data).graph.node}
+    assert {"ReduceL2", "Div", "Mul"} <= types
+    net = load_onnx(data)
+    x = _inputs(model, 3, seed=4)
+    session = ort.InferenceSession(data)
+    want = session.run(None, {session.get_inputs()[0].name: x})[0]
+    np.testing.assert_allclose(forward_trace(net, x).logits, want, rtol=1e-5, atol=1e-6)
+    graph = AnnotatedGraph(net, forward_trace(net, x[:1]))
+    for semiring in BUILTIN_SEMIRINGS:
+        ref = graph.aggregate(semiring, target=[0, 1, 2], backend="scipy")
+        got = graph.aggregate(semiring, target=[0, 1, 2], backend="torch")
+        a, b = ref.tensors[net.input_name], got.tensors[net.input_name]
+        if semiring in ("boolean", "counting"):
+            assert np.array_equal(a, b)
+        else:
+            a, b = np.asarray(a, float), np.asarray(b, float)
+            assert not np.isnan(a).any()
+            np.testing.assert_allclose(b, a, rtol=1e-9, atol=1e-12)
+    rel = graph.aggregate("real", rule="lrp0", init="one", target=[0, 1, 2])
+    total = rel.tensors[net.input_name].sum(axis=0) + sum(rel.biases.values())
+    np.testing.assert_allclose(total, 1.0, rtol=1e-8)

@@ -2,9 +2,11 @@
 
 With a constant operand: an elementwise affine map (folded into the preceding linear op when
 exact, else :class:`~provgraph.model.ops.Affine`). Add of two computed tensors of the same shape is
-a
-residual connection (:class:`~provgraph.model.ops.Add`); Mul of two computed tensors is a gate
-(:mod:`provgraph.importers.gating`). Other combinations are refused.
+a residual connection (:class:`~provgraph.model.ops.Add`); Mul of two computed tensors is a gate
+(:mod:`provgraph.importers.gating`); Div of two computed tensors is a
+:class:`~provgraph.model.ops.Quotient` (relevance follows the dividend). The normalisation
+patterns older exporters write (``x − mean(x)``, ``t / σ``, ``1 / σ``, ``mean square + ε``) are
+matched by :mod:`provgraph.importers.node_converters.moments`. Other combinations are refused.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from provgraph.importers.node_converters.moments import (
     multiply,
 )
 from provgraph.importers.registry import register
-from provgraph.model.ops import Add
+from provgraph.model.ops import Add, Quotient
 
 
 def _operands(node: OnnxNode, ctx: ConversionContext) -> tuple[int, np.ndarray | None]:
@@ -85,6 +87,9 @@ def convert_div(node: OnnxNode, ctx: ConversionContext) -> None:
     index, c = _operands(node, ctx)
     if (index < 0 and divide(ctx, node)) or (index == 1 and invert(ctx, node)):
         return
+    if index < 0:
+        _quotient(node, ctx)
+        return
     if index != 0:
         raise ctx.unsupported(
             node,
@@ -93,3 +98,22 @@ def convert_div(node: OnnxNode, ctx: ConversionContext) -> None:
         )
     with np.errstate(divide="ignore"):
         apply_affine(ctx, node, node.input(0), node.outputs[0], scale=1.0 / c)
+
+
+def _quotient(node: OnnxNode, ctx: ConversionContext) -> None:
+    """``a / d`` of two computed tensors, ``d`` broadcasting to ``a``: a
+    :class:`~provgraph.model.ops.Quotient` (relevance follows ``a``)."""
+    a, d = ctx.computed(node, 0), ctx.computed(node, 1)
+    try:
+        out = tuple(int(n) for n in np.broadcast_shapes(ctx.full_shape(a), ctx.full_shape(d)))
+    except ValueError:
+        raise ctx.invalid(
+            node, f"shapes {ctx.sample_shape(a)} and {ctx.sample_shape(d)} do not broadcast"
+        ) from None
+    if out != ctx.full_shape(a):
+        raise ctx.unsupported(
+            node,
+            f"the dividend {a!r} of shape {ctx.sample_shape(a)} would be broadcast to {out[1:]}; "
+            "division needs a dividend of the output's shape",
+        )
+    ctx.emit(Quotient(node.name, (a, d), node.outputs[0], source="Div"))

@@ -2,7 +2,7 @@
 
 from provgraph.model.ops.activation import ACTIVATIONS, Activation
 from provgraph.model.ops.base import LinearOp, Op, PassthroughOp, RouteOp, SelectOp, Shape
-from provgraph.model.ops.elementwise import LRN, Gate, PRelu
+from provgraph.model.ops.elementwise import LRN, Gate, PRelu, Quotient
 from provgraph.model.ops.linear import Add, Affine, AvgPool, Conv, Dense, GlobalAvgPool
 from provgraph.model.ops.normalization import L2Weighting, Normalization, SampleAffineOp
 from provgraph.model.ops.pooling import MaxPool
@@ -31,6 +31,7 @@ __all__ = [
     "PRelu",
     "Pad",
     "PassthroughOp",
+    "Quotient",
     "Reshape",
     "RouteOp",
     "SampleAffineOp",
