@@ -34,6 +34,7 @@ from test_brute_force import (
     assert_path_folds,
     default_theta,
 )
+from test_symbolic import assert_relevance_equal
 
 from provgraph.algebra.rules import LRPZero
 from provgraph.algebra.semirings import BUILTIN_SEMIRINGS, get_semiring
@@ -43,6 +44,7 @@ from provgraph.importers import load_onnx
 from provgraph.model.network import Network
 from provgraph.model.ops import Activation, Dense, Flatten, Normalization
 from provgraph.model.trace import forward_trace
+from provgraph.symbolic import build_circuit, specialize
 
 # --------------------------------------------------------------------------------------------
 # Torch models
@@ -534,3 +536,16 @@ def test_global_response_normalisation_imports_and_explains() -> None:
     rel = graph.aggregate("real", rule="lrp0", init="one", target=[0, 1, 2])
     total = rel.tensors[net.input_name].sum(axis=0) + sum(rel.biases.values())
     np.testing.assert_allclose(total, 1.0, rtol=1e-8)
+
+
+@pytest.mark.parametrize("kind", list(NORMS))
+def test_specialised_circuit_equals_direct_computation(kind: str) -> None:
+    """Universality: the provenance circuit over the normalisation's edges, specialised into
+    each semiring, equals the direct computation on both backends."""
+    graph = norm_case(kind).graph
+    circuit = build_circuit(graph, target=[0, 1])
+    for name in BUILTIN_SEMIRINGS:
+        k = get_semiring(name)
+        for backend in ("scipy", "torch"):
+            assert_relevance_equal(k, graph.aggregate(k, target=[0, 1], backend=backend),
+                                   specialize(circuit, k))
