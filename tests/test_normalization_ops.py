@@ -549,3 +549,27 @@ def test_specialised_circuit_equals_direct_computation(kind: str) -> None:
         for backend in ("scipy", "torch"):
             assert_relevance_equal(k, graph.aggregate(k, target=[0, 1], backend=backend),
                                    specialize(circuit, k))
+
+
+@pytest.mark.parametrize(
+    ("equation", "w_shape"),
+    [("bij,jk->bik", (4, 2)), ("...j,kj->...k", (2, 4)), ("btd,de->bte", (4, 3))],
+)
+def test_einsum_as_per_token_dense_equals_onnxruntime(equation: str, w_shape: tuple) -> None:
+    rng = np.random.default_rng(len(equation))
+    w = rng.normal(size=w_shape).astype(np.float32)
+    nodes = [
+        helper.make_node("Einsum", ["x", "W"], ["e"], equation=equation),
+        helper.make_node("Flatten", ["e"], ["y"]),
+    ]
+    proto = onnx_model(nodes, [("x", ["N", 3, 4])], ["y"], {"W": w}, opset=13)
+    net = load_onnx(proto)
+    assert [type(op) for op in net.ops] == [Dense, Flatten]
+    x = rng.normal(size=(2, 3, 4)).astype(np.float32)
+    want = ort.InferenceSession(proto.SerializeToString()).run(None, {"x": x})[0]
+    np.testing.assert_allclose(forward_trace(net, x).logits, want, rtol=1e-5, atol=1e-6)
+    graph = AnnotatedGraph(net, forward_trace(net, x[:1]))
+    for semiring in ("real", "counting"):
+        a = graph.aggregate(semiring, target=[0], backend="scipy").tensors["x"]
+        b = graph.aggregate(semiring, target=[0], backend="torch").tensors["x"]
+        assert np.array_equal(a, b) if semiring == "counting" else np.allclose(a, b, rtol=1e-9)

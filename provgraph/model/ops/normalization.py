@@ -24,11 +24,24 @@ the elementwise affine map
 
 with **one edge k → k** of weight ``w_kk = s_k`` from the input and one edge from the op's bias
 source with ``b_k = t_k``. Every rule then reads the edge as it reads an elementwise
-:class:`~provgraph.model.ops.Affine` edge: under LRP-0 ``r_kk = s_k x_k / y_k`` and
-``r_0k = t_k / y_k``, so ``r_kk + r_0k = 1`` for every ``k`` and the relevance the input keeps plus
-what the bias source absorbs equals the output relevance (conservation). No relevance moves
-between the elements of a block (``μ`` and ``σ`` get none). The edges carry real numbers, so Θ
-maps them into every semiring like any other edge.
+:class:`~provgraph.model.ops.Affine` edge (``a = x_k``, ``w = s_k``, ``b = t_k``):
+
+=========  ==========================================================  =========================
+rule       ``r_kk``                                                    ``r_0k``
+=========  ==========================================================  =========================
+LRP-0      ``s_k x_k / y_k``                                           ``t_k / y_k``
+LRP-ε      ``s_k x_k / (y_k + ε·sign(y_k))``                           ``t_k / (y_k + ε·sign)``
+LRP-γ      ``x_k (s_k + γ s_k⁺) / d_k``, ``d_k = x_k (s_k + γ s_k⁺)``   ``(t_k + γ t_k⁺) / d_k``
+           ``+ t_k + γ t_k⁺``
+z^B        ``(x_k s_k − l s_k⁺ − h s_k⁻) / (same)`` (= 1 where ≠ 0)      0
+max-norm   ``|s_k x_k| / (max(|s_k x_k|, |t_k|) + ε)``                 ``|t_k| / (same)``
+flat, w²   1 (one input edge)                                          0
+=========  ==========================================================  =========================
+
+(``y_k = s_k x_k + t_k``; a zero denominator gives 0.) Under LRP-0 ``r_kk + r_0k = 1`` for every
+``k``, so the relevance the input keeps plus what the bias source absorbs equals the output
+relevance (conservation). No relevance moves between the elements of a block (``μ`` and ``σ`` get
+none). The edges carry real numbers, so Θ maps them into every semiring like any other edge.
 """
 
 from __future__ import annotations
