@@ -420,6 +420,12 @@ def test_bad_normalisation_inputs_are_refused_in_one_line() -> None:
     mix = helper.make_node("Einsum", ["x", "w"], ["y"], equation="bij,ik->bjk")
     with pytest.raises(UnsupportedOpError, match="equation"):
         load_onnx(_one_node(mix, {"w": np.ones((3, 2), np.float32)}, [1, 3, 4], opset=12))
+    squared = onnx_model(
+        [helper.make_node("Pow", ["x", "p"], ["s"]), helper.make_node("Relu", ["s"], ["y"])],
+        [("x", [1, 4])], ["y"], {"p": np.array(2.0, np.float32)},
+    )
+    with pytest.raises(UnsupportedOpError, match="the square of 'x'.*normalisation pattern"):
+        load_onnx(squared)
     for exc in (ModelLoadError, UnsupportedOpError):
         assert issubclass(exc, ProvgraphError)
 

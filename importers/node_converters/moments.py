@@ -220,11 +220,9 @@ def _normalise(ctx: ConversionContext, node: OnnxNode, t: str, m: Moment) -> Non
     )
     if centred:
         x = producer.inputs[0]
-        ctx.ops.remove(producer)
-        ctx.producer.pop(t, None)
-        ctx.shapes.pop(t, None)
         ctx.emit(Normalization(node.name, (x,), node.outputs[0], start=m.start,
                                epsilon=m.epsilon, source="LayerNormalization"))
+        ctx.remove_unread(t, keep=x)
     else:
         ctx.emit(Normalization(node.name, (t,), node.outputs[0], start=m.start, center=False,
                                epsilon=m.epsilon, source="RMSNormalization"))
