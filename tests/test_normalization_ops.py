@@ -39,6 +39,7 @@ from test_symbolic import assert_relevance_equal
 from provgraph.algebra.rules import LRPZero
 from provgraph.algebra.semirings import BUILTIN_SEMIRINGS, get_semiring
 from provgraph.engine.annotation import AnnotatedGraph
+from provgraph.engine.batch import BatchGraph
 from provgraph.errors import ModelLoadError, ProvgraphError, UnsupportedOpError
 from provgraph.importers import load_onnx
 from provgraph.model.network import Network
@@ -580,3 +581,25 @@ def test_einsum_as_per_token_dense_equals_onnxruntime(equation: str, w_shape: tu
         a = graph.aggregate(semiring, target=[0], backend="scipy").tensors["x"]
         b = graph.aggregate(semiring, target=[0], backend="torch").tensors["x"]
         assert np.array_equal(a, b) if semiring == "counting" else np.allclose(a, b, rtol=1e-9)
+
+
+@pytest.mark.parametrize("name", ["layernorm_17", "groupnorm", "einsum"])
+@pytest.mark.parametrize("semiring", ["real", "counting", "viterbi"])
+def test_a_batch_on_torch_equals_each_sample_on_scipy(name: str, semiring: str) -> None:
+    """Per-sample statistics in one batched pass: every sample keeps its own ``s`` and ``t``."""
+    model, _, net = exported(name)
+    x = _inputs(model, 3, seed=5)
+    batch = BatchGraph.from_inputs(net, x).aggregate(semiring, target=[0, 2], backend="torch")
+    for i in range(3):
+        one = AnnotatedGraph(net, forward_trace(net, x[i : i + 1]))
+        ref = one.aggregate(semiring, target=[0, 2], backend="scipy")
+        got = batch[i]
+        a, b = ref.tensors[net.input_name], got.tensors[net.input_name]
+        if semiring == "counting":
+            assert np.array_equal(np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64))
+        else:
+            np.testing.assert_allclose(np.asarray(b, float), np.asarray(a, float), rtol=1e-9,
+                                       atol=1e-12)
+        for op, absorbed in ref.biases.items():
+            np.testing.assert_allclose(np.asarray(got.biases[op], float),
+                                       np.asarray(absorbed, float), rtol=1e-9, atol=1e-12)
