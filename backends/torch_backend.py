@@ -56,6 +56,7 @@ from provgraph.model.ops import (
     MaxPool,
     Op,
     RouteOp,
+    SampleAffineOp,
     SelectOp,
 )
 
@@ -225,7 +226,20 @@ class TorchBackend(Backend):
     ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
         dev, dt = self.device, self.dtype
         w, b = op_tensor(op, "weight", dev, dt), op_tensor(op, "bias", dev, dt)
-        r_in, absorbed = dense_step(step, values[op.inputs[0]], values[op.output], w, b, r_out)
+        a, z = values[op.inputs[0]], values[op.output]
+        if a.dim() == 2:
+            r_in, absorbed = dense_step(step, a, z, w, b, r_out)
+            return [r_in], absorbed
+        # per token: the positions join the sample axis, (B, T, *pos, n) → (B·P, T, n)
+        n_b, n_t, n_pos = a.shape[0], r_out.shape[1], Dense.positions(tuple(a.shape[1:]))
+        rows = r_out.reshape(n_b, n_t, n_pos, -1).transpose(1, 2).reshape(n_b * n_pos, n_t, -1)
+        r_in, absorbed = dense_step(
+            step, a.reshape(n_b * n_pos, -1), z.reshape(n_b * n_pos, -1), w, b, rows
+        )
+        r_in = r_in.reshape(n_b, n_pos, n_t, -1).transpose(1, 2)
+        r_in = r_in.reshape(tuple(r_out.shape[:2]) + tuple(a.shape[1:]))
+        if absorbed is not None:
+            absorbed = step.carrier.reduce(absorbed.reshape(n_b, n_pos, n_t), (1,))
         return [r_in], absorbed
 
     def _windowed(
@@ -248,6 +262,18 @@ class TorchBackend(Backend):
             bias = None
         inputs = [(values[t], w) for t, w in zip(op.inputs, weights)]
         return elementwise_step(step, inputs, values[op.output], bias, r_out)
+
+    def _sample_affine(
+        self,
+        op: SampleAffineOp,
+        step: LinearStep,
+        values: dict[str, torch.Tensor],
+        r_out: torch.Tensor,
+    ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+        a = values[op.inputs[0]]
+        with torch.no_grad():
+            scale, shift = op.scale_shift(a)
+        return elementwise_step(step, [(a, scale)], values[op.output], shift, r_out, True)
 
     def _broadcast(self, op: Op, field: str, shape: tuple[int, ...]) -> torch.Tensor | None:
         value = getattr(op, field)
@@ -301,4 +327,5 @@ _KERNELS: dict[type, Callable[..., tuple[list[torch.Tensor], torch.Tensor | None
     GlobalAvgPool: TorchBackend._windowed,
     Affine: TorchBackend._elementwise,
     Add: TorchBackend._elementwise,
+    SampleAffineOp: TorchBackend._sample_affine,
 }

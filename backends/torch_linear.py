@@ -60,11 +60,16 @@ def gradient_ratio(
 
 
 def absorbed(
-    step: LinearStep, bias: torch.Tensor | None, den: torch.Tensor, r_out: torch.Tensor
+    step: LinearStep,
+    bias: torch.Tensor | None,
+    den: torch.Tensor,
+    r_out: torch.Tensor,
+    per_sample: bool = False,
 ) -> torch.Tensor | None:
     """What the bias source absorbs: ``⊕_k Θ(b'_k / den_k) ⊗ R_k`` → ``(B, T)``.
 
     In the gradient form pass ``r_out = R / den`` and ``den = None``: the sum is ``Σ_k b'_k s_k``.
+    ``per_sample``: ``bias`` is ``(B, *out)``, one bias per sample (per-sample statistics).
     """
     if bias is None:
         return None
@@ -73,6 +78,8 @@ def absorbed(
         if step.form.bias is None:
             return torch.zeros(r_out.shape[:2], dtype=r_out.dtype, device=r_out.device)
         b = step.form.bias(bias)
+        if per_sample:
+            return (r_out * b.unsqueeze(1)).sum(dim=dims)
         if b.dim() <= 1 or all(n == 1 for n in b.shape[1:]):  # one value per channel
             per_channel = r_out.sum(dim=dims[1:]) if len(dims) > 1 else r_out
             return (per_channel * b.reshape(-1)).sum(dim=-1)
@@ -188,8 +195,10 @@ def elementwise_step(
     z: torch.Tensor,
     bias: torch.Tensor | None,
     r_out: torch.Tensor,
+    per_sample: bool = False,
 ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
-    """``inputs``: (activation ``(B, *out)``, weight broadcastable to it) per input tensor."""
+    """``inputs``: (activation ``(B, *out)``, weight broadcastable to it) per input tensor;
+    ``per_sample``: weights and ``bias`` are ``(B, *out)`` (computed from each sample)."""
     form = step.form
     shape = tuple(z.shape[1:])
     nums = []
@@ -212,9 +221,9 @@ def elementwise_step(
     c = step.carrier
     if step.gradient:
         s = form.divide(r_out, den.unsqueeze(1))
-        return [num.unsqueeze(1) * s for num in nums], absorbed(step, bias, den, s)
+        return [num.unsqueeze(1) * s for num in nums], absorbed(step, bias, den, s, per_sample)
     sent = []
     for num in nums:
         r = form.divide(num, den).unsqueeze(1)
         sent.append(c.mul(step.theta(r), r_out))
-    return sent, absorbed(step, bias, den, r_out)
+    return sent, absorbed(step, bias, den, r_out, per_sample)

@@ -115,6 +115,10 @@ class ConversionContext:
         # zero padding waiting to be merged into the Conv/AveragePool that reads it (any other
         # reader gets a Pad op: materialize_deferred_pads)
         self.deferred_pads: dict[str, tuple[str, Shape, OnnxNode]] = {}
+        # per-sample statistics (mean, mean square, standard deviation) of normalisation patterns
+        # written out by older exporters: recorded, not emitted, until the pattern's division
+        # (see provgraph.importers.node_converters.moments)
+        self.statistics: dict[str, Any] = {}
 
     @property
     def opset(self) -> int:
@@ -170,6 +174,12 @@ class ConversionContext:
         """Name of input ``index``, which must be a tensor computed from the model input."""
         name = node.input(index)
         self.materialize_deferred_pads(node)
+        if name in self.statistics and self.statistics[name].pending:
+            raise self.unsupported(
+                node,
+                f"input {index} ({name!r}) is {self.statistics[name].describe()}, which is "
+                "supported only inside a normalisation pattern",
+            )
         if name not in self.shapes or name in self.constants:
             raise self.invalid(node, f"input {index} ({name!r}) is not computed from the input")
         return name
@@ -262,6 +272,18 @@ class ConversionContext:
         self.shapes[new.output] = self._run_shape(new)
         self.producer[new.output] = new
         return new
+
+    def remove_unread(self, tensor: str, keep: str) -> None:
+        """Drop the ops that compute ``tensor`` and that nothing else reads, back to ``keep``."""
+        if tensor == keep or tensor in self.protected or tensor not in self.producer:
+            return
+        if any(tensor in op.inputs for op in self.ops):
+            return
+        op = self.producer.pop(tensor)
+        self.ops.remove(op)
+        self.shapes.pop(tensor, None)
+        for t in op.inputs:
+            self.remove_unread(t, keep)
 
     def fusable_producer(self, tensor: str) -> Op | None:
         """The op writing ``tensor`` when this node is its only reader, else ``None``.

@@ -1,7 +1,9 @@
 """Elementwise affine maps ``y = x * scale + shift`` (BatchNorm, arithmetic with a constant).
 
 When ``x`` is written by a Dense, Conv or Affine op that nothing else reads, and the map is the
-same within each output channel, it is folded into that op's weights and bias, which is exact.
+same within each output channel (each output feature of a Dense), it is folded into that op's
+weights and bias, which is exact. A map after a Normalization (its ``γ`` and ``β`` written as
+Mul and Add) becomes part of that op's ``γ`` and ``β``.
 Otherwise it becomes an :class:`~provgraph.model.ops.Affine` op whose ``shift`` is a bias source.
 """
 
@@ -12,7 +14,7 @@ import dataclasses
 import numpy as np
 
 from provgraph.importers.context import ConversionContext, OnnxNode, Shape
-from provgraph.model.ops import Affine, Conv, Dense, Op
+from provgraph.model.ops import Affine, Conv, Dense, Normalization, Op
 
 
 def per_sample_constant(
@@ -49,6 +51,11 @@ def _per_channel(value: np.ndarray | None, sample: Shape, fill: float) -> np.nda
     return rows[:, 0].astype(np.float64)
 
 
+def _last_first(value: np.ndarray | None, sample: Shape) -> np.ndarray | None:
+    """``value`` broadcast to ``sample`` with its last axis moved first."""
+    return None if value is None else np.moveaxis(np.broadcast_to(value, sample), -1, 0)
+
+
 def _fuse(
     op: Op, sample: Shape, scale: np.ndarray | None, shift: np.ndarray | None, out: str
 ) -> Op | None:
@@ -61,8 +68,21 @@ def _fuse(
             new_shift = 0.0 if old_shift is None else old_shift
             new_shift = new_shift + (0.0 if shift is None else shift)
         return dataclasses.replace(op, output=out, scale=new_scale, shift=new_shift)
+    if isinstance(op, Normalization):
+        a = 1.0 if scale is None else scale
+        weight = a if op.weight is None else op.weight * a
+        bias = None if op.bias is None else op.bias * a
+        if shift is not None:
+            bias = shift if bias is None else bias + shift
+        return dataclasses.replace(
+            op, output=out, weight=np.asarray(weight, dtype=np.float64),
+            bias=None if bias is None else np.asarray(bias, dtype=np.float64),
+        )
     if not isinstance(op, (Dense, Conv)):
         return None
+    if isinstance(op, Dense):  # a Dense's output features are its last axis
+        scale, shift = _last_first(scale, sample), _last_first(shift, sample)
+        sample = (sample[-1],) + tuple(sample[:-1])
     s, t = _per_channel(scale, sample, 1.0), _per_channel(shift, sample, 0.0)
     if s is None or t is None:
         return None

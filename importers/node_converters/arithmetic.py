@@ -2,9 +2,11 @@
 
 With a constant operand: an elementwise affine map (folded into the preceding linear op when
 exact, else :class:`~provgraph.model.ops.Affine`). Add of two computed tensors of the same shape is
-a
-residual connection (:class:`~provgraph.model.ops.Add`); Mul of two computed tensors is a gate
-(:mod:`provgraph.importers.gating`). Other combinations are refused.
+a residual connection (:class:`~provgraph.model.ops.Add`); Mul of two computed tensors is a gate
+(:mod:`provgraph.importers.gating`); Div of two computed tensors is a
+:class:`~provgraph.model.ops.Quotient` (relevance follows the dividend). The normalisation
+patterns older exporters write (``x − mean(x)``, ``t / σ``, ``1 / σ``, ``mean square + ε``) are
+matched by :mod:`provgraph.importers.node_converters.moments`. Other combinations are refused.
 """
 
 from __future__ import annotations
@@ -14,8 +16,15 @@ import numpy as np
 from provgraph.importers.context import ConversionContext, OnnxNode
 from provgraph.importers.fusion import apply_affine, per_sample_constant
 from provgraph.importers.gating import convert_gate
+from provgraph.importers.node_converters.moments import (
+    add_epsilon,
+    center,
+    divide,
+    invert,
+    multiply,
+)
 from provgraph.importers.registry import register
-from provgraph.model.ops import Add
+from provgraph.model.ops import Add, Quotient
 
 
 def _operands(node: OnnxNode, ctx: ConversionContext) -> tuple[int, np.ndarray | None]:
@@ -32,6 +41,8 @@ def _operands(node: OnnxNode, ctx: ConversionContext) -> tuple[int, np.ndarray |
 
 @register("Add")
 def convert_add(node: OnnxNode, ctx: ConversionContext) -> None:
+    if add_epsilon(ctx, node):
+        return
     index, c = _operands(node, ctx)
     if index < 0:
         a, b = node.input(0), node.input(1)
@@ -50,7 +61,11 @@ def convert_add(node: OnnxNode, ctx: ConversionContext) -> None:
 def convert_sub(node: OnnxNode, ctx: ConversionContext) -> None:
     index, c = _operands(node, ctx)
     if index < 0:
-        raise ctx.unsupported(node, "subtracting two computed tensors is not supported")
+        if center(ctx, node):
+            return
+        raise ctx.unsupported(
+            node, "subtracting two computed tensors is supported only as x − mean(x)"
+        )
     if index == 0:
         apply_affine(ctx, node, node.input(0), node.outputs[0], shift=-c)
     else:
@@ -61,7 +76,8 @@ def convert_sub(node: OnnxNode, ctx: ConversionContext) -> None:
 def convert_mul(node: OnnxNode, ctx: ConversionContext) -> None:
     index, c = _operands(node, ctx)
     if index < 0:
-        convert_gate(node, ctx)
+        if not multiply(ctx, node):
+            convert_gate(node, ctx)
         return
     apply_affine(ctx, node, node.input(index), node.outputs[0], scale=c)
 
@@ -69,7 +85,35 @@ def convert_mul(node: OnnxNode, ctx: ConversionContext) -> None:
 @register("Div")
 def convert_div(node: OnnxNode, ctx: ConversionContext) -> None:
     index, c = _operands(node, ctx)
+    if (index < 0 and divide(ctx, node)) or (index == 1 and invert(ctx, node)):
+        return
+    if index < 0:
+        _quotient(node, ctx)
+        return
     if index != 0:
-        raise ctx.unsupported(node, "only division of a computed tensor by a constant is supported")
+        raise ctx.unsupported(
+            node,
+            "only division of a computed tensor by a constant, or by its own standard deviation "
+            "(a normalisation), is supported",
+        )
     with np.errstate(divide="ignore"):
         apply_affine(ctx, node, node.input(0), node.outputs[0], scale=1.0 / c)
+
+
+def _quotient(node: OnnxNode, ctx: ConversionContext) -> None:
+    """``a / d`` of two computed tensors, ``d`` broadcasting to ``a``: a
+    :class:`~provgraph.model.ops.Quotient` (relevance follows ``a``)."""
+    a, d = ctx.computed(node, 0), ctx.computed(node, 1)
+    try:
+        out = tuple(int(n) for n in np.broadcast_shapes(ctx.full_shape(a), ctx.full_shape(d)))
+    except ValueError:
+        raise ctx.invalid(
+            node, f"shapes {ctx.sample_shape(a)} and {ctx.sample_shape(d)} do not broadcast"
+        ) from None
+    if out != ctx.full_shape(a):
+        raise ctx.unsupported(
+            node,
+            f"the dividend {a!r} of shape {ctx.sample_shape(a)} would be broadcast to {out[1:]}; "
+            "division needs a dividend of the output's shape",
+        )
+    ctx.emit(Quotient(node.name, (a, d), node.outputs[0], source="Div"))

@@ -13,6 +13,7 @@ from provgraph.importers.node_converters.common import (
     resolve_pads,
     window_attrs,
 )
+from provgraph.importers.node_converters.moments import moment, record_mean
 from provgraph.importers.node_converters.reduce import emit_reduce
 from provgraph.importers.registry import register
 from provgraph.model.ops import AvgPool, GlobalAvgPool, MaxPool, Pad, Reshape
@@ -119,14 +120,21 @@ def convert_global_max_pool(node: OnnxNode, ctx: ConversionContext) -> None:
 
 
 def _reduce_mean(node: OnnxNode, ctx: ConversionContext, axes: list[int] | None) -> None:
-    """The mean over every spatial axis is global average pooling; other axes: a linear op."""
-    x = ctx.computed(node, 0)
+    """The mean over every spatial axis is global average pooling; other axes: a linear op.
+
+    The mean of a square (a variance) and a mean that a normalisation subtracts are noted for
+    :mod:`~provgraph.importers.node_converters.moments`.
+    """
+    statistic = moment(ctx, node.input(0))
+    x = node.input(0) if statistic is not None and statistic.pending else ctx.computed(node, 0)
     full = ctx.full_shape(x)
     rank = len(full)
     spatial = list(range(2, rank))
     if axes is None or (not axes and not node.attr("noop_with_empty_axes", 0)):
         axes = list(range(rank))
     axes = sorted(a + rank if a < 0 else a for a in axes)
+    if record_mean(ctx, node, x, axes):
+        return
     if not spatial or axes != spatial:
         emit_reduce(ctx, node, axes, mean=True)
         return

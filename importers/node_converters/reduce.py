@@ -1,5 +1,7 @@
 """ReduceSum and ReduceMean over any sample axes → a linear op (weights 1, or 1/n for the mean);
-ReduceMax over the spatial axes of an image → global max pooling (winner-takes-all).
+ReduceL2 → the same sum after an :class:`~provgraph.model.ops.L2Weighting` (the norm a constant
+of the sample: ``‖x‖ = Σ_k (x_k/‖x‖) x_k``, identity rule); ReduceMax over the spatial axes of an
+image → global max pooling (winner-takes-all).
 
 The reduction is written with ops every backend already handles: a Transpose that moves the
 reduced axes last (when they are not), a Reshape to ``(kept, reduced)``, a one-channel-per-group
@@ -15,7 +17,7 @@ import numpy as np
 
 from provgraph.importers.context import ConversionContext, OnnxNode
 from provgraph.importers.registry import register
-from provgraph.model.ops import Conv, MaxPool, Reshape, Transpose
+from provgraph.model.ops import Conv, L2Weighting, MaxPool, Reshape, Transpose
 
 
 def reduce_axes(
@@ -31,9 +33,16 @@ def reduce_axes(
     return sorted({a + rank if a < 0 else a for a in axes})
 
 
-def emit_reduce(ctx: ConversionContext, node: OnnxNode, axes: list[int] | None, mean: bool) -> None:
-    """Emit ``node``'s sum (or mean) of input 0 over ``axes`` (ONNX axes, batch axis refused)."""
-    x = ctx.computed(node, 0)
+def emit_reduce(
+    ctx: ConversionContext,
+    node: OnnxNode,
+    axes: list[int] | None,
+    mean: bool,
+    source: str | None = None,
+) -> None:
+    """Emit ``node``'s sum (or mean) of input 0 (or of tensor ``source``, of the same shape) over
+    ``axes`` (ONNX axes, batch axis refused)."""
+    x = ctx.computed(node, 0) if source is None else source
     full = ctx.full_shape(x)
     rank, out = len(full), node.outputs[0]
     axes = reduce_axes(ctx, node, rank, axes)
@@ -113,3 +122,29 @@ def convert_reduce_max_attribute(node: OnnxNode, ctx: ConversionContext) -> None
 def convert_reduce_max_input(node: OnnxNode, ctx: ConversionContext) -> None:
     axes = ctx.optional_constant(node, 1, "axes")
     _reduce_max(node, ctx, None if axes is None else [int(a) for a in np.asarray(axes).reshape(-1)])
+
+
+def _reduce_l2(node: OnnxNode, ctx: ConversionContext, axes: list[int] | None) -> None:
+    x = ctx.computed(node, 0)
+    rank = len(ctx.full_shape(x))
+    resolved = reduce_axes(ctx, node, rank, axes)
+    if resolved is None:  # no reduction: |x|, which has no linear form
+        raise ctx.unsupported(node, "ReduceL2 over no axes (|x| elementwise) is not supported")
+    if 0 in resolved:
+        raise ctx.unsupported(node, f"reducing over axes {resolved} includes the batch axis")
+    weighted = f"{node.outputs[0]}:weighted"
+    ctx.emit(L2Weighting(f"{node.name}:weights", (x,), weighted, axes=tuple(resolved),
+                         source=node.op_type))
+    emit_reduce(ctx, node, resolved, mean=False, source=weighted)
+
+
+@register("ReduceL2", until=17)
+def convert_reduce_l2_attribute(node: OnnxNode, ctx: ConversionContext) -> None:
+    axes = node.attr("axes", None)
+    _reduce_l2(node, ctx, None if axes is None else [int(a) for a in axes])
+
+
+@register("ReduceL2", since=18)
+def convert_reduce_l2_input(node: OnnxNode, ctx: ConversionContext) -> None:
+    axes = ctx.optional_constant(node, 1, "axes")
+    _reduce_l2(node, ctx, None if axes is None else [int(a) for a in np.asarray(axes).reshape(-1)])

@@ -67,14 +67,12 @@ class AnnotatedGraph:
         return int(np.argmax(self.logits))
 
     def structure(self, op: LinearOp) -> tuple[list[sp.csr_array], np.ndarray | None]:
-        """The op's weight matrices ``w_jk`` and bias ``b_k`` (independent of the input)."""
+        """The op's weight matrices ``w_jk`` and bias ``b_k`` on this graph's sample."""
         if op.name not in self._structure:
             shapes = self.network.shapes
             in_shapes = [shapes[t] for t in op.inputs]
-            self._structure[op.name] = (
-                op.weight_matrices(in_shapes, shapes[op.output]),
-                op.bias_vector(shapes[op.output]),
-            )
+            inputs = [self.trace[t] for t in op.inputs]
+            self._structure[op.name] = op.sample_structure(in_shapes, shapes[op.output], inputs)
         return self._structure[op.name]
 
     def edge_weights(

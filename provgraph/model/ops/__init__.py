@@ -2,8 +2,9 @@
 
 from provgraph.model.ops.activation import ACTIVATIONS, Activation
 from provgraph.model.ops.base import LinearOp, Op, PassthroughOp, RouteOp, SelectOp, Shape
-from provgraph.model.ops.elementwise import LRN, Gate, PRelu
+from provgraph.model.ops.elementwise import LRN, Gate, PRelu, Quotient
 from provgraph.model.ops.linear import Add, Affine, AvgPool, Conv, Dense, GlobalAvgPool
+from provgraph.model.ops.normalization import L2Weighting, Normalization, SampleAffineOp
 from provgraph.model.ops.pooling import MaxPool
 from provgraph.model.ops.routing import Flatten, Identity, Reshape
 from provgraph.model.ops.shaping import Concat, Pad, Slice, Transpose
@@ -21,15 +22,19 @@ __all__ = [
     "Gate",
     "GlobalAvgPool",
     "Identity",
+    "L2Weighting",
     "LRN",
     "LinearOp",
     "MaxPool",
+    "Normalization",
     "Op",
     "PRelu",
     "Pad",
     "PassthroughOp",
+    "Quotient",
     "Reshape",
     "RouteOp",
+    "SampleAffineOp",
     "SelectOp",
     "Shape",
     "Slice",

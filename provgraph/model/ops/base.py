@@ -24,6 +24,7 @@ bilinear product of two computed tensors) is a new base class here with its own
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, TypeVar
 
@@ -103,6 +104,17 @@ class LinearOp(Op):
     def bias_vector(self, out_shape: Shape) -> np.ndarray | None:
         """``b_k`` for every output neuron, or ``None`` when the op has no bias source."""
         return None
+
+    def sample_structure(
+        self, in_shapes: list[Shape], out_shape: Shape, inputs: Sequence[torch.Tensor]
+    ) -> tuple[list[sp.csr_array], np.ndarray | None]:
+        """The weights and bias on one sample whose input activations are ``inputs`` (batch 1).
+
+        For most ops they are the model's constants (:meth:`weight_matrices`,
+        :meth:`bias_vector`); an op whose weights are constants of the sample's forward pass
+        (normalisation by per-sample statistics) computes them from ``inputs``.
+        """
+        return self.weight_matrices(in_shapes, out_shape), self.bias_vector(out_shape)
 
 
 class PassthroughOp(Op):

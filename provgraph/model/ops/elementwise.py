@@ -29,6 +29,20 @@ class Gate(PassthroughOp):
         return signal * gate
 
 
+class Quotient(PassthroughOp):
+    """``y = signal / divisor`` of two computed tensors (ConvNeXt-V2's ``‖x‖ / mean ‖x‖``).
+
+    ``inputs`` is ``(signal, divisor)``; the signal has the output's shape, the divisor
+    broadcasts to it. The identity rule: the divisor is a constant of the sample's forward pass,
+    so output ``k`` has one edge from the same element of the signal and no bias; every rule
+    gives such an edge the weight one (LRP-0: ``z/z``), so it is annotated with K's one, and the
+    divisor's branch receives no relevance, as a gate's.
+    """
+
+    def forward(self, signal: torch.Tensor, divisor: torch.Tensor) -> torch.Tensor:
+        return signal / divisor
+
+
 @dataclass(eq=False)
 class PRelu(PassthroughOp):
     """``y = x`` where ``x >= 0``, else ``slope · x``; ``slope`` broadcasts to one sample."""

@@ -18,7 +18,12 @@ def _as_tensor(a: np.ndarray, like: torch.Tensor) -> torch.Tensor:
 
 @dataclass(eq=False)
 class Dense(LinearOp):
-    """``y = x @ W + b`` on ``(N, n_in)`` inputs; ``weight`` has shape ``(n_in, n_out)``."""
+    """``y = x @ W + b`` over the last axis of ``(N, …, n_in)`` inputs; ``weight`` has shape
+    ``(n_in, n_out)``.
+
+    An input of rank 3 or more (``(batch, tokens, features)``) is transformed per token: the
+    edge matrix is block-diagonal, one copy of ``W`` for each position of the leading axes.
+    """
 
     weight: np.ndarray = field(kw_only=True)
     bias: np.ndarray | None = field(default=None, kw_only=True)
@@ -27,17 +32,28 @@ class Dense(LinearOp):
         y = x @ _as_tensor(self.weight, x)
         return y if self.bias is None else y + _as_tensor(self.bias, x)
 
+    @staticmethod
+    def positions(in_shape: Shape) -> int:
+        """Number of positions (tokens, pixels) the weight is applied at."""
+        return int(np.prod(in_shape[:-1]))
+
     def weight_matrices(self, in_shapes: list[Shape], out_shape: Shape) -> list[sp.csr_array]:
         n_in, n_out = self.weight.shape
-        rows = np.repeat(np.arange(n_in), n_out)
-        cols = np.tile(np.arange(n_out), n_in)
-        return [csr_from_edges(rows, cols, self.weight.reshape(-1), (n_in, n_out))]
+        n_pos = self.positions(in_shapes[0])
+        pos = np.repeat(np.arange(n_pos), n_in * n_out)
+        rows = pos * n_in + np.tile(np.repeat(np.arange(n_in), n_out), n_pos)
+        cols = pos * n_out + np.tile(np.arange(n_out), n_in * n_pos)
+        data = np.tile(self.weight.reshape(-1), n_pos)
+        return [csr_from_edges(rows, cols, data, (n_pos * n_in, n_pos * n_out))]
 
     def bias_vector(self, out_shape: Shape) -> np.ndarray | None:
-        return None if self.bias is None else np.asarray(self.bias, dtype=np.float64)
+        if self.bias is None:
+            return None
+        return np.tile(np.asarray(self.bias, dtype=np.float64), self.positions(out_shape))
 
     def num_edges(self, in_shapes: list[Shape], out_shape: Shape) -> int:
-        return int(self.weight.size + (0 if self.bias is None else self.weight.shape[1]))
+        per_position = self.weight.size + (0 if self.bias is None else self.weight.shape[1])
+        return int(per_position * self.positions(in_shapes[0]))
 
 
 def _window_positions(
