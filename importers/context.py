@@ -170,6 +170,16 @@ class ConversionContext:
             raise self.invalid(node, f"{what} must be an integer tensor, not {value.dtype}")
         return [int(v) for v in value.reshape(-1)]
 
+    def broadcast_shape(self, node: OnnxNode, a: str, b: str) -> Shape:
+        """The full shape ``a`` and ``b`` broadcast to; an error naming both when they don't."""
+        try:
+            shape = np.broadcast_shapes(self.full_shape(a), self.full_shape(b))
+        except ValueError:
+            raise self.invalid(
+                node, f"shapes {self.sample_shape(a)} and {self.sample_shape(b)} do not broadcast"
+            ) from None
+        return tuple(int(n) for n in shape)
+
     def computed(self, node: OnnxNode, index: int = 0) -> str:
         """Name of input ``index``, which must be a tensor computed from the model input."""
         name = node.input(index)

@@ -17,8 +17,6 @@ element of the signal.
 
 from __future__ import annotations
 
-import numpy as np
-
 from provgraph.importers.context import ConversionContext, OnnxNode
 from provgraph.model.ops import Activation, Affine, Gate, Identity, Op, PassthroughOp, Reshape
 
@@ -75,12 +73,7 @@ def choose_signal(ctx: ConversionContext, a: str, b: str, out_shape: tuple) -> t
 def convert_gate(node: OnnxNode, ctx: ConversionContext) -> None:
     """Emit a :class:`~provgraph.model.ops.Gate` for ``Mul`` of two computed tensors."""
     a, b = ctx.computed(node, 0), ctx.computed(node, 1)
-    try:
-        out_shape = tuple(int(d) for d in np.broadcast_shapes(ctx.full_shape(a), ctx.full_shape(b)))
-    except ValueError:
-        raise ctx.invalid(
-            node, f"shapes {ctx.sample_shape(a)} and {ctx.sample_shape(b)} do not broadcast"
-        ) from None
+    out_shape = ctx.broadcast_shape(node, a, b)
     signal, gate = choose_signal(ctx, a, b, out_shape)
     if ctx.full_shape(signal) != out_shape:
         raise ctx.unsupported(

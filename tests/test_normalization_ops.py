@@ -485,16 +485,7 @@ def test_reduce_l2_forward_and_edges() -> None:
     per_channel = received.reshape(3, -1, 3).sum(axis=1)
     np.testing.assert_allclose(sent, share[:, :, None] * per_channel[:, None, :], rtol=1e-9,
                                atol=1e-12)
-    for semiring in BUILTIN_SEMIRINGS:
-        ref = graph.aggregate(semiring, target=[0, 1, 2], backend="scipy")
-        got = graph.aggregate(semiring, target=[0, 1, 2], backend="torch")
-        a_, b_ = ref.tensors[net.input_name], got.tensors[net.input_name]
-        if semiring in ("boolean", "counting"):
-            assert np.array_equal(a_, b_)
-        else:
-            a_, b_ = np.asarray(a_, float), np.asarray(b_, float)
-            assert not np.isnan(a_).any()
-            np.testing.assert_allclose(b_, a_, rtol=1e-9, atol=1e-12)
+    assert_scipy_equals_torch(graph, net.input_name)
 
 
 class GRN(nn.Module):
@@ -531,16 +522,7 @@ def test_global_response_normalisation_imports_and_explains() -> None:
     want = session.run(None, {session.get_inputs()[0].name: x})[0]
     np.testing.assert_allclose(forward_trace(net, x).logits, want, rtol=1e-5, atol=1e-6)
     graph = AnnotatedGraph(net, forward_trace(net, x[:1]))
-    for semiring in BUILTIN_SEMIRINGS:
-        ref = graph.aggregate(semiring, target=[0, 1, 2], backend="scipy")
-        got = graph.aggregate(semiring, target=[0, 1, 2], backend="torch")
-        a, b = ref.tensors[net.input_name], got.tensors[net.input_name]
-        if semiring in ("boolean", "counting"):
-            assert np.array_equal(a, b)
-        else:
-            a, b = np.asarray(a, float), np.asarray(b, float)
-            assert not np.isnan(a).any()
-            np.testing.assert_allclose(b, a, rtol=1e-9, atol=1e-12)
+    assert_scipy_equals_torch(graph, net.input_name)
     rel = graph.aggregate("real", rule="lrp0", init="one", target=[0, 1, 2])
     total = rel.tensors[net.input_name].sum(axis=0) + sum(rel.biases.values())
     np.testing.assert_allclose(total, 1.0, rtol=1e-8)
@@ -603,3 +585,18 @@ def test_a_batch_on_torch_equals_each_sample_on_scipy(name: str, semiring: str) 
         for op, absorbed in ref.biases.items():
             np.testing.assert_allclose(np.asarray(got.biases[op], float),
                                        np.asarray(absorbed, float), rtol=1e-9, atol=1e-12)
+
+
+def assert_scipy_equals_torch(graph: AnnotatedGraph, tensor: str) -> None:
+    """Every built-in semiring: the torch backend equals the scipy reference on ``tensor``
+    (exactly for Boolean and Counting), with no NaN."""
+    for semiring in BUILTIN_SEMIRINGS:
+        ref = graph.aggregate(semiring, target=[0, 1, 2], backend="scipy")
+        got = graph.aggregate(semiring, target=[0, 1, 2], backend="torch")
+        a, b = ref.tensors[tensor], got.tensors[tensor]
+        if semiring in ("boolean", "counting"):
+            assert np.array_equal(a, b)
+        else:
+            a, b = np.asarray(a, float), np.asarray(b, float)
+            assert not np.isnan(a).any()
+            np.testing.assert_allclose(b, a, rtol=1e-9, atol=1e-12)

@@ -104,12 +104,7 @@ def _quotient(node: OnnxNode, ctx: ConversionContext) -> None:
     """``a / d`` of two computed tensors, ``d`` broadcasting to ``a``: a
     :class:`~provgraph.model.ops.Quotient` (relevance follows ``a``)."""
     a, d = ctx.computed(node, 0), ctx.computed(node, 1)
-    try:
-        out = tuple(int(n) for n in np.broadcast_shapes(ctx.full_shape(a), ctx.full_shape(d)))
-    except ValueError:
-        raise ctx.invalid(
-            node, f"shapes {ctx.sample_shape(a)} and {ctx.sample_shape(d)} do not broadcast"
-        ) from None
+    out = ctx.broadcast_shape(node, a, d)
     if out != ctx.full_shape(a):
         raise ctx.unsupported(
             node,
