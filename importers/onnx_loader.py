@@ -24,7 +24,12 @@ from provgraph.importers.folding import METADATA_INPUTS, is_foldable
 from provgraph.importers.heads import FLOAT_TYPES, find_head
 from provgraph.importers.limits import memory_budget, parse_size
 from provgraph.importers.registry import lookup
-from provgraph.importers.validation import check_external_data, check_parameters, read_initializers
+from provgraph.importers.validation import (
+    check_external_data,
+    check_parameters,
+    flush_subnormal_parameters,
+    read_initializers,
+)
 from provgraph.model.network import Network
 
 MIN_OPSET = 9
@@ -346,6 +351,7 @@ def load_onnx(
         shapes=shapes,
     )
     check_parameters(net, name)
+    flush_subnormal_parameters(net)
     if labels is not None and len(labels) != net.num_classes:
         net.class_labels = None
     return net

@@ -195,6 +195,30 @@ def check_parameters(network: Network, name: str) -> None:
             _check_finite(value, what)
 
 
+def flush_subnormal_parameters(network: Network) -> int:
+    """Set the subnormal float32/float16 parameters of every op to zero; returns how many.
+
+    Subnormal weights (|w| below the smallest normal number, 1.2e-38 in float32) change no
+    result that float32 can represent — onnxruntime's kernels flush them too — but on many
+    processors every multiplication by one is tens of times slower than a normal one, which
+    made the bundled model 30× slower in float32.
+    """
+    flushed = 0
+    for op in network.ops:
+        for field in dataclasses.fields(op):
+            value = getattr(op, field.name, None)
+            if not isinstance(value, np.ndarray) or value.dtype not in (np.float32, np.float16):
+                continue
+            tiny = (value != 0) & (np.abs(value) < np.finfo(value.dtype).tiny)
+            if tiny.any():
+                if not value.flags.writeable:
+                    value = value.copy()
+                    setattr(op, field.name, value)
+                value[tiny] = 0
+                flushed += int(tiny.sum())
+    return flushed
+
+
 def check_finite_attributes(node: OnnxNode, names: Iterable[str], prefix: str) -> None:
     """Refuse float attributes of ``node`` that are NaN or infinite."""
     for attribute in names:

@@ -283,3 +283,15 @@ def test_max_memory_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> Non
     refused(conv_net(), "over the memory budget of 64 bytes")
     monkeypatch.setenv("PROVGRAPH_MAX_MEMORY", "lots")
     refused(conv_net(), "not a number of bytes")
+
+
+def test_subnormal_weights_are_flushed_and_logits_still_match_onnxruntime() -> None:
+    weights = {"W": W(2, 1, 3, 3), "B": W(2), "W2": W(3, 50)}
+    tiny = np.float32(3e-39)  # subnormal in float32
+    weights["W2"].reshape(-1)[::7] = tiny
+    model = conv_net(weights=weights)
+    net = load_onnx(model.SerializeToString())
+    dense = net.linear_ops[-1].weight
+    assert not ((dense != 0) & (np.abs(dense) < np.finfo(np.float32).tiny)).any()
+    assert int((dense == 0).sum()) == len(weights["W2"].reshape(-1)[::7])
+    matches_onnxruntime(model, (1, 1, 5, 5))
