@@ -198,7 +198,7 @@ def check_parameters(network: Network, name: str) -> None:
 def flush_subnormal_parameters(network: Network) -> int:
     """Set the subnormal float32/float16 parameters of every op to zero; returns how many.
 
-    Subnormal weights (|w| below the smallest normal number, 1.2e-38 in float32) change no
+    Subnormal weights (``|w|`` below the smallest normal number, 1.2e-38 in float32) change no
     result that float32 can represent — onnxruntime's kernels flush them too — but on many
     processors every multiplication by one is tens of times slower than a normal one, which
     made the bundled model 30× slower in float32.
