@@ -13,7 +13,7 @@ Memory limits on declared and derived sizes are in :mod:`provgraph.importers.lim
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -217,14 +217,3 @@ def flush_subnormal_parameters(network: Network) -> int:
                 value[tiny] = 0
                 flushed += int(tiny.sum())
     return flushed
-
-
-def check_finite_attributes(node: OnnxNode, names: Iterable[str], prefix: str) -> None:
-    """Refuse float attributes of ``node`` that are NaN or infinite."""
-    for attribute in names:
-        value = node.attr(attribute, None)
-        if value is None:
-            continue
-        values = np.asarray(value, dtype=np.float64).reshape(-1)
-        if not np.isfinite(values).all():
-            raise ModelLoadError(f"{prefix}: {node.describe()}: {attribute}={value} is not finite")

@@ -32,13 +32,6 @@ def _input_display(rel: Relevance, target_index: int) -> tuple[np.ndarray, str]:
     return k.display(r)
 
 
-def display_values(rel: Relevance, r: np.ndarray) -> np.ndarray:
-    """K values as floats for display, as the semiring shows them
-    (:meth:`~provgraph.algebra.semirings.Semiring.display`: counts on a log scale when they are
-    huge, tropical costs as exp(−cost), …)."""
-    return rel.semiring.display(r)[0]
-
-
 def draw(ax, rel: Relevance, target_index: int = 0, colorbar: bool = True):
     """Draw ``rel``'s input map on a matplotlib axis, in the semiring's colours."""
     k = rel.semiring

@@ -74,7 +74,7 @@ def split_batch(
         x = x.detach().cpu().numpy()
     if isinstance(x, (str, bytes)):
         raise InputError(f"the input is text ({type(x).__name__}), not an array of numbers")
-    if isinstance(x, np.ndarray) and x.dtype.kind == "c" or np.iscomplexobj(x):
+    if np.iscomplexobj(x):
         raise InputError("the input is complex; provgraph explains real-valued inputs")
     if isinstance(x, np.ndarray) and x.dtype == np.uint8:
         warnings.warn(

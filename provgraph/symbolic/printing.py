@@ -41,15 +41,7 @@ def polynomial_text(
     str
         ``"0"`` for the zero polynomial.
     """
-    names = _names(terms, name)
-    pieces = []
-    for mono, c in _ordered(terms):
-        negative, number = _coefficient(c, digits)
-        factors = [names[v] if e == 1 else f"{names[v]}**{e}" for v, e in _powers(mono)]
-        if number is not None or not factors:
-            factors.insert(0, number if number is not None else "1")
-        pieces.append((negative, "*".join(factors)))
-    return _join(pieces)
+    return _render(terms, name, digits, lambda v, e: f"{v}**{e}", str, "*")
 
 
 def polynomial_latex(
@@ -71,17 +63,29 @@ def polynomial_latex(
     str
         ``"0"`` for the zero polynomial.
     """
-    names = _names(terms, latex_name)
+    return _render(
+        terms, latex_name, digits, lambda v, e: f"\\left({v}\\right)^{{{e}}}", _latex_number, " "
+    )
+
+
+def _render(
+    terms: Terms,
+    name: Callable[[int], str],
+    digits: int | None,
+    power: Callable[[str, int], str],
+    number_text: Callable[[str], str],
+    times: str,
+) -> str:
+    """The sum of terms, each ``|c| v₁ … vₙ`` with ``power(v, e)`` for exponents above one,
+    ``number_text`` for the coefficient and ``times`` between factors."""
+    names = _names(terms, name)
     pieces = []
     for mono, c in _ordered(terms):
         negative, number = _coefficient(c, digits)
-        factors = [
-            names[v] if e == 1 else f"\\left({names[v]}\\right)^{{{e}}}"
-            for v, e in _powers(mono)
-        ]
+        factors = [names[v] if e == 1 else power(names[v], e) for v, e in _powers(mono)]
         if number is not None or not factors:
-            factors.insert(0, _latex_number(number if number is not None else "1"))
-        pieces.append((negative, " ".join(factors)))
+            factors.insert(0, number_text(number if number is not None else "1"))
+        pieces.append((negative, times.join(factors)))
     return _join(pieces)
 
 
