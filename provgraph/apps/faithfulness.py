@@ -95,6 +95,10 @@ class RowPartial:
                           {k: v + other.scores[k] for k, v in self.scores.items()})
 
 
+#: ``(samples, labelled samples, row label → sums)``
+Partial = tuple[int, int, dict[str, RowPartial]]
+
+
 class Faithfulness:
     """The faithfulness tests of every case, and of a random order.
 
@@ -112,7 +116,7 @@ class Faithfulness:
                  settings: Settings = Settings()) -> None:
         self.model, self.cases, self.settings = model, tuple(cases), settings
 
-    def map(self, chunk: Chunk) -> tuple[int, int, dict[str, RowPartial]]:
+    def map(self, chunk: Chunk) -> Partial:
         """``(samples, labelled, row label → sums)`` of one chunk."""
         from provgraph.algebra.semirings import get_semiring
 
@@ -183,12 +187,11 @@ class Faithfulness:
         return RowPartial({k: v.sum(axis=0) for k, v in curves.items()},
                           {k: float(v) for k, v in scores.items()})
 
-    def combine(self, a: tuple[int, int, dict[str, RowPartial]],
-                b: tuple[int, int, dict[str, RowPartial]]) -> tuple[int, int, dict[str, RowPartial]]:
+    def combine(self, a: Partial, b: Partial) -> Partial:
         """Sums of both partials."""
         return a[0] + b[0], a[1] + b[1], {k: v + b[2][k] for k, v in a[2].items()}
 
-    def finish(self, partial: tuple[int, int, dict[str, RowPartial]]) -> FaithfulnessResult:
+    def finish(self, partial: Partial) -> FaithfulnessResult:
         """Means over samples (accuracies over the labelled samples)."""
         n, labelled, rows = partial
         table: dict[str, dict[str, float]] = {}
