@@ -113,8 +113,8 @@ class Faithfulness:
     """
 
     def __init__(self, model: ModelRef, cases: Sequence[Case] = DEFAULT_CASES,
-                 settings: Settings = Settings()) -> None:
-        self.model, self.cases, self.settings = model, tuple(cases), settings
+                 settings: Settings | None = None) -> None:
+        self.model, self.cases, self.settings = model, tuple(cases), settings or Settings()
 
     def map(self, chunk: Chunk) -> Partial:
         """``(samples, labelled, row label → sums)`` of one chunk."""
@@ -126,7 +126,7 @@ class Faithfulness:
         x = np.asarray(chunk.x, dtype=np.float64).reshape(len(chunk.indices), -1)
         shape = tuple(network.input_shape)
         logits = self.model.logits(x.reshape((len(x), *shape)))
-        targets = dataset_targets(chunk.labels, logits, s.targets, "dataset")
+        targets = dataset_targets(chunk, logits, s.targets)
         replacement = replacement_values(x, s.perturb_baseline, layout, s.blur_sigma)
         patches = patch_ids(layout, s.patch_size)
         secondary = self.model.tie_breaker(x.reshape((len(x), *shape)), targets)

@@ -21,7 +21,7 @@ import numpy as np
 
 from provgraph.apps.datasets import Chunk
 from provgraph.apps.masks import MaskSet
-from provgraph.apps.model_job import ModelRef, softmax
+from provgraph.apps.model_job import ModelRef, dataset_targets, softmax
 from provgraph.errors import InputError
 
 MODES = ("keep", "remove")
@@ -91,7 +91,7 @@ class MaskEvaluation:
         x = np.asarray(chunk.x, dtype=np.float64)
         flat = x.reshape(len(x), -1)
         logits = self.model.logits(x)
-        pred = np.argmax(logits, axis=1)
+        pred = dataset_targets(chunk, logits, "predicted")  # also checks the labels
         rows = np.arange(len(x))
         labels = chunk.labels
         correct, agree, confidence = {}, {}, {}

@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 
-from provgraph.apps.dataset_errors import DatasetError
 from provgraph.apps.datasets import Chunk
 from provgraph.apps.model_job import Case, ModelRef, case_record, dataset_targets
 from provgraph.apps.ranking import ranked_indices
@@ -31,15 +30,6 @@ from provgraph.errors import InputError
 
 DEFAULT_CASES = (Case("boolean"), Case("counting"), Case("real"))
 DEFAULT_THRESHOLDS = (0.5, 0.75, 0.9)
-
-
-def check_labels(targets: np.ndarray, chunk: Chunk, n_classes: int) -> None:
-    """A one-line :class:`~provgraph.apps.dataset_errors.DatasetError` for a target outside
-    the model's classes, naming the sample."""
-    bad = np.flatnonzero((targets < 0) | (targets >= n_classes))
-    if len(bad):
-        raise DatasetError(f"label {targets[bad[0]]} of sample {chunk.indices[bad[0]]} is not "
-                           f"in 0..{n_classes - 1} (the model has {n_classes} classes)")
 
 
 class ClassRelevance:
@@ -70,8 +60,7 @@ class ClassRelevance:
         """Explain the chunk in every case, each sample for its own target; per-class sums."""
         x = chunk.x
         logits = self.model.logits(x)
-        targets = dataset_targets(chunk.labels, logits, self.targets, "dataset")
-        check_labels(targets, chunk, self.n_classes)
+        targets = dataset_targets(chunk, logits, self.targets)
         out = {}
         for case in self.cases:
             rel = self.model.explain(case, x, targets)

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from provgraph.apps.dataset_errors import DatasetError
 from provgraph.errors import InputError
 
 
@@ -72,9 +73,12 @@ class ModelRef:
         An ONNX file or its bytes.
     backend : str
         Backend of the explainers (``"torch"``: batches in one pass).
+    device, counting : str, optional
+        The torch backend's device and Counting carrier (``"int64"``, ``"float64"``, ``"log"``).
     """
 
-    def __init__(self, model: str | Path | bytes, backend: str = "torch") -> None:
+    def __init__(self, model: str | Path | bytes, backend: str = "torch",
+                 device: str | None = None, counting: str | None = None) -> None:
         if isinstance(model, (str, Path)):
             path = Path(model)
             if not path.is_file():
@@ -87,7 +91,7 @@ class ModelRef:
             raise InputError(f"a dataset job takes the model as a path or ONNX bytes, got "
                              f"{type(model).__name__}")
         self.sha256 = hashlib.sha256(data).hexdigest()
-        self.backend = backend
+        self.backend, self.device, self.counting = backend, device, counting
         self._network: Any = None
         self._explainers: dict[Any, Any] = {}
 
@@ -114,8 +118,16 @@ class ModelRef:
         if key not in self._explainers:
             from provgraph.engine.explainer import Explainer
 
+            backend: Any = self.backend
+            if self.device is not None or self.counting is not None:
+                from provgraph.backends import get_backend
+
+                options = {"device": self.device or "cpu"}
+                if self.counting is not None:
+                    options["counting"] = self.counting
+                backend = get_backend("torch", **options)
             self._explainers[key] = Explainer(self.network, case.semiring, rule=case.rule,
-                                              theta=case.theta, init=init, backend=self.backend)
+                                              theta=case.theta, init=init, backend=backend)
         return self._explainers[key]
 
     def explain(self, case: Case, x: np.ndarray, targets: np.ndarray | None) -> Any:
@@ -147,14 +159,27 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def dataset_targets(chunk_labels: np.ndarray | None, logits: np.ndarray, mode: str,
-                    source: str) -> np.ndarray:
-    """Per-sample targets: the labels (``mode="label"``) or the predicted classes
-    (``"predicted"``)."""
+def dataset_targets(chunk: Any, logits: np.ndarray, mode: str) -> np.ndarray:
+    """Per-sample targets of a :class:`~provgraph.apps.datasets.Chunk`: its labels
+    (``mode="label"``) or the predicted classes (``"predicted"``).
+
+    Raises
+    ------
+    DatasetError
+        A label outside the model's classes (naming the sample), or no labels where they are
+        the targets.
+    """
+    n_classes = logits.shape[1]
+    if chunk.labels is not None:
+        labels = np.asarray(chunk.labels, dtype=np.int64)
+        bad = np.flatnonzero((labels < 0) | (labels >= n_classes))
+        if len(bad):
+            raise DatasetError(f"label {labels[bad[0]]} of sample {chunk.indices[bad[0]]} is not "
+                               f"in 0..{n_classes - 1} (the model has {n_classes} classes)")
     if mode == "predicted":
         return np.argmax(logits, axis=1).astype(np.int64)
     if mode != "label":
         raise InputError(f"targets must be 'label' or 'predicted', got {mode!r}")
-    if chunk_labels is None:
-        raise InputError(f"{source}: the dataset has no labels; use predicted targets")
-    return np.asarray(chunk_labels, dtype=np.int64)
+    if chunk.labels is None:
+        raise DatasetError("the dataset has no labels; explain the predicted classes instead")
+    return np.asarray(chunk.labels, dtype=np.int64)
