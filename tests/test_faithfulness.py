@@ -172,12 +172,13 @@ def test_faithfulness_job_equals_plain_loop(baseline):
     case = Case("boolean")
     result = run_reduction(data, Faithfulness(model, [case], settings), 4, False, 0, 10)
     session = ort.InferenceSession(str(bundled_model_path()))
+    net = pg.load(bundled_model_path())
     x_all = data.read(0, 10).astype(np.float64)
     flips, removal_most, removal_least, conf0 = [], [], [], []
     for xi in x_all:
         target = int(np.argmax(_ort_probabilities(session, xi[None])))
-        rel = pg.explain(bundled_model_path(), xi, target=target, semiring="boolean").input
-        real = pg.explain(bundled_model_path(), xi, target=target, semiring="real",
+        rel = pg.explain(net, xi, target=target, semiring="boolean").input
+        real = pg.explain(net, xi, target=target, semiring="real",
                           rule="lrp0", init="logit").input
         order = _plain_order([bool(v) for v in rel], [float(v) for v in real])
         fill = replacement_values(xi[None], baseline, (1, 28, 28))[0]
@@ -231,11 +232,12 @@ def test_input_pruning_equals_plain_loop():
     orders = run_reduction(data, MeanInputRelevance(model, [case]), 4, False, 0, 10)
     x_rank = data.read(0, 10).astype(np.float64)
     session = ort.InferenceSession(str(bundled_model_path()))
+    net = pg.load(bundled_model_path())
     sums, real = [0] * 784, [0.0] * 784
     for xi in x_rank:
         target = int(np.argmax(_ort_probabilities(session, xi[None])))
-        counts = pg.explain(bundled_model_path(), xi, target=target, semiring="counting").input
-        lrp = pg.explain(bundled_model_path(), xi, target=target, semiring="real", rule="lrp0",
+        counts = pg.explain(net, xi, target=target, semiring="counting").input
+        lrp = pg.explain(net, xi, target=target, semiring="real", rule="lrp0",
                          init="logit").input
         sums = [s + int(c) for s, c in zip(sums, counts)]
         real = [r + float(v) for r, v in zip(real, lrp)]

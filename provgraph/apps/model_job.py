@@ -126,8 +126,10 @@ class ModelRef:
                 if self.counting is not None:
                     options["counting"] = self.counting
                 backend = get_backend("torch", **options)
+            # float64 throughout: the real relevance of a sample must not depend on its chunk
             self._explainers[key] = Explainer(self.network, case.semiring, rule=case.rule,
-                                              theta=case.theta, init=init, backend=backend)
+                                              theta=case.theta, init=init, backend=backend,
+                                              dtype="float64")
         return self._explainers[key]
 
     def explain(self, case: Case, x: np.ndarray, targets: np.ndarray | None) -> Any:
