@@ -24,6 +24,7 @@ from provgraph.apps.masks import (
     ClassRelevanceSummary,
     MaskSet,
     all_masks,
+    check_thresholds,
     summary_arrays,
 )
 from provgraph.apps.model_job import Case, ModelRef
@@ -51,6 +52,7 @@ def run_masks(model: ModelRef, dataset: Dataset, cases: Sequence[Case] = DEFAULT
               progress: bool = True) -> MaskReport:
     """Class statistics over ``dataset`` (its first ``limit`` samples), masks, and their
     evaluation on ``evaluation`` (default: the same samples)."""
+    check_thresholds(thresholds)
     n_classes = int(model.network.num_classes)
     stop = None if limit is None else min(int(limit), len(dataset))
     job = ClassRelevance(model, cases, n_classes, targets)

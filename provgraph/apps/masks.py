@@ -122,15 +122,22 @@ class MaskSet:
         return self.masks.sum(axis=1)
 
 
+def check_thresholds(thresholds: Sequence[float]) -> None:
+    """A one-line error unless every threshold lies in (0, 1] and there is one."""
+    if not len(thresholds):
+        raise InputError("no frequency threshold given")
+    for tau in thresholds:
+        if not 0 < float(tau) <= 1:
+            raise InputError(f"a frequency threshold must lie in (0, 1], got {tau}")
+
+
 def boolean_masks(summary: ClassSummary, thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
                   prefix: str = "boolean") -> list[MaskSet]:
     """Masks from the Boolean frequency: one per threshold τ (``f ≥ τ``), AND and OR.
 
     AND and OR are exact integer comparisons of the non-zero counts with the sample counts.
     """
-    for tau in thresholds:
-        if not 0 < float(tau) <= 1:
-            raise InputError(f"a frequency threshold must lie in (0, 1], got {tau}")
+    check_thresholds(thresholds)
     freq = summary.frequencies
     counts = summary.counts[:, None]
     sets = [MaskSet(f"{prefix} f≥{float(t):g}", freq >= float(t),
