@@ -123,7 +123,7 @@ class Faithfulness:
         s = self.settings
         network = self.model.network
         layout = input_layout(network)
-        x = np.asarray(chunk.x, dtype=np.float64).reshape(len(chunk.indices), -1)
+        x = self.model.batch(chunk.x).reshape(len(chunk.indices), -1)
         shape = tuple(network.input_shape)
         logits = self.model.logits(x.reshape((len(x), *shape)))
         targets = dataset_targets(chunk, logits, s.targets)

@@ -37,7 +37,7 @@ class MeanInputRelevance:
 
     def map(self, chunk: Chunk) -> tuple[int, dict[str, np.ndarray]]:
         """``(samples, case label → summed relevance (F,))``."""
-        x = np.asarray(chunk.x, dtype=np.float64)
+        x = self.model.batch(chunk.x)
         targets = dataset_targets(chunk, self.model.logits(x), self.targets)
         sums = {TIE_BREAK: exact_sum(self.model.tie_breaker(x, targets))}
         for case in self.cases:
@@ -107,7 +107,7 @@ class InputPruning:
         from provgraph.apps.faithfulness import input_layout
 
         shape = tuple(self.model.network.input_shape)
-        x = np.asarray(chunk.x, dtype=np.float64).reshape(len(chunk.indices), -1)
+        x = self.model.batch(chunk.x).reshape(len(chunk.indices), -1)
         pred = dataset_targets(chunk, self.model.logits(x.reshape((len(x), *shape))),
                                "predicted")  # also checks the labels
         fill = replacement_values(x, self.baseline, input_layout(self.model.network))

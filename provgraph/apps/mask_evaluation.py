@@ -88,7 +88,7 @@ class MaskEvaluation:
 
     def map(self, chunk: Chunk) -> EvaluationPartial:
         """Re-classify the chunk under every mask; sums of correct, agreeing and confidence."""
-        x = np.asarray(chunk.x, dtype=np.float64)
+        x = self.model.batch(chunk.x)
         flat = x.reshape(len(x), -1)
         logits = self.model.logits(x)
         pred = dataset_targets(chunk, logits, "predicted")  # also checks the labels

@@ -58,7 +58,7 @@ class ClassRelevance:
 
     def map(self, chunk: Chunk) -> dict[Case, ClassPartial]:
         """Explain the chunk in every case, each sample for its own target; per-class sums."""
-        x = chunk.x
+        x = self.model.batch(chunk.x)
         logits = self.model.logits(x)
         targets = dataset_targets(chunk, logits, self.targets)
         out = {}

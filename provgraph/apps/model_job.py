@@ -143,6 +143,16 @@ class ModelRef:
         rel = self.explainer(Case("real", "lrp0"), init="logit")(x, target=targets.tolist())
         return np.asarray(rel.input, dtype=np.float64).reshape(len(x), -1)
 
+    def batch(self, x: np.ndarray) -> np.ndarray:
+        """A chunk's samples as ``(B, *input_shape)`` float64 (the dataset's samples may be flat
+        or images of the same number of values)."""
+        x = np.asarray(x, dtype=np.float64)
+        shape = tuple(self.network.input_shape)
+        if int(np.prod(x.shape[1:])) != int(np.prod(shape)):
+            raise DatasetError(f"samples of shape {x.shape[1:]} do not fit the model's input "
+                               f"{shape}; declare a resize or another shape")
+        return x.reshape((len(x), *shape))
+
     def logits(self, x: np.ndarray) -> np.ndarray:
         """``(B, classes)`` logits of a batch (float64 forward pass)."""
         from provgraph.model.trace import forward_trace
