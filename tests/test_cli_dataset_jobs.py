@@ -38,7 +38,9 @@ def test_masks_runs_on_the_bundled_default(tmp_path, monkeypatch, capsys):
     assert meta["cases"][0]["rule"] == "lrp0" and meta["cases"][0]["theta"] == "1e-09"
     assert meta["dataset"]["preprocessing"]["scale"] == pytest.approx(1 / 255)
     assert meta["dataset"]["used"] == 20 and meta["targets"] == "label"
-    assert Image.open(folder / "masks.png").size[0] > 1000
+    picture = Image.open(folder / "masks.png")
+    assert picture.size[0] > 1000
+    assert json.loads(picture.text["Description"])["model_sha256"] == _sha256()
 
 
 def test_evaluate_runs_on_the_bundled_default(tmp_path, capsys):

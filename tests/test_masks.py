@@ -17,6 +17,7 @@ from provgraph.apps import bundled_mnist, run_reduction
 from provgraph.apps.demo import bundled_model_path
 from provgraph.apps.mask_evaluation import MaskEvaluation, random_masks
 from provgraph.apps.masks import ClassRelevance, MaskSet, all_masks, boolean_masks
+from provgraph.apps.model_job import Case as ModelCase
 from provgraph.apps.model_job import ModelRef
 
 N = 24
@@ -154,3 +155,17 @@ def test_random_masks_are_seeded():
     assert np.array_equal(a, b) and not np.array_equal(a, c)
     assert a.sum(axis=1).tolist() == [10, 10, 10]
     assert MaskSet("m", masks, "").sizes.tolist() == [10, 10, 10]
+
+
+def test_batched_explanation_computes_only_each_samples_target(model):
+    """Per-sample targets give one relevance column per sample (its own label), equal to the
+    one-sample explanation of that label on the scipy reference."""
+    data = bundled_mnist("test")
+    x, y = data.read(0, 6).astype(np.float64), data.labels[:6]
+    rel = model.explain(ModelCase("counting"), x, y)
+    assert rel.targets.shape == (6, 1) and rel.targets[:, 0].tolist() == y.tolist()
+    assert rel.tensors[model.network.input_name].shape == (6, 784, 1)
+    for i in range(6):
+        one = pg.explain(model.network, x[i], target=int(y[i]), semiring="counting",
+                         backend="scipy").input
+        assert [int(v) for v in rel.input[i]] == [int(v) for v in one]

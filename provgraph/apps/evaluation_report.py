@@ -113,7 +113,7 @@ def save_evaluation_figure(report: EvaluationReport, path: str | Path) -> None:
     axes[2].legend(fontsize=7)
     fig.suptitle(f"baseline {s['perturb_baseline']}, model sha256 "
                  f"{report.metadata['model_sha256'][:12]}…", fontsize=10)
-    save_figure(fig, path)
+    save_figure(fig, path, report.metadata)
 
 
 def write_evaluation_outputs(report: EvaluationReport, out: str | Path) -> list[Path]:

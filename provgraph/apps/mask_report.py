@@ -135,7 +135,7 @@ def save_masks_grid(report: MaskReport, path: str | Path,
                 ax.set_ylabel(title, fontsize=8)
     fig.suptitle(f"class-wise relevance, model sha256 {report.metadata['model_sha256'][:12]}…, "
                  f"targets: {report.metadata['targets']}", fontsize=10)
-    save_figure(fig, path)
+    save_figure(fig, path, report.metadata)
 
 
 def _layout(size: int) -> tuple[int, int, int]:
