@@ -6,7 +6,8 @@
 and region perturbation per semiring and rule, on the bundled MLP and on any other classifier
 given (a CNN). Both write PNGs into ``docs/figures/`` and print their tables with wall times.
 
-Run: ``python examples/seed_masks.py [--cnn path/to/cnn.onnx] [--samples 500]``.
+Run: ``python examples/seed_masks.py [--cnn path/to/cnn.onnx] [--samples 500]``; the bundled
+CNN (``provgraph/data/mnist_cnn.onnx``), where there is one, is evaluated too.
 """
 
 from __future__ import annotations
@@ -67,7 +68,9 @@ def faithfulness_section(figures: Path = FIGURES, model: Path | None = None,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cnn", type=Path, default=None, help="also evaluate this classifier")
+    bundled_cnn = bundled_model_path().with_name("mnist_cnn.onnx")
+    parser.add_argument("--cnn", type=Path, default=bundled_cnn if bundled_cnn.is_file() else None,
+                        help="also evaluate this classifier (default: the bundled CNN, if any)")
     parser.add_argument("--samples", type=int, default=500, help="faithfulness test samples")
     parser.add_argument("--figures", type=Path, default=FIGURES)
     args = parser.parse_args()
