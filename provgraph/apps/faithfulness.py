@@ -74,8 +74,9 @@ def input_layout(network: Any) -> tuple[int, int, int]:
 
 def sample_orders(semiring: Any, values: np.ndarray, secondary: np.ndarray | None) -> np.ndarray:
     """``(B, F)`` per-sample inputs from most to least relevant (ties by ``secondary``)."""
-    return np.stack([ranked_indices(semiring, v, None if secondary is None else s)
-                     for v, s in zip(values, secondary if secondary is not None else values)])
+    if secondary is None:
+        return np.stack([ranked_indices(semiring, v) for v in values])
+    return np.stack([ranked_indices(semiring, v, s) for v, s in zip(values, secondary)])
 
 
 def score_floats(semiring: Any, values: np.ndarray) -> np.ndarray:

@@ -174,9 +174,8 @@ def all_masks(result: ClassRelevanceSummary,
         if case.semiring == "boolean":
             continue
         k = get_semiring(case.semiring)
-        for base in sets[: len(thresholds)]:
-            tau = base.name.split("≥")[1]
-            sets.append(top_masks(k, summary, base.sizes, f"{case.semiring} top(f≥{tau})",
+        for tau, base in zip(thresholds, sets[: len(thresholds)]):
+            sets.append(top_masks(k, summary, base.sizes, f"{case.semiring} top(f≥{float(tau):g})",
                                   real if case.semiring != "real" else None))
     return sets
 

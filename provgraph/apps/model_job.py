@@ -110,7 +110,8 @@ class ModelRef:
     def record(self) -> dict[str, str]:
         """What identifies the model in outputs: its source and sha256."""
         source = self.model if isinstance(self.model, str) else f"<{len(self.model)} bytes>"
-        return {"model": source, "model_sha256": self.sha256}
+        return {"model": source, "model_sha256": self.sha256, "backend": self.backend,
+                "device": self.device or "cpu"}
 
     def explainer(self, case: Case, init: str = "one") -> Any:
         """The :class:`~provgraph.engine.explainer.Explainer` of ``case`` (built once)."""
