@@ -13,8 +13,10 @@ CNN (``provgraph/data/mnist_cnn.onnx``), where there is one, is evaluated too.
 from __future__ import annotations
 
 import argparse
+import re
 import time
 from pathlib import Path
+from typing import Any
 
 from provgraph.apps import bundled_mnist
 from provgraph.apps.demo import bundled_model_path
@@ -23,7 +25,21 @@ from provgraph.apps.faithfulness import Settings
 from provgraph.apps.mask_report import run_masks, save_masks_grid
 from provgraph.apps.model_job import ModelRef
 
-FIGURES = Path(__file__).resolve().parent.parent / "docs" / "figures"
+ROOT = Path(__file__).resolve().parent.parent
+FIGURES = ROOT / "docs" / "figures"
+
+
+def portable(value: Any) -> Any:
+    """``value`` with file paths made machine-independent (relative to the repository, or to
+    ``site-packages`` for installed packages), for figures that are committed."""
+    if isinstance(value, dict):
+        return {k: portable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [portable(v) for v in value]
+    if isinstance(value, str):
+        value = value.replace(f"{ROOT}/", "")
+        return re.sub(r"\S*site-packages/", "", value)
+    return value
 
 
 def masks_section(figures: Path = FIGURES, model: Path | None = None) -> None:
@@ -34,6 +50,7 @@ def masks_section(figures: Path = FIGURES, model: Path | None = None) -> None:
                        thresholds=(0.5, 0.75, 0.9), chunk_size=500, progress=False)
     seconds = time.perf_counter() - start
     name = "masks" if model is None else f"masks_{Path(model).stem}"
+    report.metadata = portable(report.metadata)
     save_masks_grid(report, figures / f"{name}.png", mask="boolean f≥0.75")
     print(f"## class masks ({Path(ref.model).name}: fitted on {report.metadata['dataset']['used']}"
           f" training digits, evaluated on {report.metadata['evaluation_dataset']['used']} "
@@ -52,6 +69,7 @@ def faithfulness_section(figures: Path = FIGURES, model: Path | None = None,
     report = run_evaluation(ref, test, settings=Settings(), samples=samples, rank_samples=500,
                             progress=False)
     seconds = time.perf_counter() - start
+    report.metadata = portable(report.metadata)
     save_evaluation_figure(report, figures / f"faithfulness{tag}.png")
     print(f"## faithfulness ({Path(ref.model).name}, baseline zero, {seconds:.0f} s)")
     print(report.tables())
