@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NoReturn
 
-from provgraph.cli import explain, symbolic
+from provgraph.cli import evaluate, explain, masks, symbolic
 from provgraph.cli.options import add_shared_options, add_verbosity_options
 from provgraph.errors import ProvgraphError
 
@@ -104,6 +104,23 @@ COMMANDS: dict[str, Command] = {
         symbolic.SPECIALIZE_OPTIONS,
         "Build the provenance circuit once and evaluate it in several semirings; print one "
         "table and write one .npz of relevance per semiring.",
+    ),
+    "masks": Command(
+        "class-wise relevance masks over a dataset (Boolean, Counting, real), evaluated",
+        masks.run,
+        masks.add_arguments,
+        masks.OPTIONS,
+        "Per class, the Boolean relevance frequency of every pixel, masks at frequency "
+        "thresholds, AND/OR masks, and the same-size masks of Counting and real means; each "
+        "evaluated by keeping or removing its pixels against random masks.",
+    ),
+    "evaluate": Command(
+        "faithfulness per semiring and rule: feature removal, pixel flipping, AOPC, SRG",
+        evaluate.run,
+        evaluate.add_arguments,
+        evaluate.OPTIONS,
+        "Seed 004's feature removal and input pruning, pixel-flipping and region-perturbation "
+        "curves (MoRF, LeRF, random), AOPC and SRG, as a table of semiring/rule rows.",
     ),
 }
 

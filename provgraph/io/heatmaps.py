@@ -49,13 +49,20 @@ def draw(ax, rel: Relevance, target_index: int = 0, colorbar: bool = True):
     return im
 
 
-def save_figure(fig, path: str | Path) -> None:
-    """Save a matplotlib figure atomically (format from the suffix)."""
+def save_figure(fig, path: str | Path, metadata: dict | None = None) -> None:
+    """Save a matplotlib figure atomically (format from the suffix); ``metadata`` is stored as
+    JSON in a PNG's ``Description`` text chunk (what the picture shows travels with it)."""
+    import json
+
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
     fmt = Path(path).suffix.lstrip(".") or "png"
-    fig.savefig(buf, format=fmt, dpi=120, bbox_inches="tight")
+    extra = {}
+    if metadata is not None and fmt == "png":
+        extra["metadata"] = {"Software": "provgraph",
+                             "Description": json.dumps(metadata, default=float)}
+    fig.savefig(buf, format=fmt, dpi=120, bbox_inches="tight", **extra)
     plt.close(fig)
     atomic_write(path, lambda fh: fh.write(buf.getvalue()))
 
