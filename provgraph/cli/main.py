@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NoReturn
 
-from provgraph.cli import explain, symbolic
+from provgraph.cli import explain, prune, symbolic
 from provgraph.cli.options import add_shared_options, add_verbosity_options
 from provgraph.errors import ProvgraphError
 
@@ -104,6 +104,15 @@ COMMANDS: dict[str, Command] = {
         symbolic.SPECIALIZE_OPTIONS,
         "Build the provenance circuit once and evaluate it in several semirings; print one "
         "table and write one .npz of relevance per semiring.",
+    ),
+    "prune": Command(
+        "rank neurons, filters, inputs and weights by mean relevance; prune; measure",
+        prune.run,
+        prune.add_arguments,
+        prune.OPTIONS,
+        "Rank the units of a classifier by their mean relevance over a training set (and by "
+        "weight norms, mean activation and at random), prune them progressively, record test "
+        "loss and accuracy, and write the curves and a smaller ONNX model.",
     ),
 }
 
