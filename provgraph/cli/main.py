@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NoReturn
 
-from provgraph.cli import explain, prune, symbolic
+from provgraph.cli import explain, paths, prune, symbolic
 from provgraph.cli.options import add_shared_options, add_verbosity_options
 from provgraph.errors import ProvgraphError
 
@@ -113,6 +113,14 @@ COMMANDS: dict[str, Command] = {
         "Rank the units of a classifier by their mean relevance over a training set (and by "
         "weight norms, mean activation and at random), prune them progressively, record test "
         "loss and accuracy, and write the curves and a smaller ONNX model.",
+    ),
+    "paths": Command(
+        "the k best provenance paths from the explained class to a neuron (k-best semiring)",
+        paths.run,
+        paths.add_arguments,
+        paths.OPTIONS,
+        "List the k highest-scoring paths from the explained class to an input element or "
+        "neuron, with each edge's annotation, and draw the annotated network.",
     ),
 }
 

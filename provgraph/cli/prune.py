@@ -75,9 +75,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="out/prune", help="output folder (default: out/prune)")
 
 
-def _model(spec: str) -> Path:
+def bundled_or_file(spec: str) -> Path:
     from provgraph.apps.demo import bundled_cnn_path, bundled_model_path
 
+    """``mlp`` / ``cnn``: a bundled model's path; else an existing file."""
     bundled = {"mlp": bundled_model_path, "cnn": bundled_cnn_path}
     if spec in bundled:
         return bundled[spec]()
@@ -103,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the pruning, write the outputs, print the accuracy table."""
     from provgraph.apps.pruning_run import run_pruning, write_pruning
 
-    model = _model(args.model)
+    model = bundled_or_file(args.model)
     train, test = _datasets(args)
     weights = None if args.weights == "none" else args.weights
     result, smaller = run_pruning(
