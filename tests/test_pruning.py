@@ -20,7 +20,7 @@ from provgraph.apps.datasets import ArrayDataset
 from provgraph.apps.demo import bundled_cnn_path, bundled_model_path
 from provgraph.apps.onnx_pruning import OnnxGraph, PruningError, mask_model, shrink_model
 from provgraph.apps.pruning import evaluate, unit_rankings, units_to_remove
-from provgraph.apps.pruning_scores import Ranking, UnitRelevance, unit_tensors
+from provgraph.apps.pruning_scores import EdgeRelevance, Ranking, UnitRelevance, unit_tensors
 from provgraph.apps.sources import bundled_mnist
 from provgraph.apps.streaming import run_reduction
 from provgraph.cli.main import main
@@ -215,3 +215,54 @@ def test_prune_refuses_an_unlabelled_training_set(tmp_path, capsys):
     assert main(["-q", "prune", "--data", str(path)]) == 2
     err = capsys.readouterr().err.strip()
     assert "needs labels" in err and len(err.splitlines()) == 1
+
+
+def test_global_scope_pools_layers_after_dividing_by_their_l2_norm():
+    rankings = {"a": Ranking("l1", "a", "neuron", np.array([3.0, 4.0, 0.0])),  # norm 5
+                "b": Ranking("l1", "b", "neuron", np.array([0.5, 0.1]))}       # norm ~0.51
+    sizes = {"a": 3, "b": 2}
+    pooled = sorted([(s / np.linalg.norm(r.scores), n, u) for n, r in rankings.items()
+                     for u, s in enumerate(r.scores)])
+    for fraction in (0.2, 0.4, 0.6, 0.8):
+        budget, chosen = int(fraction * 5), {"a": [], "b": []}
+        for _, n, u in pooled:  # a plain loop: lowest normalised score first, one unit kept
+            if budget and len(chosen[n]) < sizes[n] - 1:
+                chosen[n].append(u)
+                budget -= 1
+        got = units_to_remove(rankings, sizes, fraction, "global")
+        assert {n: sorted(v.tolist()) for n, v in got.items()} == \
+            {n: sorted(v) for n, v in chosen.items()}
+
+
+def test_edge_relevance_equals_lrp0_written_out_with_numpy():
+    torch.manual_seed(3)
+    net = nn.Sequential(nn.Linear(5, 4), nn.ReLU(), nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+    with torch.no_grad():  # every hidden neuron active on inputs in [0, 1]
+        for layer in (net[0], net[2]):
+            layer.bias.fill_(0.5)
+    model = export(net, torch.zeros(1, 5)).SerializeToString()
+    x = np.random.default_rng(2).random((6, 5))
+    y = np.array([0, 1, 1, 0, 1, 0])
+    data = ArrayDataset(x, y)
+    first = OnnxGraph(onnx.load_from_string(model)).layers()[0].node
+    got = run_reduction(data, EdgeRelevance(model, first, "real"), 4, progress=False)
+    x = data.read().astype(np.float64)  # the samples as the dataset gives them (float32)
+    w = [layer.weight.detach().double().numpy().T for layer in net if isinstance(layer, nn.Linear)]
+    b = [layer.bias.detach().double().numpy() for layer in net if isinstance(layer, nn.Linear)]
+    total, total_abs = np.zeros((5, 4)), np.zeros((5, 4))
+    for xi, yi in zip(x, y):
+        acts = [xi]
+        for i in range(3):
+            z = acts[-1] @ w[i] + b[i]
+            acts.append(np.maximum(z, 0) if i < 2 else z)
+        ratios = [acts[i][:, None] * w[i] / (acts[i] @ w[i] + b[i])[None, :] for i in range(3)]
+        r_out = np.eye(2)[yi]                      # K-LRP: one on the label
+        r_hidden2 = ratios[2] @ r_out
+        r_hidden1 = ratios[1] @ r_hidden2
+        edges = ratios[0] * r_hidden1[None, :]     # Θ(r_jk) ⊗ R_k, Θ the identity
+        total += edges
+        total_abs += np.abs(edges)
+    np.testing.assert_allclose(got["edges"], total / len(x), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(got["|edges|"], total_abs / len(x), rtol=1e-9, atol=1e-12)
+    assert np.count_nonzero(total) == total.size  # every edge carries relevance …
+    assert np.any(total < 0)                      # … some of it negative

@@ -1,7 +1,7 @@
 """The k-best (top-k Viterbi) semiring: the k largest path products, not only the largest.
 
 An element is a :class:`TopK`, the multiset of at most ``k`` path scores kept in decreasing
-order; for path scores in [0, 1] (the max-normalised rule),
+order; for path scores in [0, 1] (the max-normalised rule)::
 
     a ⊕ b = top_k(a ∪ b)        a ⊗ b = top_k({x·y : x ∈ a, y ∈ b})
     0 = ∅                        1 = {1}

@@ -58,7 +58,7 @@ def describe_method(semiring: str, rule: Any, theta: Any) -> dict[str, str]:
 
 def compare_with_onnxruntime(masked: onnx.ModelProto, smaller: onnx.ModelProto,
                              x: np.ndarray) -> dict[str, Any]:
-    """Max |logits(smaller) − logits(masked)| under onnxruntime on ``x``."""
+    """``max |logits(smaller) − logits(masked)|`` under onnxruntime on ``x``."""
     try:
         import onnxruntime as ort
     except ImportError:

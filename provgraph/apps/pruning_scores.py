@@ -1,7 +1,7 @@
 """What pruning ranks by: mean relevance over a dataset (a streaming reduction), and baselines.
 
 For a unit u (a neuron, or a filter with its ``P`` positions) and samples ``i = 1..N`` explained
-for their own labels ``y_i`` in a semiring K,
+for their own labels ``y_i`` in a semiring K::
 
     score_rel(u) = (1/N) Σ_i Σ_{p ∈ u} float(R_p^{(i)})        (seed 000: LRP pruning)
     score_abs(u) = (1/N) Σ_i |Σ_{p ∈ u} float(R_p^{(i)})|      (signed semirings: real)
