@@ -26,6 +26,7 @@ def test_layer_maps_of_the_cnn_sum_the_kept_relevance_over_channels(semiring, tm
     assert [p.name for p in pngs] == ["layer00_0_Conv.png", "layer01_3_Conv.png",
                                       "layer02_7_Gemm.png"]
     with np.load(folder / "layers.npz") as maps:
+        assert f'"semiring": "{semiring}"' in str(maps["info"])
         for i, op in enumerate(net.linear_ops):
             assert str(maps[f"layer{i:02d}_tensor"]) == op.inputs[0]
             kept = rel.layer(op.inputs[0])

@@ -163,7 +163,15 @@ def test_paths_cli_runs_with_no_arguments_and_refuses_bad_sources(tmp_path, caps
     assert main(["-q", "paths", "--k", "3", "--out", str(tmp_path / "paths")]) == 0
     printed = capsys.readouterr().out
     assert printed.count("score") >= 3
-    assert (tmp_path / "paths" / "paths.json").stat().st_size > 0
+    import hashlib
+    import json
+
+    from provgraph.apps.demo import bundled_model_path
+
+    record = json.loads((tmp_path / "paths" / "paths.json").read_text())
+    assert record["model_sha256"] == hashlib.sha256(bundled_model_path().read_bytes()).hexdigest()
+    assert len(record["paths"]) == 3 and record["consistent_with_semiring"]
+    assert (tmp_path / "paths" / "annotated_network.png").stat().st_size > 0
     assert main(["-q", "paths", "--source", "nosuch:3"]) == 2
     err = capsys.readouterr().err.strip()
     assert "no tensor 'nosuch'" in err and len(err.splitlines()) == 1

@@ -266,3 +266,19 @@ def test_edge_relevance_equals_lrp0_written_out_with_numpy():
     np.testing.assert_allclose(got["|edges|"], total_abs / len(x), rtol=1e-9, atol=1e-12)
     assert np.count_nonzero(total) == total.size  # every edge carries relevance …
     assert np.any(total < 0)                      # … some of it negative
+
+
+def test_the_relevance_reduction_pickles_and_maps_the_same_after_a_round_trip():
+    import pickle
+
+    model = bundled_model_path()
+    layers = OnnxGraph(onnx.load(model)).layers()
+    reduction = UnitRelevance(model.read_bytes(), layers, "boolean")
+    chunk = next(bundled_mnist("train").chunks(6))
+    before = reduction.map(chunk)  # loads the network, which must not travel
+    copy = pickle.loads(pickle.dumps(reduction))
+    assert copy._network is None
+    after = copy.map(chunk)
+    assert before.keys() == after.keys()
+    for key in before:
+        assert np.array_equal(before[key], after[key])

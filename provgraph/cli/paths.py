@@ -43,6 +43,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Find the paths, print them, write paths.json and the figure."""
+    import hashlib
+
     import numpy as np
 
     from provgraph.api import load
@@ -52,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
     from provgraph.cli.prune import bundled_or_file
     from provgraph.io.atomic import atomic_write
 
-    net = load(bundled_or_file(args.model))
+    model_path = bundled_or_file(args.model)
+    net = load(model_path)
     if args.input is not None:
         from provgraph.io.inputs import read_input
 
@@ -69,6 +72,10 @@ def run(args: argparse.Namespace) -> int:
     print(format_paths(result))
     out = Path(args.out)
     record = {
+        "model": str(model_path),
+        "model_sha256": hashlib.sha256(model_path.read_bytes()).hexdigest(),
+        "input": args.input or f"bundled digit {args.digit} (pixel / 255)",
+        "semiring": f"kbest (k={args.k})",
         "source": list(result.source), "target": result.target, "k": args.k,
         "rule": str(result.info["rule"]), "theta": str(result.info["theta"]),
         "consistent_with_semiring": result.consistent,

@@ -9,6 +9,7 @@ row by row on a ``⌈√n⌉``-wide grid (blank cells after the last neuron).
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from pathlib import Path
@@ -83,6 +84,8 @@ def save_layer_maps(rel: Relevance, folder: str | Path, target_index: int = 0) -
         written.append(path)
         arrays[f"layer{i:02d}"] = _exact(values, k)
         arrays[f"layer{i:02d}_tensor"] = np.asarray(tensor)
+    arrays["info"] = np.asarray(json.dumps({"semiring": k.name, **{
+        key: str(rel.info[key]) for key in ("rule", "theta", "init") if key in rel.info}}))
     npz = folder / "layers.npz"
     atomic_save_npz(npz, arrays)
     return written + [npz]
