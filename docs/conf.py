@@ -17,7 +17,7 @@ extensions = [
     "myst_parser",
 ]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
-exclude_patterns = ["_build"]
+exclude_patterns = ["_build", "figures"]  # generated figures and tables, shown in the README
 autosummary_generate = True
 autosummary_imported_members = False
 # each object is documented once, in the module that defines it (packages re-export names)

@@ -22,6 +22,11 @@ def bundled_model_path() -> Path:
     return Path(str(resources.files("provgraph") / "data" / "mnist_mlp.onnx"))
 
 
+def bundled_cnn_path() -> Path:
+    """Path of the bundled small MNIST CNN (ONNX; input (N, 1, 28, 28), ``pixel / 255``)."""
+    return Path(str(resources.files("provgraph") / "data" / "mnist_cnn.onnx"))
+
+
 def bundled_samples() -> tuple[np.ndarray, np.ndarray]:
     """Ten test digits (one per class), ``x`` of shape (10, 784) in [0, 1], and labels."""
     with np.load(str(resources.files("provgraph") / "data" / "mnist_samples.npz")) as data:

@@ -25,6 +25,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", help="input sample: .npy, .npz, .png or .jpg (or a folder, --batch)")
     p.add_argument("--out", default=None, help="write a heatmap (PNG) here")
     p.add_argument("--save", default=None, help="write every tensor's relevance (.npz) here")
+    p.add_argument("--layers", default=None, metavar="FOLDER",
+                   help="write each linear layer's input relevance map (PNG, channels summed "
+                        "in the semiring) and layers.npz to this folder")
     p.add_argument(
         "--top", type=count_at_least(0), default=5, help="print the N most relevant inputs"
     )
@@ -86,6 +89,12 @@ def run(args: argparse.Namespace) -> int:
             path = with_suffix(args.save, suffix)
             rel.save(path)
             print(f"relevance written to {path}")
+        if args.layers:
+            from provgraph.io.layer_maps import save_layer_maps
+
+            folder = Path(args.layers) / f"sample{i}" if n > 1 else Path(args.layers)
+            written = save_layer_maps(rel, folder)
+            print(f"{len(written) - 1} layer maps and layers.npz written to {folder}")
     print(f"time: {time.perf_counter() - start:.3f} s")
     return 0
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NoReturn
 
-from provgraph.cli import evaluate, explain, masks, symbolic
+from provgraph.cli import evaluate, explain, masks, paths, prune, symbolic
 from provgraph.cli.options import add_shared_options, add_verbosity_options
 from provgraph.errors import ProvgraphError
 
@@ -121,6 +121,23 @@ COMMANDS: dict[str, Command] = {
         evaluate.OPTIONS,
         "Seed 004's feature removal and input pruning, pixel-flipping and region-perturbation "
         "curves (MoRF, LeRF, random), AOPC and SRG, as a table of semiring/rule rows.",
+    ),
+    "prune": Command(
+        "rank neurons, filters, inputs and weights by mean relevance; prune; measure",
+        prune.run,
+        prune.add_arguments,
+        prune.OPTIONS,
+        "Rank the units of a classifier by their mean relevance over a training set (and by "
+        "weight norms, mean activation and at random), prune them progressively, record test "
+        "loss and accuracy, and write the curves and a smaller ONNX model.",
+    ),
+    "paths": Command(
+        "the k best provenance paths from the explained class to a neuron (k-best semiring)",
+        paths.run,
+        paths.add_arguments,
+        paths.OPTIONS,
+        "List the k highest-scoring paths from the explained class to an input element or "
+        "neuron, with each edge's annotation, and draw the annotated network.",
     ),
 }
 
