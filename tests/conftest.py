@@ -39,3 +39,20 @@ def torch_onnx(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
         return cache[key]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def dask_client():  # type: ignore[no-untyped-def]
+    """A ``LocalCluster`` of 2 single-threaded worker processes on 127.0.0.1, one per session,
+    and a client of it; the tests' own modules are pickled by value for its workers."""
+    import cloudpickle
+    import distributed
+    import distributed_jobs
+
+    cloudpickle.register_pickle_by_value(distributed_jobs)
+    one_thread = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  host="127.0.0.1", dashboard_address=None,
+                                  env=one_thread) as cluster, \
+            distributed.Client(cluster) as client:
+        yield client

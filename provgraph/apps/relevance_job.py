@@ -82,10 +82,20 @@ class ClassRelevance:
         explainer, before = self._explainer(), torch.get_num_threads()
         torch.set_num_threads(self.threads)
         try:
-            batch = explainer.explain_batch(chunk.x, np.asarray(chunk.targets()))
+            batch = explainer.explain_batch(self._as_input(chunk.x, explainer.network),
+                                            np.asarray(chunk.targets()))
         finally:
             torch.set_num_threads(before)
         return np.asarray(batch.input).reshape((len(chunk.indices), *chunk.x.shape[1:]))
+
+    @staticmethod
+    def _as_input(x: np.ndarray, network: Any) -> np.ndarray:
+        """Samples laid out as the model's input when only the layout differs (a 28×28 image
+        for a flat 784 input); anything else is left for the explainer to refuse."""
+        shape = tuple(network.input_shape)
+        if x.shape[1:] != shape and int(np.prod(x.shape[1:])) == int(np.prod(shape)):
+            return x.reshape((len(x), *shape))
+        return x
 
     def map(self, chunk: Chunk) -> ClassPartial:
         """Per-class sums and non-zero counts of the chunk's relevance maps."""

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NoReturn
 
-from provgraph.cli import explain, symbolic
+from provgraph.cli import dataset_job, explain, symbolic
 from provgraph.cli.options import add_shared_options, add_verbosity_options
 from provgraph.errors import ProvgraphError
 
@@ -104,6 +104,14 @@ COMMANDS: dict[str, Command] = {
         symbolic.SPECIALIZE_OPTIONS,
         "Build the provenance circuit once and evaluate it in several semirings; print one "
         "table and write one .npz of relevance per semiring.",
+    ),
+    "explain-dataset": Command(
+        "per-class relevance means and frequencies over a dataset, in-process or on a cluster",
+        dataset_job.run,
+        dataset_job.add_arguments,
+        dataset_job.OPTIONS,
+        "Explain every sample of a dataset for its label and print, per class, the mean "
+        "relevance and how often each input is relevant; --cluster runs it on Dask workers.",
     ),
 }
 
