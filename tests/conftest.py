@@ -49,10 +49,8 @@ def dask_client():  # type: ignore[no-untyped-def]
     import distributed
     import distributed_jobs
 
+    from provgraph.apps.cluster import local_cluster
+
     cloudpickle.register_pickle_by_value(distributed_jobs)
-    one_thread = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  host="127.0.0.1", dashboard_address=None,
-                                  env=one_thread) as cluster, \
-            distributed.Client(cluster) as client:
+    with local_cluster(2, host="127.0.0.1") as cluster, distributed.Client(cluster) as client:
         yield client
