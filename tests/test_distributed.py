@@ -234,3 +234,20 @@ def test_the_in_process_job_does_not_import_dask(stack) -> None:
                           timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_explain_batch_on_the_cluster_equals_the_plain_batch(dask_client, stack,
+                                                            tmp_path: Path) -> None:
+    np.save(tmp_path / "digits.npy", stack.read(0, 24))
+    common = ("explain", str(bundled_model_path()), str(tmp_path / "digits.npy"), "--batch", "8",
+              "--semiring", "boolean", "-q")
+    plain = _cli(*common, "--save", str(tmp_path / "plain.npz"))
+    there = _cli(*common, "--save", str(tmp_path / "there.npz"),
+                 "--cluster", dask_client.scheduler.address)
+    assert plain.returncode == 0 and there.returncode == 0, there.stderr
+    lines = [ln for ln in there.stdout.splitlines() if ln.startswith("digits_")]
+    assert lines == [ln for ln in plain.stdout.splitlines() if ln.startswith("digits_")]
+    assert len(lines) == 24 and "24 samples in 3 partitions (3 computed) on tcp://" in there.stdout
+    a, b = np.load(tmp_path / "plain.npz"), np.load(tmp_path / "there.npz")
+    for key in ("input", "names", "targets"):
+        assert np.array_equal(a[key], b[key]), key

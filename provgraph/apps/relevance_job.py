@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -23,6 +25,19 @@ from provgraph.apps.streaming import ClassPartial, ClassStatistics, ClassSummary
 
 _EXPLAINERS: dict[str, Any] = {}
 _LOCK = threading.Lock()
+
+
+@contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Torch computes with ``threads`` threads inside the block (restored after)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 class ClassRelevance:
@@ -77,15 +92,10 @@ class ClassRelevance:
 
     def relevance(self, chunk: Chunk) -> np.ndarray:
         """Input relevance of the chunk's samples for their labels, ``(samples, *input)``."""
-        import torch
-
-        explainer, before = self._explainer(), torch.get_num_threads()
-        torch.set_num_threads(self.threads)
-        try:
+        explainer = self._explainer()
+        with torch_threads(self.threads):
             batch = explainer.explain_batch(self._as_input(chunk.x, explainer.network),
                                             np.asarray(chunk.targets()))
-        finally:
-            torch.set_num_threads(before)
         return np.asarray(batch.input).reshape((len(chunk.indices), *chunk.x.shape[1:]))
 
     @staticmethod

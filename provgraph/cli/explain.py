@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 OPTIONS = (
     "target", "semiring", "rule", "theta", "init", "backend", "input_shape", "max_memory",
-    "output_name",
+    "output_name", "cluster",
 )
 
 
@@ -46,6 +46,12 @@ def run(args: argparse.Namespace) -> int:
         from provgraph.cli.explain_dataset import run_dataset
 
         return run_dataset(args)
+    from provgraph.cli.options import job_options_of
+
+    if any(job_options_of(args).values()):
+        from provgraph.errors import InputError
+
+        raise InputError("--cluster, --resume and --strict run a dataset job: add --batch")
     import numpy as np
 
     from provgraph.api import annotate, explain, explain_batch, load
