@@ -18,6 +18,7 @@ import numpy as np
 
 from provgraph.apps.datasets import Chunk, Dataset
 from provgraph.apps.model_handle import ModelHandle
+from provgraph.model.network import Network
 
 _EXPLAINERS: dict[str, Any] = {}
 _LOCK = threading.Lock()
@@ -95,12 +96,35 @@ class SampleExplanations:
         return partial
 
 
-def run_batch_job(args: argparse.Namespace, names: list[str], dataset: Dataset) -> int:
-    """Explain ``dataset`` through :func:`~provgraph.apps.distributed.run_job`; print, save."""
+def job_dataset(path: str, network: Network) -> tuple[list[str], Dataset]:
+    """Names and dataset of a job: a float ``.npy`` stack memory-mapped (workers read it
+    themselves), anything else read as :func:`~provgraph.cli.explain_dataset.read_stack`
+    reads it."""
+    from provgraph.apps.datasets import ArrayDataset, NpyDataset
+    from provgraph.cli.explain_dataset import read_stack
+
+    p = Path(path)
+    if p.suffix.lower() == ".npy" and p.is_file():
+        header = np.load(p, mmap_mode="r")
+        if header.ndim >= 2 and header.dtype.kind == "f":
+            return [f"{p.stem}_{i}" for i in range(len(header))], NpyDataset(p)
+    names, x = read_stack(path, network)
+    return names, ArrayDataset(x, source=str(path))
+
+
+def run_batch_job(args: argparse.Namespace) -> int:
+    """Explain ``args.input`` through :func:`~provgraph.apps.distributed.run_job`; print, save."""
+    from provgraph.api import load
     from provgraph.apps.distributed import run_job
     from provgraph.cli.options import init_of, job_options_of, rule_of, show_progress
+    from provgraph.errors import InputError
     from provgraph.io.atomic import atomic_save_npz
 
+    if args.batch < 1:
+        raise InputError(f"--batch must be at least 1, got {args.batch}")
+    net = load(args.model, output=args.output_name, input_shape=args.input_shape,
+               max_memory=args.max_memory)
+    names, dataset = job_dataset(args.input, net)
     settings = {"semiring": args.semiring, "rule": rule_of(args), "theta": args.theta,
                 "init": init_of(args), "target": args.target, "device": args.device,
                 "counting": args.counting}

@@ -42,13 +42,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Explain the input's sample(s) through the API; print and write what was asked."""
+    from provgraph.cli.options import job_options_of
+
+    job = any(job_options_of(args).values())
+    if args.batch is not None and job:
+        from provgraph.cli.batch_job import run_batch_job
+
+        return run_batch_job(args)
     if args.batch is not None:
         from provgraph.cli.explain_dataset import run_dataset
 
         return run_dataset(args)
-    from provgraph.cli.options import job_options_of
-
-    if any(job_options_of(args).values()):
+    if job:
         from provgraph.errors import InputError
 
         raise InputError("--cluster, --resume and --strict run a dataset job: add --batch")

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from provgraph.cli.options import backend_of, init_of, job_options_of, rule_of, show_progress
+from provgraph.cli.options import backend_of, init_of, rule_of, show_progress
 from provgraph.errors import InputError
 from provgraph.model.network import Network
 
@@ -54,10 +54,6 @@ def run_dataset(args: argparse.Namespace) -> int:
         raise InputError(f"--batch must be at least 1, got {args.batch}")
     net = load(args.model, output=args.output_name, input_shape=args.input_shape,
         max_memory=args.max_memory)
-    if any(job_options_of(args).values()):
-        from provgraph.cli.batch_job import run_batch_job
-
-        return run_batch_job(args, *_job_dataset(args.input, net))
     names, x = read_stack(args.input, net)
     batch = explain_batched(
         net,
@@ -99,20 +95,6 @@ def run_dataset(args: argparse.Namespace) -> int:
     counting = f", counting {info['counting']}" if "counting" in info else ""
     print(f"backend: {info['backend']} on {info.get('device', 'cpu')}{counting}")
     return 0
-
-
-def _job_dataset(path: str, network: Network) -> tuple[list[str], Any]:
-    """Names and dataset of a job: a float ``.npy`` stack memory-mapped (workers read it
-    themselves), anything else read as :func:`read_stack` reads it."""
-    from provgraph.apps.datasets import ArrayDataset, NpyDataset
-
-    p = Path(path)
-    if p.suffix.lower() == ".npy" and p.is_file():
-        header = np.load(p, mmap_mode="r")
-        if header.ndim >= 2 and header.dtype.kind == "f":
-            return [f"{p.stem}_{i}" for i in range(len(header))], NpyDataset(p)
-    names, x = read_stack(path, network)
-    return names, ArrayDataset(x, source=str(path))
 
 
 def _summary(rel: Any, top: int) -> str:
