@@ -15,8 +15,8 @@ On a cluster, workers read their partition from the dataset's path themselves (d
 without their samples), the model's bytes are scattered once to every worker
 (:class:`~provgraph.apps.model_handle.ModelHandle`), tasks are pure and retried, and a worker
 that dies has its partitions recomputed elsewhere by the scheduler. With ``resume``, each
-completed partition is stored with the hash of its inputs (:class:`~provgraph.apps.job_store.
-JobStore`) and a rerun recomputes only the missing ones.
+completed partition is stored with the hash of its inputs
+(:class:`~provgraph.apps.job_store.JobStore`) and a rerun recomputes only the missing ones.
 """
 
 from __future__ import annotations
