@@ -68,7 +68,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="copies of the 1,000 digits")
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds per engine")
     parser.add_argument("--vgg", type=int, default=0, help="also time N VGG-16 images")
+    parser.add_argument("--vgg-only", action="store_true", help="only the VGG-16 timing")
     args = parser.parse_args()
+    if args.vgg_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            vgg_cost(max(args.vgg, 1), Path(tmp))
+        return
     from distributed import Client
 
     from provgraph.apps.cluster import local_cluster
@@ -137,9 +142,12 @@ def vgg_cost(count: int, folder: Path) -> None:
     np.save(folder / "vy.npy", np.arange(count) % 1000)
     dataset = NpyDataset(folder / "vx.npy", folder / "vy.npy")
     job = ClassRelevance(ModelHandle(path), 1000, "boolean")
+    cpu = time.process_time()
     seconds, result = timed(lambda: run_job(dataset, job, chunk_size=1, progress=False))
-    print(f"\nVGG-16 Boolean, {count} images, in-process, 1 thread: {seconds:.1f} s, "
-          f"{seconds / count:.1f} s per image (model imported before timing)")
+    cpu = time.process_time() - cpu
+    print(f"\nVGG-16 Boolean, {count} images, in-process, 1 thread (model imported before "
+          f"timing): wall {seconds:.1f} s, CPU {cpu:.1f} s, {cpu / count:.1f} CPU s per image; "
+          f"load average {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":
