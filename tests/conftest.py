@@ -39,3 +39,18 @@ def torch_onnx(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
         return cache[key]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def dask_client():  # type: ignore[no-untyped-def]
+    """A ``LocalCluster`` of 2 single-threaded worker processes on 127.0.0.1, one per session,
+    and a client of it; the tests' own modules are pickled by value for its workers."""
+    import cloudpickle
+    import distributed
+    import distributed_jobs
+
+    from provgraph.apps.cluster import local_cluster
+
+    cloudpickle.register_pickle_by_value(distributed_jobs)
+    with local_cluster(2, host="127.0.0.1") as cluster, distributed.Client(cluster) as client:
+        yield client

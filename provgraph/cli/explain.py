@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 OPTIONS = (
     "target", "semiring", "rule", "theta", "init", "backend", "input_shape", "max_memory",
-    "output_name",
+    "output_name", "cluster",
 )
 
 
@@ -45,10 +45,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Explain the input's sample(s) through the API; print and write what was asked."""
+    from provgraph.cli.options import job_options_of
+
+    job = any(job_options_of(args).values())
+    if args.batch is not None and job:
+        from provgraph.cli.batch_job import run_batch_job
+
+        return run_batch_job(args)
     if args.batch is not None:
         from provgraph.cli.explain_dataset import run_dataset
 
         return run_dataset(args)
+    if job:
+        from provgraph.errors import InputError
+
+        raise InputError("--cluster, --resume and --strict run a dataset job: add --batch")
     import numpy as np
 
     from provgraph.api import annotate, explain, explain_batch, load

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NoReturn
 
-from provgraph.cli import evaluate, explain, masks, paths, prune, symbolic
+from provgraph.cli import dataset_job, evaluate, explain, masks, paths, prune, symbolic
 from provgraph.cli.options import add_shared_options, add_verbosity_options
 from provgraph.errors import ProvgraphError
 
@@ -138,6 +138,14 @@ COMMANDS: dict[str, Command] = {
         paths.OPTIONS,
         "List the k highest-scoring paths from the explained class to an input element or "
         "neuron, with each edge's annotation, and draw the annotated network.",
+    ),
+    "explain-dataset": Command(
+        "per-class relevance means and frequencies over a dataset, in-process or on a cluster",
+        dataset_job.run,
+        dataset_job.add_arguments,
+        dataset_job.OPTIONS,
+        "Explain every sample of a dataset for its label and print, per class, the mean "
+        "relevance and how often each input is relevant; --cluster runs it on Dask workers.",
     ),
 }
 

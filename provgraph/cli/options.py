@@ -133,6 +133,37 @@ def _output_name(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output-name", default=None, help="logits tensor (default: found)")
 
 
+def parse_cluster(text: str) -> str:
+    """``local:N`` or a scheduler address (checked), else a one-line usage error."""
+    from provgraph.apps.cluster import check_cluster
+
+    try:
+        return check_cluster(text)
+    except ProvgraphError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _cluster(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--cluster",
+        nargs="?",
+        const=None,
+        default=None,
+        type=parse_cluster,
+        metavar="local:N|tcp://HOST:PORT",
+        help="run the dataset job on N local worker processes or on the Dask scheduler at "
+        "this address (no value: in this process); needs provgraph[distributed]",
+    )
+    p.add_argument(
+        "--resume", default=None, metavar="FOLDER",
+        help="keep each completed partition in FOLDER; a rerun recomputes only the rest",
+    )
+    p.add_argument(
+        "--strict", action="store_true",
+        help="stop at the first unreadable sample (default: report it and go on)",
+    )
+
+
 SHARED_OPTIONS: dict[str, AddOption] = {
     "target": _target,
     "semiring": _semiring,
@@ -143,6 +174,7 @@ SHARED_OPTIONS: dict[str, AddOption] = {
     "input_shape": _input_shape,
     "max_memory": _max_memory,
     "output_name": _output_name,
+    "cluster": _cluster,
 }
 
 
@@ -197,6 +229,13 @@ def backend_of(args: argparse.Namespace) -> Any:
     if args.counting:
         options["counting"] = args.counting
     return get_backend("torch", **options)
+
+
+def job_options_of(args: argparse.Namespace) -> dict[str, Any]:
+    """``cluster``, ``resume`` and ``strict`` of a dataset job, as
+    :func:`provgraph.apps.distributed.run_job` takes them."""
+    return {"cluster": getattr(args, "cluster", None), "resume": getattr(args, "resume", None),
+            "strict": bool(getattr(args, "strict", False))}
 
 
 def show_progress(args: argparse.Namespace) -> bool:
