@@ -339,6 +339,9 @@ def load_onnx(
     used = {t for n in needed for t in n.inputs if t} | {head.logits}
     budget = memory_budget() if max_memory is None else parse_size(max_memory)
     ctx = ConversionContext(name, opsets, readers, protected={head.logits}, max_bytes=budget)
+    for node in needed:
+        for t in node.inputs:
+            ctx.readers_of.setdefault(t, []).append(node)
     ctx.constants.update(read_initializers(graph, needed, name))
     ctx.add_input(input_value.name, shape)
     convert_nodes(ctx, needed, opsets, used, proto, input_value.name, shape)
