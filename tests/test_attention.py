@@ -137,7 +137,7 @@ def reference(model: TinyAttention, x: np.ndarray, mode: str) -> tuple[Reference
                 for m in range(TOKENS):
                     ref.edge(("U", h, i, m), ("A", h, i, j), scaled[i, m], jac[m], "softmax")
         for i in range(TOKENS):
-            for e, c in enumerate(col[h]):
+            for c in col[h]:
                 for j in range(TOKENS):
                     if mode == "attnlrp":
                         ref.edge(("A", h, i, j), ("o", i, c), att[i, j], v[j, c], "av")
@@ -209,7 +209,7 @@ def path_folds(ref: Reference, rule: str, semiring: str) -> dict[tuple[Node, int
     return folds
 
 
-# --- tests -----------------------------------------------------------------------------------------
+# --- tests ---------------------------------------------------------------------------------
 
 
 def test_imports_attention_ops_and_equals_onnxruntime() -> None:
