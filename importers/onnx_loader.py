@@ -10,9 +10,10 @@ walk, every node without a converter is collected, so one error lists them all.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
 import onnx
 from google.protobuf.message import DecodeError
 from onnx import external_data_helper, version_converter
@@ -21,6 +22,7 @@ from provgraph.errors import InputError, ModelLoadError, UnsupportedOpError
 from provgraph.importers.context import ConversionContext, OnnxNode, Shape
 from provgraph.importers.conversion import convert_nodes
 from provgraph.importers.folding import METADATA_INPUTS, is_foldable
+from provgraph.importers.graph_inputs import bind_inputs, needs_binding
 from provgraph.importers.heads import FLOAT_TYPES, find_head
 from provgraph.importers.limits import memory_budget, parse_size
 from provgraph.importers.registry import lookup
@@ -293,6 +295,7 @@ def load_onnx(
     output: str | None = None,
     input_shape: Sequence[int] | None = None,
     max_memory: int | str | None = None,
+    inputs: Mapping[str, np.ndarray] | None = None,
 ) -> Network:
     """Import an ONNX classifier as a provgraph :class:`~provgraph.model.network.Network`.
 
@@ -309,6 +312,11 @@ def load_onnx(
         Bytes (or ``"4G"``) one sample's tensors may take; a model declaring or deriving larger
         tensors is refused before anything is allocated. Default: half the physical memory
         (``PROVGRAPH_MAX_MEMORY`` overrides it).
+    inputs
+        Values of graph inputs (a text model's ``input_ids``, ``attention_mask``, …), bound as
+        constants; the token ids' embedding vectors become the explained input, recorded in
+        ``network.token_input`` (:mod:`provgraph.importers.graph_inputs`). Needed, and
+        defaulted where possible, for models with several or integer inputs.
 
     Raises
     ------
@@ -319,6 +327,9 @@ def load_onnx(
         refused node of the model is listed in one error.
     """
     proto, name = read_model(model)
+    token = None
+    if inputs is not None or needs_binding(proto):
+        proto, token = bind_inputs(proto, inputs or {}, name)
     graph = proto.graph
     opsets = opsets_of(proto)
     nodes = graph_nodes(graph)
@@ -353,6 +364,7 @@ def load_onnx(
         ctx.ops, input_value.name, head.logits, shape, name=name, class_labels=labels,
         shapes=shapes,
     )
+    net.token_input = token
     check_parameters(net, name)
     flush_subnormal_parameters(net)
     if labels is not None and len(labels) != net.num_classes:

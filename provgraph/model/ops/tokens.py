@@ -50,9 +50,9 @@ class ConstantConcat(LinearOp):
             torch.arange(int(np.prod(s)), dtype=torch.float64).reshape((1,) + s) + 1 + 1e6 * i
             for i, s in enumerate(in_shapes)
         )
-        out = self.forward(*(p for p in probes)).reshape(-1).numpy()
+        out = self.forward(*probes).reshape(-1).numpy()
         positions = []
-        for i, s in enumerate(in_shapes):
+        for i in range(len(in_shapes)):
             hit = np.flatnonzero((out >= 1 + 1e6 * i) & (out < 1e6 * (i + 1)))
             order = np.argsort(out[hit])
             positions.append(hit[order])
