@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet $(TORCH_PIN)
 	$(BIN)/python -m pip install --quiet -e ".[test,docs]"
 	$(BIN)/python -m pip install --quiet --no-deps zennit==0.5.1
+	$(BIN)/python -m pip install --quiet --no-deps lxt==2.1
 	touch $(STAMP)
 
 install: $(STAMP)
