@@ -9,18 +9,16 @@ import functools
 import numpy as np
 import onnxruntime as ort
 import pytest
+from transformer_models import SEQ, VOCAB, example_inputs, exported
 
-pytest.importorskip("transformers")
-
-import provgraph as pg  # noqa: E402
-from provgraph.algebra.semirings import get_semiring  # noqa: E402
-from provgraph.engine.annotation import AnnotatedGraph  # noqa: E402
-from provgraph.errors import InputError  # noqa: E402
-from provgraph.importers.onnx_loader import load_onnx  # noqa: E402
-from provgraph.model.network import Network  # noqa: E402
-from provgraph.model.ops import AttentionSoftmax, MatProduct  # noqa: E402
-from provgraph.model.trace import forward_trace  # noqa: E402
-from transformer_models import SEQ, VOCAB, example_inputs, exported  # noqa: E402
+import provgraph as pg
+from provgraph.algebra.semirings import get_semiring
+from provgraph.engine.annotation import AnnotatedGraph
+from provgraph.errors import InputError
+from provgraph.importers.onnx_loader import load_onnx
+from provgraph.model.network import Network
+from provgraph.model.ops import AttentionSoftmax, MatProduct
+from provgraph.model.trace import forward_trace
 
 MODELS = [
     ("vit", "torchscript"), ("deit", "torchscript"), ("bert", "torchscript"),
