@@ -79,7 +79,8 @@ def _roberta() -> torch.nn.Module:
 
 
 BUILDERS: dict[str, Callable[[], torch.nn.Module]] = {
-    "vit": _vit, "deit": _deit, "swin": _swin, "bert": _bert, "distilbert": _distilbert, "roberta": _roberta,
+    "vit": _vit, "deit": _deit, "swin": _swin, "bert": _bert, "distilbert": _distilbert,
+    "roberta": _roberta,
 }
 TEXT = {"bert", "distilbert", "roberta"}
 
