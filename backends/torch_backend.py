@@ -45,7 +45,9 @@ from provgraph.backends.torch_routing import maxpool_step, route_step
 from provgraph.backends.torch_rules import rule_form
 from provgraph.backends.torch_semiring import TorchSemiring
 from provgraph.backends.torch_theta import TorchTheta
+from provgraph.backends.torch_tokens import constant_concat_step
 from provgraph.errors import ProvgraphError
+from provgraph.model.ops.tokens import ConstantConcat
 from provgraph.model.ops import (
     Add,
     Affine,
@@ -356,4 +358,5 @@ _KERNELS: dict[type, Callable[..., tuple[list[torch.Tensor], torch.Tensor | None
     Add: TorchBackend._elementwise,
     SampleAffineOp: TorchBackend._sample_affine,
     AttentionSoftmax: TorchBackend._softmax,
+    ConstantConcat: constant_concat_step,
 }
