@@ -47,7 +47,6 @@ from provgraph.backends.torch_semiring import TorchSemiring
 from provgraph.backends.torch_theta import TorchTheta
 from provgraph.backends.torch_tokens import constant_concat_step
 from provgraph.errors import ProvgraphError
-from provgraph.model.ops.tokens import ConstantConcat
 from provgraph.model.ops import (
     Add,
     Affine,
@@ -64,6 +63,7 @@ from provgraph.model.ops import (
     SampleAffineOp,
     SelectOp,
 )
+from provgraph.model.ops.tokens import ConstantConcat
 
 DEFAULT_BUDGET = 2**22
 

@@ -24,14 +24,14 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from lxt_import import import_lxt
 from torch import nn
+from transformer_models import example_inputs, exported
 from transformers.activations import GELUActivation
 from transformers.models.bert import modeling_bert
 from transformers.models.vit import modeling_vit
 
 import provgraph as pg
-from lxt_import import import_lxt
-from transformer_models import example_inputs, exported
 
 RULES, PATCHES = import_lxt()
 MODULES = {"vit": modeling_vit, "bert": modeling_bert}
@@ -59,7 +59,8 @@ def lxt_relevance(name: str, mode: str, monkeypatch: pytest.MonkeyPatch) -> tupl
     """LXT's input relevance (gradient × input of the predicted logit) and that class."""
     e = exported(name)
     module = MODULES[name]
-    wrap = PATCHES.wrap_attention_forward if mode == "attnlrp" else PATCHES.cp_wrap_attention_forward
+    wrap = {"attnlrp": PATCHES.wrap_attention_forward,
+            "cp": PATCHES.cp_wrap_attention_forward}[mode]
     monkeypatch.setattr(module, "eager_attention_forward", wrap(module.eager_attention_forward))
     model = patched(e.model)
     inputs = example_inputs(name)
