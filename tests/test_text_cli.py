@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from tokenizers import Tokenizer, models, pre_tokenizers
+from transformer_models import SEQ, VOCAB, exported
 
 import provgraph as pg
 from provgraph.cli.main import main
-from transformer_models import SEQ, VOCAB, exported
 
 WORDS = ["[PAD]", "[UNK]", "[CLS]"] + [f"w{i}" for i in range(VOCAB - 3)]
 
