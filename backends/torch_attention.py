@@ -107,6 +107,16 @@ def softmax_step(
     rows = x.reshape(n_b, -1, n)
     r = r_out.reshape(n_b, n_t, rows.shape[1], n)
     form, c = step.form, step.carrier
+    if step.gradient and form.direct:  # Σ_i x_i J_ik + b_k = s_k: no edge is materialised
+        with torch.no_grad():
+            s = torch.softmax(rows, dim=-1)
+            finite = torch.where(torch.isfinite(rows), rows, torch.zeros((), dtype=rows.dtype))
+            q = form.divide(r, form.stabilize(s).unsqueeze(1))
+            sq = s.unsqueeze(1) * q
+            sent = finite.unsqueeze(1) * (sq - s.unsqueeze(1) * sq.sum(dim=-1, keepdim=True))
+            bias = s * (1 - finite + (s * finite).sum(dim=-1, keepdim=True))
+            absorbed = (bias.unsqueeze(1) * q).sum(dim=(2, 3))
+        return sent.reshape(r_out.shape), absorbed
     with torch.no_grad():
         jac, bias, finite = AttentionSoftmax.jacobian(rows)
     num = None
