@@ -64,7 +64,7 @@ def test_explained_in_every_semiring(name: str, exporter: str, rule: str) -> Non
         k = get_semiring(semiring)
         # the seed-faithful default rule of each semiring, with the attention treatment asked
         composite = pg.Composite(default=k.default_rule, entries=[
-            pg.Entry("MatMul", rule), pg.Entry("Softmax", rule)])
+            pg.Entry("MatProduct", rule), pg.Entry("AttentionSoftmax", rule)])
         rel = g.aggregate(k, rule=composite, backend="torch")
         values = np.asarray(rel.input, dtype=np.float64)
         zero = float(k.zero)
