@@ -323,3 +323,22 @@ def test_a_circuit_over_attention_is_refused_by_name() -> None:
 
     with pytest.raises(ProvgraphError, match="MatMul node .*products of two computed tensors"):
         Circuit(graph(1), target=0).evaluate("real")
+
+
+def test_composite_chooses_the_attention_rule_per_op() -> None:
+    from provgraph.algebra.composites import Composite, Entry
+
+    g = graph(1)
+    every = Composite(default=LRPZero(), entries=[
+        Entry("/MatMul", AttnLRP()), Entry("/MatMul_1", AttnLRP()),
+        Entry("AttentionSoftmax", AttnLRP())])
+    np.testing.assert_allclose(g.aggregate("real", rule=every).input,
+                               g.aggregate("real", rule="attnlrp").input, rtol=1e-12)
+    # A V under attnlrp, Q Kᵀ under cp (LRP-0: its left operand constant): Q gets nothing
+    mixed = Composite(default=LRPZero(), entries=[Entry("/MatMul_1", AttnLRP())])
+    rel = g.aggregate("real", rule=mixed, init="logit")
+    assert "/q/MatMul" not in rel.biases and "/k/MatMul" in rel.biases
+    for other in ("cp", "attnlrp"):
+        assert not np.allclose(rel.input, g.aggregate("real", rule=other, init="logit").input)
+    total = rel.input.sum() + sum(float(np.sum(v)) for v in rel.biases.values())
+    assert total == pytest.approx(g.logits[g.predicted_class], rel=1e-9)
