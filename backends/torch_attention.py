@@ -57,9 +57,10 @@ def _den_from_products(step: LinearStep, a: torch.Tensor, b: torch.Tensor,
 
 def product_step(
     step: LinearStep, op: MatProduct, a: torch.Tensor, b: torch.Tensor, r_out: torch.Tensor,
-    live: tuple[int, ...],
+    live: tuple[int, ...], z: torch.Tensor | None = None,
 ) -> list[torch.Tensor | None]:
-    """Relevance sent to ``a`` and ``b`` (``None`` for an operand without edges)."""
+    """Relevance sent to ``a`` and ``b`` (``None`` for an operand without edges); ``z``, the
+    op's output, spares the denominator's products when the rule's numerators are ``a w``."""
     n_b, n_t = r_out.shape[:2]
     a_shape, b_shape = tuple(a.shape), tuple(b.shape)
     n_l, m, n, p = MatProduct.dims([a_shape[1:], b_shape[1:]])
@@ -68,7 +69,10 @@ def product_step(
     form, c = step.form, step.carrier
     out: list[torch.Tensor | None] = [None, None]
     if step.gradient and not form.maxnorm:
-        den = _den_from_products(step, a, b, live)
+        if form.direct and z is not None:  # every existing edge block sums to z
+            den = form.stabilize(z.reshape(n_b, n_l, m, p) * len(live))
+        else:
+            den = _den_from_products(step, a, b, live)
         s = form.divide(r, den.unsqueeze(1))
         for t in form.terms:
             if 0 in live:

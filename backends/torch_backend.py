@@ -225,7 +225,8 @@ class TorchBackend(Backend):
             return super().bilinear(op, ctx)
         kernel_step, values = self._kernel_step(op, ctx)
         a, b = (values[t] for t in op.inputs)
-        sent = product_step(kernel_step, op, a, b, ctx.r_out, op.edge_inputs(ctx.rule))
+        sent = product_step(kernel_step, op, a, b, ctx.r_out, op.edge_inputs(ctx.rule),
+                            values[op.output])
         return [(t, r) for t, r in zip(op.inputs, sent) if r is not None], None
 
     def _kernel_step(

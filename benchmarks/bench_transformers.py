@@ -135,34 +135,40 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--only", choices=["vit", "bert"], default=None)
     parser.add_argument("--semirings", default="boolean,counting,viterbi,tropical,fuzzy")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (both sides)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.set_grad_enabled(True)
     rows = []
+    print(f"{'model':<6} {'case':<26} {'time (s)':>10} {'ratio':>8}  to", flush=True)
+
+    def add(name: str, case: str, t: float, ratio: float | None = None, to: str = "") -> None:
+        rows.append((name, case, t, ratio, to))
+        shown = f"{ratio:8.2f}" if ratio is not None else " " * 8
+        print(f"{name:<6} {case:<26} {t:>10.3f} {shown}  {to}", flush=True)
+
     for name in ["vit", "bert"] if args.only is None else [args.only]:
         model, inputs, module = workload(name)
         data = export(model, inputs)
         start = time.perf_counter()
         net = load_onnx(data, inputs=inputs if "input_ids" in inputs else None)
-        rows.append((name, "provgraph import", time.perf_counter() - start, None, ""))
+        add(name, "provgraph import", time.perf_counter() - start)
         x = net.token_input.embeddings() if net.token_input else inputs["pixel_values"][0]
         real: dict[str, float] = {}
         for mode in ("cp", "attnlrp"):
             lxt = median_time(lxt_call(model, inputs, module, mode), args.runs)
-            rows.append((name, f"LXT {mode}", lxt, None, ""))
+            add(name, f"LXT {mode}", lxt)
             explainer = pg.Explainer(net, "real", rule=mode, init="logit", backend="torch",
                                      keep=())
             real[mode] = median_time(lambda e=explainer, x=x: e.explain(x), args.runs)
-            rows.append((name, f"provgraph real {mode}", real[mode], real[mode] / lxt, "LXT"))
+            add(name, f"provgraph real {mode}", real[mode], real[mode] / lxt, "LXT")
         for semiring in [s for s in args.semirings.split(",") if s]:
             explainer = pg.Explainer(
                 net, semiring, backend=TorchBackend(dtype=torch.float64, counting="float64"),
                 keep=())
             t = median_time(lambda e=explainer, x=x: e.explain(x), max(1, args.runs // 2))
-            rows.append((name, f"provgraph {semiring} cp", t, t / real["cp"], "real cp"))
-    print(f"{'model':<6} {'case':<26} {'time (s)':>10} {'ratio':>8}  to")
-    for name, case, t, ratio, to in rows:
-        shown = f"{ratio:8.2f}" if ratio is not None else " " * 8
-        print(f"{name:<6} {case:<26} {t:>10.3f} {shown}  {to}")
+            add(name, f"provgraph {semiring} cp", t, t / real["cp"], "real cp")
 
 
 if __name__ == "__main__":
