@@ -67,7 +67,8 @@ def convert_gemm(node: OnnxNode, ctx: ConversionContext) -> None:
 @register("MatMul")
 def convert_matmul(node: OnnxNode, ctx: ConversionContext) -> None:
     """``x @ W`` with a constant 2-d ``W``, applied per token when ``x`` has rank ≥ 3; a
-    product of two computed tensors is attention's (:mod:`.attention`)."""
+    product of two computed tensors is attention's
+    (:mod:`provgraph.importers.node_converters.attention`)."""
     if ctx.is_computed(node.input(0)) and ctx.is_computed(node.input(1)):
         convert_product(node, ctx)
         return

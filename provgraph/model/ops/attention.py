@@ -10,16 +10,18 @@ where both operands are computed from the input (``Q Kᵀ``, ``A V``). Every ter
 Both have ``z = a_ij b_jk``. Which of them exist is the attention rule's choice
 (:class:`~provgraph.algebra.rules.AttentionRule`), made per op through the composite:
 
-``cp`` (conservative propagation; Ali et al., "XAI for Transformers: Better Explanations through
-Conservative Propagation", ICML 2022)
-    The attention weights (the operand computed by a Softmax, :attr:`MatProduct.weights_operand`)
-    are constants of the forward pass: only the edges from the other operand exist. ``A V`` is
-    linear token mixing, with LRP-0 weights ``r = A_ij V_jk / z_ik``; ``Q`` and ``K`` receive no
-    relevance, and no path runs through them.
-``attnlrp`` (the uniform rule; Achtibat et al., "AttnLRP: Attention-Aware Layer-Wise Relevance
-Propagation for Transformers", ICML 2024, Eq. 7)
-    Both edges exist. The rule's denominator sums over all of them, ``Σ = 2 z_ik``, so LRP-0 gives
-    each factor half: ``r = a_ij b_jk / (2 z_ik)`` on both edges.
+``cp``
+    Conservative propagation (Ali et al., "XAI for Transformers: Better Explanations through
+    Conservative Propagation", ICML 2022). The attention weights (the operand computed by a
+    Softmax, :attr:`MatProduct.weights_operand`) are constants of the forward pass: only the
+    edges from the other operand exist. ``A V`` is linear token mixing, with LRP-0 weights
+    ``r = A_ij V_jk / z_ik``; ``Q`` and ``K`` receive no relevance, and no path runs through
+    them.
+``attnlrp``
+    The uniform rule (Achtibat et al., "AttnLRP: Attention-Aware Layer-Wise Relevance
+    Propagation for Transformers", ICML 2024, Eq. 7). Both edges exist. The rule's denominator
+    sums over all of them, ``Σ = 2 z_ik``, so LRP-0 gives each factor half:
+    ``r = a_ij b_jk / (2 z_ik)`` on both edges.
 
 **The softmax** (:class:`AttentionSoftmax`) is a linear op whose weights are constants of the
 sample's forward pass: its first-order Taylor expansion at the sample's own input ``x``,
