@@ -63,10 +63,11 @@ def _is_integer(value: onnx.ValueInfoProto) -> bool:
     return np.dtype(dtype).kind in "iu"
 
 
-def needs_binding(proto: onnx.ModelProto) -> bool:
-    """Whether the model has several graph inputs or an integer one."""
-    inputs = _graph_inputs(proto.graph)
-    return len(inputs) > 1 or any(_is_integer(v) for v in inputs)
+def token_inputs(proto: onnx.ModelProto) -> list[str]:
+    """The integer graph inputs looked up in a constant embedding table (token ids)."""
+    graph = proto.graph
+    return [v.name for v in _graph_inputs(graph)
+            if _is_integer(v) and _lookup(graph, v.name) is not None]
 
 
 def _lookup(graph: onnx.GraphProto, ids: str) -> onnx.NodeProto | None:
@@ -90,8 +91,13 @@ def bind_inputs(
     unknown = sorted(set(values) - known)
     if unknown:
         raise InputError(f"{name}: no graph input named {unknown[0]!r}; inputs: {sorted(known)}")
-    token = next((v for v in inputs if _is_integer(v) and v.name in values
-                  and _lookup(graph, v.name) is not None), None)
+    tokens = token_inputs(proto)
+    if tokens and not any(t in values for t in tokens):
+        raise InputError(
+            f"{name}: input {tokens[0]!r} holds token ids: give them (inputs={{{tokens[0]!r}: "
+            "ids}, or a mapping of inputs to explain())"
+        )
+    token = next((v for v in inputs if v.name in tokens and v.name in values), None)
     floats = [v for v in inputs if not _is_integer(v) and v.name not in values]
     if token is None and len(floats) != 1:
         raise InputError(

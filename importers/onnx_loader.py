@@ -22,7 +22,7 @@ from provgraph.errors import InputError, ModelLoadError, UnsupportedOpError
 from provgraph.importers.context import ConversionContext, OnnxNode, Shape
 from provgraph.importers.conversion import convert_nodes
 from provgraph.importers.folding import METADATA_INPUTS, is_foldable
-from provgraph.importers.graph_inputs import bind_inputs, needs_binding
+from provgraph.importers.graph_inputs import bind_inputs, token_inputs
 from provgraph.importers.heads import FLOAT_TYPES, find_head
 from provgraph.importers.limits import memory_budget, parse_size
 from provgraph.importers.registry import lookup
@@ -328,7 +328,7 @@ def load_onnx(
     """
     proto, name = read_model(model)
     token = None
-    if inputs is not None or needs_binding(proto):
+    if inputs is not None or token_inputs(proto):
         proto, token = bind_inputs(proto, inputs or {}, name)
     graph = proto.graph
     opsets = opsets_of(proto)

@@ -116,5 +116,5 @@ def test_token_inputs_are_checked() -> None:
         load_onnx(e.onnx, inputs={"input_ids": np.full((1, SEQ), VOCAB)})
     with pytest.raises(InputError, match="no graph input named 'ids'"):
         load_onnx(e.onnx, inputs={"ids": np.zeros((1, SEQ), np.int64)})
-    with pytest.raises(InputError, match="which input to explain"):
+    with pytest.raises(InputError, match="'input_ids' holds token ids"):
         load_onnx(e.onnx)
