@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test,docs]"
 	$(BIN)/python -m pip install --quiet --no-deps zennit==0.5.1
 	$(BIN)/python -m pip install --quiet --no-deps quantus==0.6.0
+	$(BIN)/python -m pip install --quiet --no-deps lxt==2.1
 	touch $(STAMP)
 
 install: $(STAMP)

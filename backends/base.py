@@ -303,6 +303,14 @@ class Backend(ABC):
             absorbed = self.contract(ctx, bias, r_out)[0]
         return sent, absorbed
 
+    def bilinear(self, op: LinearOp, ctx: StepContext) -> StepResult:
+        """A product of two computed tensors (:class:`~provgraph.model.ops.MatProduct`): the
+        linear step over the edges the rule keeps (``op.edge_inputs(rule)``; under ``cp`` none
+        from the attention weights), materialised for the graph's sample."""
+        sent, absorbed = Backend.linear(self, op, ctx)
+        live = {op.inputs[i] for i in op.edge_inputs(ctx.rule)}
+        return [(t, r) for t, r in sent if t in live], absorbed
+
     def passthrough(self, op: PassthroughOp, ctx: StepContext) -> StepResult:
         """Elementwise: input ``k`` receives output ``k``'s relevance unchanged."""
         return [(op.inputs[0], ctx.r_out)], None

@@ -36,6 +36,7 @@ from provgraph.algebra.counting_carriers import (
 from provgraph.algebra.semirings import CountingSemiring, RealSemiring, Semiring
 from provgraph.algebra.theta import IdentityTheta
 from provgraph.backends.base import Backend, Capabilities, Edges, StepContext, StepResult
+from provgraph.backends.torch_attention import product_step, softmax_step
 from provgraph.backends.torch_carriers import torch_semiring
 from provgraph.backends.torch_conv import Window, window_step
 from provgraph.backends.torch_device import device_values, op_tensor, resolve_device, resolve_dtype
@@ -44,21 +45,25 @@ from provgraph.backends.torch_routing import maxpool_step, route_step
 from provgraph.backends.torch_rules import rule_form
 from provgraph.backends.torch_semiring import TorchSemiring
 from provgraph.backends.torch_theta import TorchTheta
+from provgraph.backends.torch_tokens import constant_concat_step
 from provgraph.errors import ProvgraphError
 from provgraph.model.ops import (
     Add,
     Affine,
+    AttentionSoftmax,
     AvgPool,
     Conv,
     Dense,
     GlobalAvgPool,
     LinearOp,
+    MatProduct,
     MaxPool,
     Op,
     RouteOp,
     SampleAffineOp,
     SelectOp,
 )
+from provgraph.model.ops.tokens import ConstantConcat
 
 DEFAULT_BUDGET = 2**22
 
@@ -210,6 +215,23 @@ class TorchBackend(Backend):
         kernel = next((_KERNELS[t] for t in type(op).__mro__ if t in _KERNELS), None)
         if kernel is None:  # no structured kernel: the generic step over materialised edges
             return super().linear(op, ctx)
+        kernel_step, values = self._kernel_step(op, ctx)
+        sent, absorbed = kernel(self, op, kernel_step, values, ctx.r_out)
+        return list(zip(op.inputs, sent)), absorbed
+
+    def bilinear(self, op: LinearOp, ctx: StepContext) -> StepResult:
+        """A product of two computed tensors, batched (see :mod:`.torch_attention`)."""
+        if not isinstance(op, MatProduct):
+            return super().bilinear(op, ctx)
+        kernel_step, values = self._kernel_step(op, ctx)
+        a, b = (values[t] for t in op.inputs)
+        sent = product_step(kernel_step, op, a, b, ctx.r_out, op.edge_inputs(ctx.rule),
+                            values[op.output])
+        return [(t, r) for t, r in zip(op.inputs, sent) if r is not None], None
+
+    def _kernel_step(
+        self, op: LinearOp, ctx: StepContext
+    ) -> tuple[LinearStep, dict[str, torch.Tensor]]:
         if ctx.rule is None or ctx.theta is None or ctx.layer is None:
             raise ProvgraphError(f"{op.describe()} needs a rule and a Θ")
         c = self.carrier(ctx.semiring)
@@ -217,9 +239,7 @@ class TorchBackend(Backend):
         form = rule_form(ctx.rule)
         gradient = type(ctx.semiring) is RealSemiring and type(ctx.theta) is IdentityTheta
         k_theta = None if gradient else TorchTheta(ctx.theta, ctx.semiring, c, ctx.layer)
-        kernel_step = LinearStep(form, k_theta, c, self.budget)
-        sent, absorbed = kernel(self, op, kernel_step, values, ctx.r_out)
-        return list(zip(op.inputs, sent)), absorbed
+        return LinearStep(form, k_theta, c, self.budget), values
 
     def _dense(
         self, op: Dense, step: LinearStep, values: dict[str, torch.Tensor], r_out: torch.Tensor
@@ -275,6 +295,16 @@ class TorchBackend(Backend):
             scale, shift = op.scale_shift(a)
         return elementwise_step(step, [(a, scale)], values[op.output], shift, r_out, True)
 
+    def _softmax(
+        self,
+        op: AttentionSoftmax,
+        step: LinearStep,
+        values: dict[str, torch.Tensor],
+        r_out: torch.Tensor,
+    ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+        sent, absorbed = softmax_step(step, values[op.inputs[0]], r_out)
+        return [sent], absorbed
+
     def _broadcast(self, op: Op, field: str, shape: tuple[int, ...]) -> torch.Tensor | None:
         value = getattr(op, field)
         if value is None:
@@ -328,4 +358,6 @@ _KERNELS: dict[type, Callable[..., tuple[list[torch.Tensor], torch.Tensor | None
     Affine: TorchBackend._elementwise,
     Add: TorchBackend._elementwise,
     SampleAffineOp: TorchBackend._sample_affine,
+    AttentionSoftmax: TorchBackend._softmax,
+    ConstantConcat: constant_concat_step,
 }

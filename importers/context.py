@@ -119,6 +119,8 @@ class ConversionContext:
         # written out by older exporters: recorded, not emitted, until the pattern's division
         # (see provgraph.importers.node_converters.moments)
         self.statistics: dict[str, Any] = {}
+        # the nodes reading each tensor (set by the loader; attention patterns look ahead)
+        self.readers_of: dict[str, list[OnnxNode]] = {}
 
     @property
     def opset(self) -> int:

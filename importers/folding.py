@@ -46,6 +46,9 @@ def fold(node: OnnxNode, ctx: ConversionContext) -> None:
     if node.op_type == "Constant" and "value" in node.raw_attrs:
         ctx.constants[node.outputs[0]] = np.array(node.attr("value"))
         return
+    if node.op_type == "GatherElements" and all(t in ctx.constants for t in node.inputs):
+        ctx.constants[node.outputs[0]] = _gather_elements(node, ctx)
+        return
     if node.proto is None:
         raise ctx.invalid(node, "cannot be evaluated (no node definition)")
     feeds: dict[str, np.ndarray] = {}
@@ -83,3 +86,15 @@ def fold(node: OnnxNode, ctx: ConversionContext) -> None:
     for name, value in zip([o for o in node.outputs if o], results):
         value = np.asarray(value)
         ctx.constants[name] = value if value.flags.writeable else value.copy()
+
+
+def _gather_elements(node: OnnxNode, ctx: ConversionContext) -> np.ndarray:
+    """``GatherElements`` by numpy (the reference evaluator of onnx 1.23 fails on indices
+    smaller than the data along the other axes, as BERT's token-type ids are)."""
+    data = np.asarray(ctx.constants[node.inputs[0]])
+    index = np.asarray(ctx.constants[node.inputs[1]]).astype(np.int64)
+    axis = int(node.attr("axis", 0)) % max(data.ndim, 1)
+    index = np.where(index < 0, index + data.shape[axis], index)
+    if np.any(index < 0) or np.any(index >= data.shape[axis]):
+        raise ctx.invalid(node, f"an index outside the {data.shape[axis]} entries of axis {axis}")
+    return np.take_along_axis(data, index, axis=axis)

@@ -10,9 +10,10 @@ walk, every node without a converter is collected, so one error lists them all.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
 import onnx
 from google.protobuf.message import DecodeError
 from onnx import external_data_helper, version_converter
@@ -21,6 +22,7 @@ from provgraph.errors import InputError, ModelLoadError, UnsupportedOpError
 from provgraph.importers.context import ConversionContext, OnnxNode, Shape
 from provgraph.importers.conversion import convert_nodes
 from provgraph.importers.folding import METADATA_INPUTS, is_foldable
+from provgraph.importers.graph_inputs import bind_inputs, token_inputs
 from provgraph.importers.heads import FLOAT_TYPES, find_head
 from provgraph.importers.limits import memory_budget, parse_size
 from provgraph.importers.registry import lookup
@@ -293,6 +295,7 @@ def load_onnx(
     output: str | None = None,
     input_shape: Sequence[int] | None = None,
     max_memory: int | str | None = None,
+    inputs: Mapping[str, np.ndarray] | None = None,
 ) -> Network:
     """Import an ONNX classifier as a provgraph :class:`~provgraph.model.network.Network`.
 
@@ -309,6 +312,11 @@ def load_onnx(
         Bytes (or ``"4G"``) one sample's tensors may take; a model declaring or deriving larger
         tensors is refused before anything is allocated. Default: half the physical memory
         (``PROVGRAPH_MAX_MEMORY`` overrides it).
+    inputs
+        Values of graph inputs (a text model's ``input_ids``, ``attention_mask``, …), bound as
+        constants; the token ids' embedding vectors become the explained input, recorded in
+        ``network.token_input`` (:mod:`provgraph.importers.graph_inputs`). Needed, and
+        defaulted where possible, for models with several or integer inputs.
 
     Raises
     ------
@@ -319,6 +327,9 @@ def load_onnx(
         refused node of the model is listed in one error.
     """
     proto, name = read_model(model)
+    token = None
+    if inputs is not None or token_inputs(proto):
+        proto, token = bind_inputs(proto, inputs or {}, name)
     graph = proto.graph
     opsets = opsets_of(proto)
     nodes = graph_nodes(graph)
@@ -339,6 +350,9 @@ def load_onnx(
     used = {t for n in needed for t in n.inputs if t} | {head.logits}
     budget = memory_budget() if max_memory is None else parse_size(max_memory)
     ctx = ConversionContext(name, opsets, readers, protected={head.logits}, max_bytes=budget)
+    for node in needed:
+        for t in node.inputs:
+            ctx.readers_of.setdefault(t, []).append(node)
     ctx.constants.update(read_initializers(graph, needed, name))
     ctx.add_input(input_value.name, shape)
     convert_nodes(ctx, needed, opsets, used, proto, input_value.name, shape)
@@ -350,6 +364,7 @@ def load_onnx(
         ctx.ops, input_value.name, head.logits, shape, name=name, class_labels=labels,
         shapes=shapes,
     )
+    net.token_input = token
     check_parameters(net, name)
     flush_subnormal_parameters(net)
     if labels is not None and len(labels) != net.num_classes:

@@ -8,7 +8,7 @@ times.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -91,7 +91,9 @@ def explain(
         ``example_input=``) or :class:`Network`.
     x
         One sample (input shape, or any shape with the right number of elements); a ``uint8``
-        array is scaled to [0, 1] with a warning.
+        array is scaled to [0, 1] with a warning. For a text model, a mapping of its graph
+        inputs (``{"input_ids": ids, "attention_mask": mask}``; the mask defaults to ones): the
+        embedding vectors are explained (``Relevance.tokens()`` per token).
     target
         Class index (or several); ``None`` explains the predicted class.
     semiring
@@ -116,10 +118,30 @@ def explain(
         ``.input`` is the input map, shaped like ``x``; ``.layer(name)`` any tensor's;
         ``.biases`` what the bias sources absorbed.
     """
+    if isinstance(x, Mapping):
+        model, x = bind_tokens(model, x, options)
     explainer = Explainer(
         model, semiring, rule=rule, theta=theta, init=init, backend=backend, **options
     )
     return explainer.explain(x, target)
+
+
+def bind_tokens(
+    model: ModelSpec, inputs: Mapping[str, Any], options: dict[str, Any]
+) -> tuple[Network, np.ndarray]:
+    """A text model imported with its graph ``inputs`` bound (``input_ids``, optionally
+    ``attention_mask``, ``token_type_ids``; :mod:`provgraph.importers.graph_inputs`) and the
+    embedding vectors of the ids, the sample to explain."""
+    from provgraph.errors import InputError
+    from provgraph.importers.onnx_loader import load_onnx
+
+    if isinstance(model, Network):
+        raise InputError("token inputs need the ONNX model (a path, bytes or ModelProto)")
+    values = {k: np.asarray(v) for k, v in inputs.items()}
+    net = load_onnx(model, output=options.pop("output", None), inputs=values)
+    if net.token_input is None:
+        raise InputError(f"{net.name}: none of {sorted(values)} is looked up in an embedding table")
+    return net, net.token_input.embeddings()
 
 
 def explain_batch(

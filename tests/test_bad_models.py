@@ -274,8 +274,8 @@ def test_gate_signal_must_not_be_broadcast() -> None:
         ),
         (
             helper.make_node("Concat", ["x", "c"], ["y"], axis=1, name="join"),
-            {"c": np.ones((1, 2), np.float32)},
-            "Concat node 'join': joins computed tensors with constants",
+            {"c": np.ones((2,), np.float32)},
+            "Concat node 'join': joins the constant 'c' of shape \\(2,\\)",
         ),
         (
             helper.make_node("Split", ["x"], ["y", "z"], axis=0, name="halves"),

@@ -17,9 +17,11 @@ import torch
 
 def import_zennit() -> types.ModuleType:
     """Return the ``zennit`` package, providing a torchvision stand-in when needed."""
+    stand_in = False
     try:
         import torchvision  # noqa: F401
     except Exception:  # absent, or present but unloadable beside this torch
+        stand_in = True
         for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
             del sys.modules[name]
         tv = types.ModuleType("torchvision")
@@ -32,6 +34,12 @@ def import_zennit() -> types.ModuleType:
             {"torchvision": tv, "torchvision.models": models, "torchvision.models.resnet": resnet}
         )
     try:
-        return importlib.import_module("zennit")
+        zennit = importlib.import_module("zennit")
     except ImportError as exc:  # pragma: no cover - reported as a failure, not a skip
         pytest.fail(f"zennit is required for the LRP oracle tests: {exc}")
+    finally:
+        if stand_in:  # only zennit's import reads it; later importers (transformers asks
+            # importlib for torchvision's spec, which a stand-in has not) must not see it
+            for name in ("torchvision.models.resnet", "torchvision.models", "torchvision"):
+                sys.modules.pop(name, None)
+    return zennit

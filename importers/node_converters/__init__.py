@@ -3,8 +3,10 @@
 from provgraph.importers.node_converters import (
     activations,
     arithmetic,
+    attention,
     conv,
     elementwise,
+    gather,
     gemm_matmul,
     moments,
     normalization,
@@ -18,8 +20,10 @@ from provgraph.importers.node_converters import (
 __all__ = [
     "activations",
     "arithmetic",
+    "attention",
     "conv",
     "elementwise",
+    "gather",
     "gemm_matmul",
     "moments",
     "normalization",

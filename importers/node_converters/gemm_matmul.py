@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from provgraph.importers.context import ConversionContext, OnnxNode
+from provgraph.importers.node_converters.attention import convert_product
 from provgraph.importers.registry import register
 from provgraph.model.ops import Dense
 
@@ -65,7 +66,12 @@ def convert_gemm(node: OnnxNode, ctx: ConversionContext) -> None:
 
 @register("MatMul")
 def convert_matmul(node: OnnxNode, ctx: ConversionContext) -> None:
-    """``x @ W`` with a constant 2-d ``W``, applied per token when ``x`` has rank ≥ 3."""
+    """``x @ W`` with a constant 2-d ``W``, applied per token when ``x`` has rank ≥ 3; a
+    product of two computed tensors is attention's
+    (:mod:`provgraph.importers.node_converters.attention`)."""
+    if ctx.is_computed(node.input(0)) and ctx.is_computed(node.input(1)):
+        convert_product(node, ctx)
+        return
     x = _rows_input(ctx, node)
     w = ctx.constant(node, 1, "the weight (second input)")
     if w.ndim != 2:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from provgraph.importers.context import ConversionContext, OnnxNode
+from provgraph.importers.node_converters.tokens import join_constants
 from provgraph.importers.registry import register
 from provgraph.model.ops import Concat, Slice, Transpose
 
@@ -44,14 +45,13 @@ def convert_transpose(node: OnnxNode, ctx: ConversionContext) -> None:
 def convert_concat(node: OnnxNode, ctx: ConversionContext) -> None:
     names = [t for t in node.inputs if t]
     constants = [t for t in names if not ctx.is_computed(t)]
-    if constants:
-        raise ctx.unsupported(
-            node,
-            f"joins computed tensors with constants {constants}; only computed tensors can be "
-            "concatenated",
-        )
-    rank = len(ctx.full_shape(names[0]))
+    if len(constants) == len(names):
+        raise ctx.invalid(node, "none of the joined tensors is computed from the input")
+    rank = len(ctx.full_shape(next(t for t in names if t not in constants)))
     axis = sample_axis(ctx, node, int(node.attr("axis", 1)), rank, "axis")
+    if constants:
+        join_constants(node, ctx, names, axis)
+        return
     ctx.emit(Concat(node.name, tuple(names), node.outputs[0], axis=axis, source="Concat"))
 
 

@@ -173,7 +173,7 @@ def get_composite(spec: Composite | Rule | str | None, semiring: Semiring) -> Co
         known = ", ".join(COMPOSITES)
         raise ProvgraphError(
             f"unknown rule or composite {spec!r}; composites: {known}; "
-            "rules: lrp0, epsilon, gamma, zb, maxnorm, flat, wsquare"
+            "rules: lrp0, epsilon, gamma, zb, maxnorm, flat, wsquare, cp, attnlrp"
         ) from None
 
 

@@ -69,6 +69,9 @@ from provgraph.algebra.rule_form import (
 from provgraph.errors import ProvgraphError
 
 __all__ = [
+    "AttentionRule",
+    "AttnLRP",
+    "ConservativeAttention",
     "DENOMINATORS",
     "IDENTITY",
     "LRPZB",
@@ -171,6 +174,41 @@ class LRPEpsilon(Rule):
         return _plain_form(IDENTITY, self.epsilon)
 
 
+class AttentionRule(Rule):
+    r"""LRP-ε on linear ops (ε = 0: LRP-0) together with a treatment of products of two
+    computed tensors (attention), read by those ops through :attr:`attention`.
+
+    ``cp`` (Ali et al., ICML 2022): the attention weights are constants of the forward pass, the
+    product ``A V`` is token mixing with weights from ``A``, and ``Q``, ``K`` receive nothing.
+    ``attnlrp`` (Achtibat et al., ICML 2024): the uniform rule on products (each factor half of
+    :math:`z_{ijk}/z_{ik}`) and the softmax's Taylor rule. Any other rule on a product means
+    ``cp`` with that rule's edge weights. See :mod:`provgraph.model.ops.attention`.
+    """
+
+    attention = "cp"
+
+    def __init__(self, epsilon: float = 0.0) -> None:
+        self.epsilon = float(epsilon)
+
+    @property
+    def form(self) -> RuleForm:
+        return _plain_form(IDENTITY, self.epsilon)
+
+
+class ConservativeAttention(AttentionRule):
+    """``cp``: CP-LRP (attention weights constant; Ali et al., ICML 2022)."""
+
+    name = "cp"
+    attention = "cp"
+
+
+class AttnLRP(AttentionRule):
+    """``attnlrp``: AttnLRP's uniform and softmax rules (Achtibat et al., ICML 2024)."""
+
+    name = "attnlrp"
+    attention = "attnlrp"
+
+
 class LRPGamma(Rule):
     r"""LRP-γ: :math:`r_{jk} = a_j (w_{jk} + γ w_{jk}^+) / Σ_{j'} a_{j'} (w_{j'k} + γ w_{j'k}^+)`.
 
@@ -253,7 +291,11 @@ class WSquare(Rule):
 
 
 RULES: dict[str, type[Rule]] = {
-    cls.name: cls for cls in (LRPZero, LRPEpsilon, LRPGamma, LRPZB, MaxNormalized, Flat, WSquare)
+    cls.name: cls
+    for cls in (
+        LRPZero, LRPEpsilon, LRPGamma, LRPZB, MaxNormalized, Flat, WSquare,
+        ConservativeAttention, AttnLRP,
+    )
 }
 
 

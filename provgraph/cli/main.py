@@ -16,7 +16,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NoReturn
 
-from provgraph.cli import dataset_job, evaluate, explain, masks, paths, prune, symbolic
+from provgraph.cli import (
+    dataset_job,
+    evaluate,
+    explain,
+    explain_text,
+    masks,
+    paths,
+    prune,
+    symbolic,
+)
 from provgraph.cli.options import add_shared_options, add_verbosity_options
 from provgraph.errors import ProvgraphError
 
@@ -77,6 +86,12 @@ COMMANDS: dict[str, Command] = {
         explain.run,
         explain.add_arguments,
         explain.OPTIONS,
+    ),
+    "explain-text": Command(
+        "relevance per token of a text classifier (tokenizer.json)",
+        explain_text.run,
+        explain_text.add_arguments,
+        explain_text.OPTIONS,
     ),
     "inspect": Command(
         "ops, shapes, sizes and fidelity of a model",

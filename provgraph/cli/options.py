@@ -73,7 +73,8 @@ def _rule(p: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--rule",
         default=None,
-        help="lrp0, epsilon[:ε], gamma[:γ], zb, maxnorm, flat, wsquare (default: per semiring)",
+        help="lrp0, epsilon[:ε], gamma[:γ], zb, maxnorm, flat, wsquare, cp, attnlrp (default: "
+        "per semiring)",
     )
     group.add_argument("--composite", default=None, help="layered or epsilon_gamma_box")
 

@@ -41,6 +41,13 @@ class EdgeBlock:
     index: np.ndarray | None = None
 
 
+def _no_edges(m: sp.csr_array) -> sp.csr_array:
+    """A matrix of ``m``'s shape without edges (an input the rule gives none)."""
+    empty = np.zeros(0)
+    return sp.csr_array((empty, empty.astype(np.int64), np.zeros(m.shape[0] + 1, np.int64)),
+                        shape=m.shape)
+
+
 class AnnotatedGraph:
     """A network, the trace of one sample, and lazily computed edge weights per rule."""
 
@@ -88,6 +95,8 @@ class AnnotatedGraph:
         self, op: LinearOp, rule: Rule
     ) -> tuple[list[sp.csr_array], np.ndarray | None]:
         matrices, bias = self.structure(op)
+        live = set(op.edge_inputs(rule))
+        matrices = [m if i in live else _no_edges(m) for i, m in enumerate(matrices)]
         n_out = matrices[0].shape[1]
         a, w, col, row = [], [], [], []
         for tensor, m in zip(op.inputs, matrices):

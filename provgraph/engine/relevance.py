@@ -58,6 +58,21 @@ class Relevance:
         r = self.layer(self.network.input_name)
         return r if self.input_shape is None else r.reshape(self.input_shape)
 
+    def tokens(self, target_index: int = 0) -> np.ndarray:
+        """Relevance per token of a text model: ⊕ over each token's embedding vector.
+
+        The input of a model imported with token ids is ``(tokens, hidden)`` (the embedding
+        vectors, :mod:`provgraph.importers.graph_inputs`); :meth:`layer` of the input gives the
+        per-dimension map, this its ⊕ over the hidden axis: ``(tokens,)``.
+        """
+        if self.network.token_input is None:
+            raise ProvgraphError(
+                f"{self.network.name}: relevance per token needs a model imported from token ids"
+            )
+        r = self.layer(self.network.input_name, target_index)
+        k = self.semiring
+        return np.array([k.sum(k.asarray(row)) for row in r.reshape(r.shape[0], -1)])
+
     def bias_total(self, target_index: int = 0) -> Any:
         """⊕ of what every bias source absorbed."""
         values = [v[target_index] for v in self.biases.values()]

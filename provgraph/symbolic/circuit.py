@@ -255,6 +255,12 @@ class _WireBuilder:
             for block, m in zip(self.variables.edge_blocks[op.name], matrices)
         ]
 
+    def bilinear(self, op: LinearOp, context: Any) -> list[Wires]:
+        raise ProvgraphError(
+            f"{op.describe()}: provenance circuits over products of two computed tensors "
+            "(attention) are not supported; explain such a model in a semiring directly"
+        )
+
     def passthrough(self, op: PassthroughOp, context: Any) -> list[Wires]:
         n = self.network.size(op.inputs[0])
         return [Wires(op.inputs[0], n, self.network.size(op.output), np.arange(n + 1),

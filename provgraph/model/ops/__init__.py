@@ -1,8 +1,10 @@
 """The op vocabulary of provgraph networks (see :mod:`provgraph.model.ops.base` for the roles)."""
 
 from provgraph.model.ops.activation import ACTIVATIONS, Activation
+from provgraph.model.ops.attention import AttentionSoftmax, BilinearOp, MatProduct
 from provgraph.model.ops.base import LinearOp, Op, PassthroughOp, RouteOp, SelectOp, Shape
 from provgraph.model.ops.elementwise import LRN, Gate, PRelu, Quotient
+from provgraph.model.ops.indexing import Take
 from provgraph.model.ops.linear import Add, Affine, AvgPool, Conv, Dense, GlobalAvgPool
 from provgraph.model.ops.normalization import L2Weighting, Normalization, SampleAffineOp
 from provgraph.model.ops.pooling import MaxPool
@@ -14,6 +16,8 @@ __all__ = [
     "Activation",
     "Add",
     "Affine",
+    "AttentionSoftmax",
+    "BilinearOp",
     "AvgPool",
     "Concat",
     "Conv",
@@ -25,6 +29,7 @@ __all__ = [
     "L2Weighting",
     "LRN",
     "LinearOp",
+    "MatProduct",
     "MaxPool",
     "Normalization",
     "Op",
@@ -38,5 +43,6 @@ __all__ = [
     "SelectOp",
     "Shape",
     "Slice",
+    "Take",
     "Transpose",
 ]

@@ -49,6 +49,8 @@ class RoleSteps(Protocol[Result]):
 
     def select(self, op: SelectOp, context: Any) -> Result: ...
 
+    def bilinear(self, op: LinearOp, context: Any) -> Result: ...
+
 
 @dataclass(eq=False)
 class Op:
@@ -104,6 +106,11 @@ class LinearOp(Op):
     def bias_vector(self, out_shape: Shape) -> np.ndarray | None:
         """``b_k`` for every output neuron, or ``None`` when the op has no bias source."""
         return None
+
+    def edge_inputs(self, rule: Any) -> tuple[int, ...]:
+        """Indices of the inputs whose edges exist under ``rule``: all of them, except for a
+        product of computed tensors (:class:`~provgraph.model.ops.attention.BilinearOp`)."""
+        return tuple(range(len(self.inputs)))
 
     def sample_structure(
         self, in_shapes: list[Shape], out_shape: Shape, inputs: Sequence[torch.Tensor]
