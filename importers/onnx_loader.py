@@ -24,6 +24,7 @@ from provgraph.importers.folding import METADATA_INPUTS, is_foldable
 from provgraph.importers.heads import FLOAT_TYPES, find_head
 from provgraph.importers.limits import memory_budget, parse_size
 from provgraph.importers.registry import lookup
+from provgraph.importers.scoring_heads import expose_scores
 from provgraph.importers.validation import (
     check_external_data,
     check_parameters,
@@ -75,7 +76,7 @@ def read_model(model: ModelSource) -> tuple[onnx.ModelProto, str]:
             except (OSError, ValueError, onnx.checker.ValidationError) as exc:
                 first = str(exc).strip().splitlines()[0] if str(exc) else type(exc).__name__
                 raise ModelLoadError(f"{name}: cannot read external weights: {first}") from None
-    return _validate(proto, name), name
+    return expose_scores(_validate(proto, name)), name
 
 
 def _default_opset(proto: onnx.ModelProto) -> int | None:

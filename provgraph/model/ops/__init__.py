@@ -7,6 +7,7 @@ from provgraph.model.ops.linear import Add, Affine, AvgPool, Conv, Dense, Global
 from provgraph.model.ops.normalization import L2Weighting, Normalization, SampleAffineOp
 from provgraph.model.ops.pooling import MaxPool
 from provgraph.model.ops.routing import Flatten, Identity, Reshape
+from provgraph.model.ops.scaling import NormScaling
 from provgraph.model.ops.shaping import Concat, Pad, Slice, Transpose
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "LinearOp",
     "MaxPool",
     "Normalization",
+    "NormScaling",
     "Op",
     "PRelu",
     "Pad",
