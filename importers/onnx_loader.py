@@ -23,6 +23,7 @@ from provgraph.importers.conversion import convert_nodes
 from provgraph.importers.folding import METADATA_INPUTS, is_foldable
 from provgraph.importers.heads import FLOAT_TYPES, find_head
 from provgraph.importers.limits import memory_budget, parse_size
+from provgraph.importers.recurrent_layout import batch_first_recurrences
 from provgraph.importers.registry import lookup
 from provgraph.importers.scoring_heads import expose_scores
 from provgraph.importers.validation import (
@@ -320,6 +321,7 @@ def load_onnx(
         refused node of the model is listed in one error.
     """
     proto, name = read_model(model)
+    proto = batch_first_recurrences(proto)
     graph = proto.graph
     opsets = opsets_of(proto)
     nodes = graph_nodes(graph)

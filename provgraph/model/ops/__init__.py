@@ -6,6 +6,7 @@ from provgraph.model.ops.elementwise import LRN, Gate, PRelu, Quotient
 from provgraph.model.ops.linear import Add, Affine, AvgPool, Conv, Dense, GlobalAvgPool
 from provgraph.model.ops.normalization import L2Weighting, Normalization, SampleAffineOp
 from provgraph.model.ops.pooling import MaxPool
+from provgraph.model.ops.recurrent import GatedBiasDense
 from provgraph.model.ops.routing import Flatten, Identity, Reshape
 from provgraph.model.ops.scaling import NormScaling
 from provgraph.model.ops.shaping import Concat, Pad, Slice, Transpose
@@ -21,6 +22,7 @@ __all__ = [
     "Dense",
     "Flatten",
     "Gate",
+    "GatedBiasDense",
     "GlobalAvgPool",
     "Identity",
     "L2Weighting",
