@@ -35,6 +35,8 @@ from provgraph.importers.validation import (
 from provgraph.model.network import Network
 
 MIN_OPSET = 9
+#: the checker's words for an op form ONNX deprecated, e.g. GroupNormalization-18
+DEPRECATED_SPEC = "is deprecated in domain_version"
 UPGRADE_TO = 13
 ModelSource = str | Path | bytes | onnx.ModelProto
 
@@ -139,7 +141,8 @@ def _check(proto: onnx.ModelProto, name: str) -> None:
         onnx.checker.check_model(proto)
     except onnx.checker.ValidationError as exc:
         first = str(exc).strip().splitlines()[0]
-        raise ModelLoadError(f"{name}: invalid ONNX model: {first}") from None
+        if DEPRECATED_SPEC not in first:  # a deprecated op's old form (onnxruntime runs it)
+            raise ModelLoadError(f"{name}: invalid ONNX model: {first}") from None
     except UnicodeDecodeError:
         raise ModelLoadError(
             f"{name}: invalid ONNX model: a name or string is not valid UTF-8 (a corrupt file?)"

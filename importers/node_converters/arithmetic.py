@@ -22,6 +22,7 @@ from provgraph.importers.node_converters.moments import (
     divide,
     invert,
     multiply,
+    square,
 )
 from provgraph.importers.registry import register
 from provgraph.model.ops import Add, Quotient
@@ -76,7 +77,7 @@ def convert_sub(node: OnnxNode, ctx: ConversionContext) -> None:
 def convert_mul(node: OnnxNode, ctx: ConversionContext) -> None:
     index, c = _operands(node, ctx)
     if index < 0:
-        if not multiply(ctx, node):
+        if not (multiply(ctx, node) or square(ctx, node)):
             convert_gate(node, ctx)
         return
     apply_affine(ctx, node, node.input(index), node.outputs[0], scale=c)

@@ -9,6 +9,7 @@ from provgraph.model.ops.pooling import MaxPool
 from provgraph.model.ops.recurrent import GatedBiasDense
 from provgraph.model.ops.routing import Flatten, Identity, Reshape
 from provgraph.model.ops.scaling import NormScaling
+from provgraph.model.ops.selection import AxisMax
 from provgraph.model.ops.shaping import Concat, Pad, Slice, Transpose
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "Add",
     "Affine",
     "AvgPool",
+    "AxisMax",
     "Concat",
     "Conv",
     "Dense",
