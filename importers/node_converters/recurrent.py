@@ -166,14 +166,19 @@ class Unroller:
             hs.append([per_step[t] for t in range(self.steps)])
             last.append(state)
         outputs = node.outputs
-        if len(outputs) > 0 and outputs[0] and self.ctx.consumers.get(outputs[0], 0):
+
+        def read(index: int) -> bool:
+            name = outputs[index] if len(outputs) > index else ""
+            return bool(name) and (name in self.ctx.protected or self.ctx.consumers.get(name, 0))
+
+        if read(0):
             frames = [self.emit(Concat, tuple(h[t] for h in hs), "y", t, axis=0)
                       for t in range(self.steps)]
             joined = self.emit(Concat, tuple(frames), "y", axis=0)
             self.ctx.emit(Reshape(node.name, (joined,), outputs[0], source=node.op_type,
                                   shape=(self.steps, len(hs), self.hidden)))
         for index in (1, 2):
-            if len(outputs) > index and outputs[index] and self.ctx.consumers.get(outputs[index]):
+            if read(index):
                 parts = tuple(s[index - 1] for s in last)
                 joined = self.emit(Concat, parts, "state", index, axis=0)
                 self.ctx.emit(Reshape(f"{node.name}:{index}", (joined,), outputs[index],
