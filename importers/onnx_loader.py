@@ -10,7 +10,7 @@ walk, every node without a converter is collected, so one error lists them all.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import onnx
@@ -277,7 +277,12 @@ def unsupported_nodes(
     return bad
 
 
-def unsupported_message(name: str, nodes: Sequence[OnnxNode]) -> str:
+def unsupported_message(
+    name: str, nodes: Sequence[OnnxNode], outputs: Collection[str] = ()
+) -> str:
+    """One line listing ``nodes`` by op type. A Softmax that writes one of ``outputs`` (the
+    graph's outputs and the requested logits) is a classifier head: the line then suggests
+    ``output=`` its input; a Softmax inside the network gets no such hint."""
     by_type: dict[str, list[str]] = {}
     for n in nodes:
         key = f"{n.domain}:{n.op_type}" if n.domain not in ("", "ai.onnx") else n.op_type
@@ -288,7 +293,8 @@ def unsupported_message(name: str, nodes: Sequence[OnnxNode]) -> str:
         more = f" and {len(names) - 5} more" if len(names) > 5 else ""
         parts.append(f"{op_type} ({len(names)} node{'s' * (len(names) > 1)}: {shown}{more})")
     message = f"{name}: unsupported ONNX ops: " + "; ".join(parts)
-    if any(n.op_type in ("Softmax", "LogSoftmax") for n in nodes):
+    if any(n.op_type in ("Softmax", "LogSoftmax") and set(n.outputs) & set(outputs)
+           for n in nodes):
         message += " (explanations start from the logits: pass output= the softmax input)"
     return message
 
@@ -298,6 +304,8 @@ def load_onnx(
     output: str | None = None,
     input_shape: Sequence[int] | None = None,
     max_memory: int | str | None = None,
+    *,
+    report_all: bool = False,
 ) -> Network:
     """Import an ONNX classifier as a provgraph :class:`~provgraph.model.network.Network`.
 
@@ -314,6 +322,10 @@ def load_onnx(
         Bytes (or ``"4G"``) one sample's tensors may take; a model declaring or deriving larger
         tensors is refused before anything is allocated. Default: half the physical memory
         (``PROVGRAPH_MAX_MEMORY`` overrides it).
+    report_all
+        Convert past nodes without a converter (their outputs take ONNX's inferred shapes), so
+        that one error lists every op without a converter *and* every node a converter refuses
+        (a rank, a computed weight, …), as ``provgraph inspect`` reports them.
 
     Raises
     ------
@@ -333,8 +345,11 @@ def load_onnx(
     head = find_head(graph, nodes, constant_names(graph, nodes), name, output)
     needed = needed_nodes(nodes, head.logits)
     bad = unsupported_nodes(needed, constant_names(graph, nodes), opsets)
-    if bad:
-        raise UnsupportedOpError(unsupported_message(name, bad), [(n.op_type, n.name) for n in bad])
+    if bad and not report_all:
+        outputs = {v.name for v in graph.output} | {head.logits}
+        raise UnsupportedOpError(
+            unsupported_message(name, bad, outputs), [(n.op_type, n.name) for n in bad]
+        )
 
     readers = Counter(
         t
