@@ -117,8 +117,9 @@ _SEMANTICS_GROUPS: dict[str, tuple[str, ...]] = {
     ),
     "select: one edge from the arg-max over the reduced axes (any axes)": ("ReduceMax",),
     "by a constant: affine, folded into the op before it or an Affine whose constant part is "
-    "a bias source; of two computed tensors: Add residual (linear, weights 1), Mul a gate and "
-    "Div a quotient (relevance follows the signal; `x * x` also the square of a normalisation)":
+    "a bias source; of two computed tensors: Add residual (linear, weights 1), Sub the Add of "
+    "`a` and `−b`, Mul a gate and Div a quotient (relevance follows the signal; `x * x` also "
+    "the square of a normalisation)":
     ("Add", "Sub", "Mul", "Div"),
     "affine with constant statistics: folded into the Conv/Dense before it, else an Affine": (
         "BatchNormalization",
