@@ -35,10 +35,8 @@ def _operands(node: OnnxNode, ctx: ConversionContext) -> tuple[int, np.ndarray |
     if ctx.is_computed(a) and ctx.is_computed(b):
         return -1, None
     if ctx.is_computed(a):
-        ctx.computed(node, 0)  # refuses a pending statistic (a square outside its pattern)
         return 0, per_sample_constant(ctx, node, ctx.constant(node, 1), a)
     if ctx.is_computed(b):
-        ctx.computed(node, 1)
         return 1, per_sample_constant(ctx, node, ctx.constant(node, 0), b)
     raise ctx.invalid(node, "neither operand is computed from the model input")
 
@@ -97,6 +95,7 @@ def convert_mul(node: OnnxNode, ctx: ConversionContext) -> None:
         if not (multiply(ctx, node) or square(ctx, node)):
             convert_gate(node, ctx)
         return
+    ctx.computed(node, index)  # refuses a pending statistic (a square outside its pattern)
     apply_affine(ctx, node, node.input(index), node.outputs[0], scale=c)
 
 
