@@ -65,10 +65,7 @@ def maxpool_step(
             )
         out = carrier.scatter(src, idx.reshape(n_b, 1, c, -1), h * w)
         return out.reshape(n_b, n_t, c, h, w)
-    xp = F.pad(x, (left, right, top, bottom), value=-torch.inf)
-    _, idx = F.max_pool2d(
-        xp, op.kernel, op.strides, 0, op.dilations, op.ceil_mode, return_indices=True
-    )
+    _, idx = op._pool(x)  # indices into the padded sample, ceil-mode windows as ONNX keeps them
     padded_w = w + left + right
     row, col = idx // padded_w - top, idx % padded_w - left
     inside = (row >= 0) & (row < h) & (col >= 0) & (col < w)

@@ -100,8 +100,9 @@ def convert_nodes(
             continue
         domain = "" if node.domain == "ai.onnx" else node.domain
         converter = lookup(node.op_type, node.domain, opsets.get(domain, 1))
-        assert converter is not None  # every node without a converter was refused before
         try:
+            if converter is None:  # reached only when the loader reports every refusal at once
+                raise ctx.unsupported(node, "no converter for this op type")
             converter(node, ctx)
             ctx.materialize_deferred_pads(node)
             for i, out in enumerate(node.outputs):

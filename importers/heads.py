@@ -1,9 +1,11 @@
 """Finding the logits: the tensor explanations start from, with any classifier head stripped.
 
 A graph output reached backwards through head nodes only (Softmax/LogSoftmax, and skl2onnx's
-ArgMax → ArrayFeatureExtractor → Reshape → Cast label branch and ZipMap) ends at a Softmax; the
-tensor feeding that Softmax is the logits. A model without such a head has its single float
-output as the logits, or, among several float outputs, the one whose name says ``logit``.
+ArgMax → ArrayFeatureExtractor → Reshape → Cast label branch, ZipMap, and the ONNX-ML Normalizer
+of probabilities) ends at a Softmax, or at the post-transform split off an ONNX-ML classifier
+(:mod:`~provgraph.importers.scoring_heads`); the tensor feeding it is the logits. A model without
+such a head has its single float output as the logits, or, among several float outputs, the one
+whose name says ``logit``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from onnx import TensorProto
 
 from provgraph.errors import ModelLoadError
 from provgraph.importers.context import OnnxNode
+from provgraph.importers.scoring_heads import POST_TRANSFORM_SUFFIX
 
 SOFTMAX_OPS = frozenset({"Softmax", "LogSoftmax"})
 HEAD_OPS = SOFTMAX_OPS | {
@@ -23,6 +26,7 @@ HEAD_OPS = SOFTMAX_OPS | {
     "ArrayFeatureExtractor",
     "Cast",
     "ZipMap",
+    "Normalizer",
     "Reshape",
     "Identity",
     "Flatten",
@@ -76,9 +80,10 @@ def find_head(
 
     def walk(tensor: str, path: list[OnnxNode]) -> tuple[str, list[OnnxNode]] | None:
         node = producer.get(tensor)
-        if node is None or node.op_type not in HEAD_OPS:
+        split_off = node is not None and node.name.endswith(POST_TRANSFORM_SUFFIX)
+        if node is None or (node.op_type not in HEAD_OPS and not split_off):
             return None
-        if node.op_type in SOFTMAX_OPS:
+        if node.op_type in SOFTMAX_OPS or split_off:
             return node.input(0), path + [node]
         for name in node.inputs:
             if name and name not in constants:

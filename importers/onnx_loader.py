@@ -10,7 +10,7 @@ walk, every node without a converter is collected, so one error lists them all.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +25,9 @@ from provgraph.importers.folding import METADATA_INPUTS, is_foldable
 from provgraph.importers.graph_inputs import bind_inputs, token_inputs
 from provgraph.importers.heads import FLOAT_TYPES, find_head
 from provgraph.importers.limits import memory_budget, parse_size
+from provgraph.importers.recurrent_layout import batch_first_recurrences
 from provgraph.importers.registry import lookup
+from provgraph.importers.scoring_heads import expose_scores
 from provgraph.importers.validation import (
     check_external_data,
     check_parameters,
@@ -35,6 +37,8 @@ from provgraph.importers.validation import (
 from provgraph.model.network import Network
 
 MIN_OPSET = 9
+#: the checker's words for an op form ONNX deprecated, e.g. GroupNormalization-18
+DEPRECATED_SPEC = "is deprecated in domain_version"
 UPGRADE_TO = 13
 ModelSource = str | Path | bytes | onnx.ModelProto
 
@@ -77,7 +81,7 @@ def read_model(model: ModelSource) -> tuple[onnx.ModelProto, str]:
             except (OSError, ValueError, onnx.checker.ValidationError) as exc:
                 first = str(exc).strip().splitlines()[0] if str(exc) else type(exc).__name__
                 raise ModelLoadError(f"{name}: cannot read external weights: {first}") from None
-    return _validate(proto, name), name
+    return expose_scores(_validate(proto, name)), name
 
 
 def _default_opset(proto: onnx.ModelProto) -> int | None:
@@ -139,7 +143,8 @@ def _check(proto: onnx.ModelProto, name: str) -> None:
         onnx.checker.check_model(proto)
     except onnx.checker.ValidationError as exc:
         first = str(exc).strip().splitlines()[0]
-        raise ModelLoadError(f"{name}: invalid ONNX model: {first}") from None
+        if DEPRECATED_SPEC not in first:  # a deprecated op's old form (onnxruntime runs it)
+            raise ModelLoadError(f"{name}: invalid ONNX model: {first}") from None
     except UnicodeDecodeError:
         raise ModelLoadError(
             f"{name}: invalid ONNX model: a name or string is not valid UTF-8 (a corrupt file?)"
@@ -274,7 +279,12 @@ def unsupported_nodes(
     return bad
 
 
-def unsupported_message(name: str, nodes: Sequence[OnnxNode]) -> str:
+def unsupported_message(
+    name: str, nodes: Sequence[OnnxNode], outputs: Collection[str] = ()
+) -> str:
+    """One line listing ``nodes`` by op type. A Softmax that writes one of ``outputs`` (the
+    graph's outputs and the requested logits) is a classifier head: the line then suggests
+    ``output=`` its input; a Softmax inside the network gets no such hint."""
     by_type: dict[str, list[str]] = {}
     for n in nodes:
         key = f"{n.domain}:{n.op_type}" if n.domain not in ("", "ai.onnx") else n.op_type
@@ -285,7 +295,8 @@ def unsupported_message(name: str, nodes: Sequence[OnnxNode]) -> str:
         more = f" and {len(names) - 5} more" if len(names) > 5 else ""
         parts.append(f"{op_type} ({len(names)} node{'s' * (len(names) > 1)}: {shown}{more})")
     message = f"{name}: unsupported ONNX ops: " + "; ".join(parts)
-    if any(n.op_type in ("Softmax", "LogSoftmax") for n in nodes):
+    if any(n.op_type in ("Softmax", "LogSoftmax") and set(n.outputs) & set(outputs)
+           for n in nodes):
         message += " (explanations start from the logits: pass output= the softmax input)"
     return message
 
@@ -296,6 +307,8 @@ def load_onnx(
     input_shape: Sequence[int] | None = None,
     max_memory: int | str | None = None,
     inputs: Mapping[str, np.ndarray] | None = None,
+    *,
+    report_all: bool = False,
 ) -> Network:
     """Import an ONNX classifier as a provgraph :class:`~provgraph.model.network.Network`.
 
@@ -317,6 +330,10 @@ def load_onnx(
         constants; the token ids' embedding vectors become the explained input, recorded in
         ``network.token_input`` (:mod:`provgraph.importers.graph_inputs`). Needed, and
         defaulted where possible, for models with several or integer inputs.
+    report_all
+        Convert past nodes without a converter (their outputs take ONNX's inferred shapes), so
+        that one error lists every op without a converter *and* every node a converter refuses
+        (a rank, a computed weight, …), as ``provgraph inspect`` reports them.
 
     Raises
     ------
@@ -330,6 +347,7 @@ def load_onnx(
     token = None
     if inputs is not None or token_inputs(proto):
         proto, token = bind_inputs(proto, inputs or {}, name)
+    proto = batch_first_recurrences(proto)
     graph = proto.graph
     opsets = opsets_of(proto)
     nodes = graph_nodes(graph)
@@ -338,8 +356,11 @@ def load_onnx(
     head = find_head(graph, nodes, constant_names(graph, nodes), name, output)
     needed = needed_nodes(nodes, head.logits)
     bad = unsupported_nodes(needed, constant_names(graph, nodes), opsets)
-    if bad:
-        raise UnsupportedOpError(unsupported_message(name, bad), [(n.op_type, n.name) for n in bad])
+    if bad and not report_all:
+        outputs = {v.name for v in graph.output} | {head.logits}
+        raise UnsupportedOpError(
+            unsupported_message(name, bad, outputs), [(n.op_type, n.name) for n in bad]
+        )
 
     readers = Counter(
         t

@@ -2,7 +2,8 @@
 
 With a constant operand: an elementwise affine map (folded into the preceding linear op when
 exact, else :class:`~provgraph.model.ops.Affine`). Add of two computed tensors of the same shape is
-a residual connection (:class:`~provgraph.model.ops.Add`); Mul of two computed tensors is a gate
+a residual connection (:class:`~provgraph.model.ops.Add`), Sub of two computed tensors of the same
+shape the Add of the first and the negated second; Mul of two computed tensors is a gate
 (:mod:`provgraph.importers.gating`); Div of two computed tensors is a
 :class:`~provgraph.model.ops.Quotient` (relevance follows the dividend). The normalisation
 patterns older exporters write (``x − mean(x)``, ``t / σ``, ``1 / σ``, ``mean square + ε``) are
@@ -22,9 +23,10 @@ from provgraph.importers.node_converters.moments import (
     divide,
     invert,
     multiply,
+    square,
 )
 from provgraph.importers.registry import register
-from provgraph.model.ops import Add, Quotient
+from provgraph.model.ops import Add, Affine, Quotient
 
 
 def _operands(node: OnnxNode, ctx: ConversionContext) -> tuple[int, np.ndarray | None]:
@@ -57,15 +59,29 @@ def convert_add(node: OnnxNode, ctx: ConversionContext) -> None:
     apply_affine(ctx, node, node.input(index), node.outputs[0], shift=c)
 
 
+def _difference(node: OnnxNode, ctx: ConversionContext) -> None:
+    """``a − b`` of two computed tensors of one shape (PoolFormer's ``pool(x) − x``): the sum
+    of ``a`` and ``−b``, a linear op with weights ``+1`` and ``−1``, written as an Affine of
+    ``b`` (scale −1) and an Add."""
+    a, b = node.input(0), node.input(1)
+    if ctx.full_shape(a) != ctx.full_shape(b):
+        raise ctx.unsupported(
+            node,
+            f"subtracts computed tensors of shapes {ctx.sample_shape(a)} and "
+            f"{ctx.sample_shape(b)}; only equal shapes are supported",
+        )
+    negated = f"{node.outputs[0]}:negated"
+    ctx.emit(Affine(f"{node.name}:negate", (b,), negated, scale=np.array(-1.0), source="Sub"))
+    ctx.emit(Add(node.name, (a, negated), node.outputs[0], source="Sub"))
+
+
 @register("Sub")
 def convert_sub(node: OnnxNode, ctx: ConversionContext) -> None:
     index, c = _operands(node, ctx)
     if index < 0:
-        if center(ctx, node):
-            return
-        raise ctx.unsupported(
-            node, "subtracting two computed tensors is supported only as x − mean(x)"
-        )
+        if not center(ctx, node):
+            _difference(node, ctx)
+        return
     if index == 0:
         apply_affine(ctx, node, node.input(0), node.outputs[0], shift=-c)
     else:
@@ -76,9 +92,10 @@ def convert_sub(node: OnnxNode, ctx: ConversionContext) -> None:
 def convert_mul(node: OnnxNode, ctx: ConversionContext) -> None:
     index, c = _operands(node, ctx)
     if index < 0:
-        if not multiply(ctx, node):
+        if not (multiply(ctx, node) or square(ctx, node)):
             convert_gate(node, ctx)
         return
+    ctx.computed(node, index)  # refuses a pending statistic (a square outside its pattern)
     apply_affine(ctx, node, node.input(index), node.outputs[0], scale=c)
 
 

@@ -9,8 +9,9 @@ is matched one node at a time:
 
 - ``Sub(x, μ)`` with ``μ`` the mean of ``x`` over its trailing axes becomes a centring
   :class:`~provgraph.model.ops.Normalization` (``x − μ``, ``μ`` a constant of the sample);
-- ``Pow(t, 2)``, the ``ReduceMean`` of that square, ``Add`` of a constant ``ε`` and ``Sqrt`` are
-  recorded as :class:`Moment` statistics of ``t`` and emit nothing;
+- ``Pow(t, 2)`` (or ``Mul(t, t)``, also a gate for other readers), the ``ReduceMean`` of that
+  square, ``Add`` of a constant ``ε`` and ``Sqrt`` are recorded as :class:`Moment` statistics of
+  ``t`` and emit nothing;
 - ``Div(t, σ)`` with ``σ`` the recorded standard deviation of ``t`` (or ``Mul(t, 1/σ)``, with
   ``1/σ`` written as ``Div(1, σ)`` or ``Reciprocal(σ)`` as ``x * torch.rsqrt(…)`` exports) emits
   one :class:`~provgraph.model.ops.Normalization` ``t / σ``, merged with the centring that computed
@@ -28,7 +29,7 @@ import numpy as np
 
 from provgraph.importers.context import ConversionContext, OnnxNode
 from provgraph.importers.registry import register
-from provgraph.model.ops import Normalization
+from provgraph.model.ops import Gate, Normalization
 
 #: what each step of the pattern turns a statistic of ``t`` into
 _NEXT = {
@@ -53,10 +54,13 @@ class Moment:
     source: str
     start: int = 0
     epsilon: float = 0.0
+    #: the statistic is also a tensor of the network (``x * x``, emitted as a gate for readers
+    #: outside the pattern, and removed when the pattern is its only reader)
+    emitted: bool = False
 
     @property
     def pending(self) -> bool:
-        return self.kind != "mean"
+        return self.kind != "mean" and not self.emitted
 
     def describe(self) -> str:
         return f"the {self.kind} of {self.source!r}"
@@ -85,7 +89,11 @@ def record_mean(ctx: ConversionContext, node: OnnxNode, x: str, axes: list[int])
     start = trailing_start(axes, len(full))
     m = moment(ctx, x)
     keep = bool(node.attr("keepdims", 1))
+    if m is not None and m.kind == "square" and m.emitted and (start is None or not keep):
+        return False  # the mean of the gate x ⊙ x, not of a normalisation
     if m is not None and m.kind == "square":
+        if m.emitted and ctx.consumers.get(x, 0) <= 1:
+            ctx.remove_unread(x, keep=m.source)
         if start is None or not keep:
             raise ctx.unsupported(
                 node, f"the mean of a square over axes {axes} (keepdims={int(keep)}); only over "
@@ -109,6 +117,21 @@ def convert_pow(node: OnnxNode, ctx: ConversionContext) -> None:
         raise ctx.unsupported(node, "only the square of a normalisation pattern is supported")
     t = ctx.computed(node, 0)
     _record(ctx, node, Moment("square", t), t)
+
+
+def square(ctx: ConversionContext, node: OnnxNode) -> bool:
+    """Called by Mul of two computed tensors: ``t · t`` (``True`` when it is that).
+
+    It is emitted as the gate ``t ⊙ t`` (relevance follows one factor) for readers outside a
+    normalisation, and noted as the square ``Pow(t, 2)`` of a pattern: a ReduceMean that reads it
+    as the mean square of a normalisation removes the gate when it is its only reader.
+    """
+    t = node.input(0)
+    if node.input(1) != t or moment(ctx, t) is not None:
+        return False
+    ctx.emit(Gate(node.name, (t, t), node.outputs[0], source=node.op_type))
+    ctx.statistics[node.outputs[0]] = Moment("square", t, emitted=True)
+    return True
 
 
 def _advance(ctx: ConversionContext, node: OnnxNode, kind: str, epsilon: float = 0.0) -> bool:

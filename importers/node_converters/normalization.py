@@ -113,12 +113,11 @@ def convert_instance_norm(node: OnnxNode, ctx: ConversionContext) -> None:
     )
 
 
-@register("GroupNormalization", since=21)
-def convert_group_norm(node: OnnxNode, ctx: ConversionContext) -> None:
+def _group_norm(node: OnnxNode, ctx: ConversionContext, per_group: bool) -> None:
     """``y = scale · (x − μ) / σ + bias`` with statistics per sample and group of channels.
 
-    Opset 21 (``scale`` and ``bias`` per channel); ONNX deprecated opset 18's per-group form and
-    its checker refuses it.
+    Opset 21: ``scale`` and ``bias`` per channel. Opset 18 (deprecated by ONNX, still written by
+    exporters and run by onnxruntime): one value per group, shared by the group's channels.
     """
     x = ctx.computed(node, 0)
     full = ctx.full_shape(x)
@@ -126,16 +125,31 @@ def convert_group_norm(node: OnnxNode, ctx: ConversionContext) -> None:
     if len(full) < 3 or groups < 1 or full[1] % groups:
         raise ctx.invalid(node, f"num_groups={groups} does not divide the channels of {full[1:]}")
     per_channel = (full[1],) + (1,) * (len(full) - 2)
-    params = [
-        _parameter_value(ctx, node, ctx.constant(node, index, what), what, per_channel)
-        for index, what in ((1, "scale"), (2, "bias"))
-    ]
+    params = []
+    for index, what in ((1, "scale"), (2, "bias")):
+        value = np.asarray(ctx.constant(node, index, what), dtype=np.float64).reshape(-1)
+        if per_group:
+            if value.size != groups:
+                raise ctx.invalid(node, f"{what} has {value.size} values, expected {groups} "
+                                  "(one per group, opset 18)")
+            value = np.repeat(value, full[1] // groups)
+        params.append(_parameter_value(ctx, node, value, what, per_channel))
     ctx.emit(
         Normalization(
             node.name, (x,), node.outputs[0], start=1, groups=groups,
             epsilon=_epsilon(ctx, node), weight=params[0], bias=params[1], source=node.op_type,
         )
     )
+
+
+@register("GroupNormalization", since=18, until=20)
+def convert_group_norm_per_group(node: OnnxNode, ctx: ConversionContext) -> None:
+    _group_norm(node, ctx, per_group=True)
+
+
+@register("GroupNormalization", since=21)
+def convert_group_norm(node: OnnxNode, ctx: ConversionContext) -> None:
+    _group_norm(node, ctx, per_group=False)
 
 
 def _parameter_value(

@@ -1,6 +1,7 @@
 """Pooling: MaxPool and GlobalMaxPool (winner-takes-all), AveragePool, GlobalAveragePool and
 ReduceMean (linear, weights 1/n; over other axes than all spatial ones see
-:mod:`~provgraph.importers.node_converters.reduce`). Windowed pooling is 2-d only."""
+:mod:`~provgraph.importers.node_converters.reduce`). Windowed pooling is 2-d, and 1-d for
+MaxPool (lifted to 2-d)."""
 
 from __future__ import annotations
 
@@ -41,8 +42,39 @@ def _window(
     return x, kernel, strides, pads, dilations, merged
 
 
+def _max_pool_1d(node: OnnxNode, ctx: ConversionContext) -> None:
+    """1-d max pooling ``(C, L)`` as 2-d pooling of ``(C, 1, L)`` between two reshapes."""
+    x = ctx.computed(node, 0)
+    full = ctx.full_shape(x)
+    kernel = tuple(int(k) for k in node.attr("kernel_shape", None) or ())
+    strides, dilations = window_attrs(ctx, node, kernel)
+    pads = resolve_pads(ctx, node, full[2:], kernel, strides, dilations)
+    check_window_fits(ctx, node, full[2:], kernel, strides, pads, dilations)
+    if any(p >= k for p, k in zip(pads, kernel + kernel)):
+        raise ctx.invalid(node, f"pads {list(pads)} must be smaller than kernel {list(kernel)}")
+    out = node.outputs[0]
+    lifted, pooled = f"{out}:2d_input", f"{out}:2d"
+    ctx.emit(Reshape(f"{node.name}:lift", (x,), lifted, shape=(full[1], 1, full[2]),
+                     source="MaxPool"))
+    ctx.emit(
+        MaxPool(
+            node.name, (lifted,), pooled, kernel=(1, *kernel), strides=(1, *strides),
+            pads=(0, pads[0], 0, pads[1]), dilations=(1, *dilations),
+            ceil_mode=bool(node.attr("ceil_mode", 0)), source="MaxPool",
+        )
+    )
+    length = ctx.full_shape(pooled)[-1]
+    ctx.emit(Reshape(f"{node.name}:drop", (pooled,), out, shape=(full[1], length),
+                     source="MaxPool"))
+
+
 @register("MaxPool")
 def convert_max_pool(node: OnnxNode, ctx: ConversionContext) -> None:
+    if len(node.attr("kernel_shape", None) or ()) == 1 and len(ctx.full_shape(node.input(0))) == 3:
+        if len(node.outputs) > 1 and node.outputs[1] and ctx.consumers.get(node.outputs[1]):
+            raise ctx.unsupported(node, "the indices output of MaxPool is not supported")
+        _max_pool_1d(node, ctx)
+        return
     x, kernel, strides, pads, dilations, _ = _window(node, ctx, merge_padding=False)
     ceil_mode = bool(node.attr("ceil_mode", 0))
     ctx.emit(

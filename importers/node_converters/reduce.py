@@ -1,7 +1,8 @@
 """ReduceSum and ReduceMean over any sample axes → a linear op (weights 1, or 1/n for the mean);
 ReduceL2 → the same sum after an :class:`~provgraph.model.ops.L2Weighting` (the norm a constant
-of the sample: ``‖x‖ = Σ_k (x_k/‖x‖) x_k``, identity rule); ReduceMax over the spatial axes of an
-image → global max pooling (winner-takes-all).
+of the sample: ``‖x‖ = Σ_k (x_k/‖x‖) x_k``, identity rule); ReduceMax over any sample axes →
+winner-takes-all (global max pooling over both spatial axes of an image, else an
+:class:`~provgraph.model.ops.AxisMax`).
 
 The reduction is written with ops every backend already handles: a Transpose that moves the
 reduced axes last (when they are not), a Reshape to ``(kept, reduced)``, a one-channel-per-group
@@ -17,7 +18,7 @@ import numpy as np
 
 from provgraph.importers.context import ConversionContext, OnnxNode
 from provgraph.importers.registry import register
-from provgraph.model.ops import Conv, L2Weighting, MaxPool, Reshape, Transpose
+from provgraph.model.ops import AxisMax, Conv, L2Weighting, MaxPool, Reshape, Transpose
 
 
 def reduce_axes(
@@ -91,20 +92,24 @@ def convert_reduce_sum_input(node: OnnxNode, ctx: ConversionContext) -> None:
 
 
 def _reduce_max(node: OnnxNode, ctx: ConversionContext, axes: list[int] | None) -> None:
-    """The max over both spatial axes of an image is global max pooling (winner-takes-all)."""
+    """The max over any sample axes: winner-takes-all. Over both spatial axes of an image it is
+    global max pooling (the torch backend's pooling kernel); otherwise an
+    :class:`~provgraph.model.ops.AxisMax`."""
     x = ctx.computed(node, 0)
     full = ctx.full_shape(x)
     axes = reduce_axes(ctx, node, len(full), axes)
     if axes is None:
         ctx.emit(Reshape(node.name, (x,), node.outputs[0], shape=full[1:], source="ReduceMax"))
         return
-    if len(full) != 4 or axes != [2, 3]:
-        raise ctx.unsupported(
-            node,
-            f"max over axes {axes} of rank {len(full)}; only over both spatial axes of an image",
-        )
+    if 0 in axes:
+        raise ctx.unsupported(node, f"reducing over axes {axes} includes the batch axis")
+    keepdims = bool(node.attr("keepdims", 1))
     out = node.outputs[0]
-    pooled = out if node.attr("keepdims", 1) else f"{out}:pooled"
+    if len(full) != 4 or axes != [2, 3]:
+        ctx.emit(AxisMax(node.name, (x,), out, axes=tuple(axes), keepdims=keepdims,
+                         source="ReduceMax"))
+        return
+    pooled = out if keepdims else f"{out}:pooled"
     ctx.emit(MaxPool(node.name, (x,), pooled, kernel=full[2:], strides=(1, 1), source="ReduceMax"))
     if pooled != out:
         ctx.emit(

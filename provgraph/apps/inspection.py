@@ -31,19 +31,31 @@ def edge_counts(net: Network) -> dict[str, int]:
     return {"weighted": weighted, "bias": bias, "one": other, "total": weighted + bias + other}
 
 
+def fidelity_batch(model: Path) -> int:
+    """How many random samples the fidelity check feeds: 2, or 1 for a static batch of 1 (as
+    the dynamo exporter writes)."""
+    from provgraph.importers.onnx_loader import model_input, read_model
+
+    proto, name = read_model(model)
+    dims = model_input(proto.graph, name).type.tensor_type.shape.dim
+    return 1 if len(dims) and dims[0].HasField("dim_value") and dims[0].dim_value == 1 else 2
+
+
 def _fidelity(model: Path, net: Network) -> str:
     from provgraph.importers.reference import onnxruntime_outputs
     from provgraph.model.trace import forward_trace
 
     rng = np.random.default_rng(0)
-    x = rng.random((2,) + net.input_shape)
+    n = fidelity_batch(model)
+    x = rng.random((n,) + net.input_shape)
     ours = forward_trace(net, x).logits
     ref = onnxruntime_outputs(model, x, [net.output_name])[net.output_name].reshape(ours.shape)
     diff = float(np.max(np.abs(ours - ref)))
     scale = float(np.max(np.abs(ref))) or 1.0
     verdict = "ok" if diff <= 1e-4 * scale else "MISMATCH"
+    inputs = "2 random inputs" if n == 2 else "1 random input: the model's batch is 1"
     return (
-        f"fidelity vs onnxruntime (2 random inputs): max |diff| {diff:.3g} "
+        f"fidelity vs onnxruntime ({inputs}): max |diff| {diff:.3g} "
         f"({diff / scale:.3g} of the largest logit) {verdict}"
     )
 
@@ -93,21 +105,27 @@ def inspect_report(
     lines.append("ONNX ops: " + ", ".join(f"{op}×{n}" for op, n in sorted(hist.items())))
     if info.unsupported:
         lines += unsupported_lines(info.unsupported)
-        listed = "; ".join(
-            f"{t} ×{len(n)} ({', '.join(n[:3])})" for t, n in info.unsupported.items()
+    try:  # every refusal at once: ops without a converter, and patterns converters refuse
+        net = load_onnx(
+            path, output=output, input_shape=input_shape, max_memory=max_memory, report_all=True
         )
-        return "\n".join(lines), f"{path}: unsupported ops: {listed}"
-    try:
-        net = load_onnx(path, output=output, input_shape=input_shape, max_memory=max_memory)
     except UnsupportedOpError as exc:
         refused: dict[str, list[str]] = {}
         for op_type, node in exc.ops:
-            refused.setdefault(op_type, []).append(node)
-        lines += unsupported_lines(refused)
+            if node not in info.unsupported.get(op_type, []):
+                refused.setdefault(op_type, []).append(node)
+        if refused:
+            lines += ["refused nodes (patterns provgraph does not support):"]
+            lines += unsupported_lines(refused)[1:]
         lines.append(f"cannot import: {exc}")
         return "\n".join(lines), str(exc)
     except ProvgraphError as exc:
         lines.append(f"cannot import: {exc}")
+        if info.unsupported:
+            listed = "; ".join(
+                f"{t} ×{len(n)} ({', '.join(n[:3])})" for t, n in info.unsupported.items()
+            )
+            return "\n".join(lines), f"{exc}; unsupported ops: {listed}"
         return "\n".join(lines), str(exc)
     lines.append("")
     lines.append(net.summary())

@@ -8,7 +8,10 @@ from provgraph.model.ops.indexing import Take
 from provgraph.model.ops.linear import Add, Affine, AvgPool, Conv, Dense, GlobalAvgPool
 from provgraph.model.ops.normalization import L2Weighting, Normalization, SampleAffineOp
 from provgraph.model.ops.pooling import MaxPool
+from provgraph.model.ops.recurrent import GatedBiasDense
 from provgraph.model.ops.routing import Flatten, Identity, Reshape
+from provgraph.model.ops.scaling import NormScaling
+from provgraph.model.ops.selection import AxisMax
 from provgraph.model.ops.shaping import Concat, Pad, Slice, Transpose
 
 __all__ = [
@@ -19,11 +22,13 @@ __all__ = [
     "AttentionSoftmax",
     "BilinearOp",
     "AvgPool",
+    "AxisMax",
     "Concat",
     "Conv",
     "Dense",
     "Flatten",
     "Gate",
+    "GatedBiasDense",
     "GlobalAvgPool",
     "Identity",
     "L2Weighting",
@@ -32,6 +37,7 @@ __all__ = [
     "MatProduct",
     "MaxPool",
     "Normalization",
+    "NormScaling",
     "Op",
     "PRelu",
     "Pad",

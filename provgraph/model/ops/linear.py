@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from provgraph.model.ops.base import LinearOp, Shape, csr_from_edges
+from provgraph.model.ops.pooling import crop_ceil_windows
 
 
 def _as_tensor(a: np.ndarray, like: torch.Tensor) -> torch.Tensor:
@@ -159,9 +160,13 @@ class AvgPool(LinearOp):
     def _window_sum(self, x: torch.Tensor, pad_value: float) -> torch.Tensor:
         top, left, bottom, right = self.pads
         xp = F.pad(x, (left, right, top, bottom), value=pad_value)
-        return F.avg_pool2d(
+        y = F.avg_pool2d(
             xp, self.kernel, self.strides, 0, self.ceil_mode, True, divisor_override=1
         )
+        if not self.ceil_mode:
+            return y
+        return crop_ceil_windows(y, tuple(x.shape[2:]), self.kernel, self.strides, self.pads,
+                                 (1, 1))
 
     def _divisor(self, like: torch.Tensor) -> torch.Tensor:
         ones = torch.ones((1, 1) + tuple(like.shape[2:]), dtype=like.dtype, device=like.device)

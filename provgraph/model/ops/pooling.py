@@ -11,6 +11,25 @@ import torch.nn.functional as F
 from provgraph.model.ops.base import SelectOp, Shape
 
 
+def crop_ceil_windows(y: torch.Tensor, in_size: Shape, kernel: Shape, strides: Shape,
+                      pads: Shape, dilations: Shape) -> torch.Tensor:
+    """Drop the last window along an axis where, in ceil mode, it would start in the end padding.
+
+    ONNX (and torch, for its own padding) keep a window only if it starts inside the input or its
+    begin padding; pooling an explicitly padded input lets torch keep one more.
+    """
+    d = len(kernel)
+    index = [slice(None)] * (y.dim() - d)
+    for axis in range(d):
+        size = in_size[axis] + pads[axis] + pads[axis + d]
+        span = dilations[axis] * (kernel[axis] - 1) + 1
+        out = -(-(size - span) // strides[axis]) + 1
+        if (out - 1) * strides[axis] >= in_size[axis] + pads[axis]:
+            out -= 1
+        index.append(slice(0, out))
+    return y[tuple(index)]
+
+
 @dataclass(eq=False)
 class MaxPool(SelectOp):
     """2-d max pooling with stride, padding (ONNX order), dilation and ceil mode."""
@@ -27,9 +46,13 @@ class MaxPool(SelectOp):
     def _pool(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         top, left, bottom, right = self.pads
         xp = F.pad(x, (left, right, top, bottom), value=-torch.inf)
-        return F.max_pool2d(
+        y, idx = F.max_pool2d(
             xp, self.kernel, self.strides, 0, self.dilations, self.ceil_mode, return_indices=True
         )
+        if not self.ceil_mode:
+            return y, idx
+        crop = (tuple(x.shape[2:]), self.kernel, self.strides, self.pads, self.dilations)
+        return crop_ceil_windows(y, *crop), crop_ceil_windows(idx, *crop)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._pool(x)[0]
