@@ -14,7 +14,12 @@ if _HERE not in sys.path:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """One torch thread per test worker: parallel workers must not oversubscribe the cores."""
+    """One torch thread per test worker: parallel workers must not oversubscribe the cores.
+    An installed torchvision whose C extension does not load is made importable (timm,
+    transformers)."""
+    from timm_import import make_torchvision_importable
+
+    make_torchvision_importable()
     if hasattr(config, "workerinput"):
         import torch
 

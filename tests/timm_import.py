@@ -1,14 +1,17 @@
-"""Import ``timm`` beside a torch build whose torchvision C extension does not load.
+"""Import ``timm`` and ``transformers`` beside a torchvision whose C extension does not load.
 
-timm imports torchvision, whose ``__init__`` registers fake kernels for its ``nms`` and ``qnms``
-operators; without the C extension these operators do not exist and the import fails. Defining
-their schemas first lets the pure-Python parts of torchvision (and so timm) load; no torchvision
-operator is ever run.
+torchvision's ``__init__`` registers fake kernels for its ``nms`` and ``qnms`` operators; without
+the C extension these operators do not exist and ``import torchvision`` fails, and with it every
+package that imports torchvision (timm, and transformers' vision models, which check for it).
+Defining the two schemas first lets the pure-Python parts of torchvision load; no torchvision
+operator is ever run. :func:`make_torchvision_importable` runs once per test process
+(``tests/conftest.py``).
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 import types
 
@@ -21,21 +24,36 @@ _SCHEMAS = {
 _library: torch.library.Library | None = None
 
 
+def _forget(*packages: str) -> None:
+    for name in [m for m in sys.modules if m.split(".")[0] in packages]:
+        del sys.modules[name]
+
+
+def make_torchvision_importable() -> None:
+    """Define torchvision's operator schemas if an installed torchvision cannot load without
+    them; nothing happens when torchvision is absent or loads by itself."""
+    global _library
+    if importlib.util.find_spec("torchvision") is None or _library is not None:
+        return
+    try:
+        importlib.import_module("torchvision")
+        return
+    except (RuntimeError, ImportError):  # "operator torchvision::nms does not exist"
+        _forget("torchvision")
+    _library = torch.library.Library("torchvision", "DEF")
+    for op, schema in _SCHEMAS.items():
+        try:
+            _library.define(op + schema)
+        except RuntimeError:  # already defined by a loaded extension
+            pass
+
+
 def import_timm() -> types.ModuleType:
     """The ``timm`` package, with torchvision's operator schemas defined where it needs them."""
-    global _library
     try:
         return importlib.import_module("timm")
-    except (RuntimeError, ImportError):  # "operator torchvision::nms does not exist", or a
-        pass  # torchvision stand-in of another test (tests/zennit_import.py) in this process
-    if _library is None:
-        _library = torch.library.Library("torchvision", "DEF")
-        for op, schema in _SCHEMAS.items():
-            try:
-                _library.define(op + schema)
-            except RuntimeError:  # already defined by a loaded extension
-                pass
-
-    for name in [m for m in sys.modules if m.split(".")[0] in ("torchvision", "timm")]:
-        del sys.modules[name]
+    except (RuntimeError, ImportError):
+        pass
+    make_torchvision_importable()
+    _forget("torchvision", "timm")
     return importlib.import_module("timm")
