@@ -140,7 +140,10 @@ class NumbaBackend(TorchBackend):
             Vpos = np.zeros((len(form.terms), 1))
         if form.maxnorm:
             top = channels_last(bias_numerator(form, win.bias, z).abs(), 1)
-            window_absmax(S, V, Vpos, pooled, top, geo)
+            g = win.groups
+            VT = np.ascontiguousarray(V.reshape(V.shape[0], g, c_out // g, -1, cin_g)
+                                      .transpose(0, 1, 3, 4, 2)) if not pooled else V[..., None]
+            window_absmax(S, V, VT, Vpos, pooled, top, geo)
             d = top + form.epsilon
         else:
             d = channels_last(window_denominator(step, a, z, win), 1)

@@ -30,13 +30,12 @@ import numba
 import numpy as np
 from numba import prange
 
-from provgraph.backends.numba_algebra import (
-    BOOL,
-    edge_ratio,
-    plus,
-    present,
-    theta_value,
-    times,
+from provgraph.backends.numba_rows import (
+    numerator,
+    row_absmax,
+    row_factored,
+    row_float,
+    row_integer,
 )
 
 
@@ -58,15 +57,6 @@ def geometry(
     )
 
 
-@numba.njit(inline="always", cache=True)
-def _numerator(S, V, Vpos, pooled, b, ip, c, co, kap, ci, o):
-    num = 0.0
-    for t in range(S.shape[0]):
-        v = Vpos[t, o] if pooled else V[t, co, kap, ci]
-        num += S[t, b, ip, c] * v
-    return num
-
-
 @numba.njit(parallel=True, cache=True)
 def window_float(S, V, Vpos, pooled, d, inv, R, out, geo, sr, th, theta, zero, one, skip):
     """General float kernel: ⊕, ⊗ and Θ by code (see :mod:`numba_algebra`)."""
@@ -76,6 +66,7 @@ def window_float(S, V, Vpos, pooled, d, inv, R, out, geo, sr, th, theta, zero, o
     d0, d1, d2, p0, p1, p2, groups, hb = (
         geo[12], geo[13], geo[14], geo[15], geo[16], geo[17], geo[18], geo[19])
     cin_g, cout_g = out.shape[3] // groups, c_out // groups
+    fast = S.shape[0] == 1 and not pooled
     n_blocks = (out0 + hb - 1) // hb
     for phase in range(2):
         n_ph = (n_blocks - phase + 1) // 2
@@ -106,14 +97,12 @@ def window_float(S, V, Vpos, pooled, d, inv, R, out, geo, sr, th, theta, zero, o
                                                 continue
                                             ip = (i0 * in1 + i1) * in2 + i2
                                             kap = (q0 * kk1 + q1) * kk2 + q2
-                                            for ci in range(cin_g):
-                                                num = _numerator(
-                                                    S, V, Vpos, pooled, b, ip, cb + ci, co,
-                                                    kap, ci, o)
-                                                r = edge_ratio(num, dk, ik, th, theta)
-                                                e = theta_value(th, theta, r, zero, one)
-                                                out[b, t, ip, cb + ci] = plus(
-                                                    sr, out[b, t, ip, cb + ci], times(sr, e, rk))
+                                            vrow = V[0, co, kap] if fast else V[0, 0, 0]
+                                            row_float(
+                                                out[b, t, ip, cb:cb + cin_g],
+                                                S[0, b, ip, cb:cb + cin_g], vrow, S, V, Vpos,
+                                                pooled, fast, b, ip, cb, co, kap, o, dk, ik, rk,
+                                                sr, th, theta, zero, one)
 
 
 @numba.njit(parallel=True, cache=True)
@@ -125,6 +114,7 @@ def window_integer(S, V, Vpos, pooled, d, inv, R, out, geo, sr, th, theta):
     d0, d1, d2, p0, p1, p2, groups, hb = (
         geo[12], geo[13], geo[14], geo[15], geo[16], geo[17], geo[18], geo[19])
     cin_g, cout_g = out.shape[3] // groups, c_out // groups
+    fast = S.shape[0] == 1 and not pooled
     n_blocks = (out0 + hb - 1) // hb
     overflow = 0
     for phase in range(2):
@@ -156,21 +146,12 @@ def window_integer(S, V, Vpos, pooled, d, inv, R, out, geo, sr, th, theta):
                                                 continue
                                             ip = (i0 * in1 + i1) * in2 + i2
                                             kap = (q0 * kk1 + q1) * kk2 + q2
-                                            for ci in range(cin_g):
-                                                num = _numerator(
-                                                    S, V, Vpos, pooled, b, ip, cb + ci, co,
-                                                    kap, ci, o)
-                                                r = edge_ratio(num, dk, ik, th, theta)
-                                                if not present(th, theta, r):
-                                                    continue
-                                                old = out[b, t, ip, cb + ci]
-                                                if sr == BOOL:
-                                                    out[b, t, ip, cb + ci] = 1
-                                                else:
-                                                    new = old + rk
-                                                    if new < old:
-                                                        overflow += 1
-                                                    out[b, t, ip, cb + ci] = new
+                                            vrow = V[0, co, kap] if fast else V[0, 0, 0]
+                                            overflow += row_integer(
+                                                out[b, t, ip, cb:cb + cin_g],
+                                                S[0, b, ip, cb:cb + cin_g], vrow, S, V, Vpos,
+                                                pooled, fast, b, ip, cb, co, kap, o, dk, ik, rk,
+                                                sr, th, theta)
     return overflow > 0
 
 
@@ -217,50 +198,56 @@ def window_factored(V, Vpos, pooled, tk, out, geo, sr, skip_value):
                                                 continue
                                             ip = (i0 * in1 + i1) * in2 + i2
                                             kap = (q0 * kk1 + q1) * kk2 + q2
-                                            row = out[b, t, ip]
+                                            orow = out[b, t, ip, cb:cb + cin_g]
                                             if pooled:
-                                                v = Vpos[0, o]
-                                                row[cb] = plus(sr, row[cb], times(sr, v, x))
-                                                continue
-                                            w = V[0, co, kap]
-                                            for ci in range(cin_g):
-                                                row[cb + ci] = plus(
-                                                    sr, row[cb + ci], times(sr, w[ci], x))
+                                                row_factored(orow, Vpos[0, o:o + 1], x, sr)
+                                            else:
+                                                row_factored(orow, V[0, co, kap], x, sr)
 
 
 @numba.njit(parallel=True, cache=True)
-def window_absmax(S, V, Vpos, pooled, top, geo):
-    """``top[b, o, c_out] = max(top, max_j |Σ_t s_t(a)_j v_t(w_jk)|)`` (max-norm denominators)."""
+def window_absmax(S, V, VT, Vpos, pooled, top, geo):
+    """``top[b, o, c_out] = max(top, max_j |Σ_t s_t(a)_j v_t(w_jk)|)`` (max-norm denominators).
+
+    One term on a convolution: ``VT (G, K, C_in/groups, C_out/groups)``, the rows of output
+    channels updated from every non-zero source; otherwise the numerator term by term.
+    """
     n_b, c_out = top.shape[0], top.shape[2]
     in0, in1, in2, out0, out1, out2 = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5]
     kk0, kk1, kk2, s0, s1, s2 = geo[6], geo[7], geo[8], geo[9], geo[10], geo[11]
     d0, d1, d2, p0, p1, p2, groups = (
         geo[12], geo[13], geo[14], geo[15], geo[16], geo[17], geo[18])
     cin_g, cout_g = S.shape[3] // groups, c_out // groups
+    fast = S.shape[0] == 1 and not pooled
     for item in prange(n_b * out0):
         b, o0 = item // out0, item % out0
         for o1 in range(out1):
             for o2 in range(out2):
                 o = (o0 * out1 + o1) * out2 + o2
-                for co in range(c_out):
-                    m = top[b, o, co]
-                    cb = (co // cout_g) * cin_g
-                    for q0 in range(kk0):
-                        i0 = o0 * s0 - p0 + q0 * d0
-                        if i0 < 0 or i0 >= in0:
+                for q0 in range(kk0):
+                    i0 = o0 * s0 - p0 + q0 * d0
+                    if i0 < 0 or i0 >= in0:
+                        continue
+                    for q1 in range(kk1):
+                        i1 = o1 * s1 - p1 + q1 * d1
+                        if i1 < 0 or i1 >= in1:
                             continue
-                        for q1 in range(kk1):
-                            i1 = o1 * s1 - p1 + q1 * d1
-                            if i1 < 0 or i1 >= in1:
+                        for q2 in range(kk2):
+                            i2 = o2 * s2 - p2 + q2 * d2
+                            if i2 < 0 or i2 >= in2:
                                 continue
-                            for q2 in range(kk2):
-                                i2 = o2 * s2 - p2 + q2 * d2
-                                if i2 < 0 or i2 >= in2:
-                                    continue
-                                ip = (i0 * in1 + i1) * in2 + i2
-                                kap = (q0 * kk1 + q1) * kk2 + q2
+                            ip = (i0 * in1 + i1) * in2 + i2
+                            kap = (q0 * kk1 + q1) * kk2 + q2
+                            for g in range(groups):
+                                trow = top[b, o, g * cout_g:(g + 1) * cout_g]
                                 for ci in range(cin_g):
-                                    a = abs(_numerator(
-                                        S, V, Vpos, pooled, b, ip, cb + ci, co, kap, ci, o))
-                                    m = max(m, a)
-                    top[b, o, co] = m
+                                    if fast:
+                                        sv = S[0, b, ip, g * cin_g + ci]
+                                        if sv != 0.0:
+                                            row_absmax(trow, VT[0, g, kap, ci], sv)
+                                        continue
+                                    for cg in range(cout_g):
+                                        a = abs(numerator(S, V, Vpos, pooled, b, ip,
+                                                          g * cin_g + ci, g * cout_g + cg,
+                                                          kap, ci, o))
+                                        trow[cg] = a if a > trow[cg] else trow[cg]
