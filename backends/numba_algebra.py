@@ -1,15 +1,17 @@
-"""The algebra the fused numba kernels compute in: semiring and Θ codes, and per-edge helpers.
+"""The algebra the fused numba kernels compute in: semiring and Θ codes.
 
-A compiled kernel cannot call a Python semiring, so each built-in semiring the kernels cover is
-named by a code (:data:`FLOAT_CODES`: ⊕ and ⊗ on float64; :data:`INTEGER_CODES`: Counting in
-exact int64 and Boolean as 0/1) and each built-in Θ by another (:data:`THETA_CODES`). The codes
+This module imports no numba: the backend reads it to decide whether a kernel applies, and
+the kernels (which import numba) are loaded on first use. A compiled kernel cannot call a
+Python semiring, so each built-in semiring the kernels cover is named by a code
+(:data:`FLOAT_CODES`: ⊕ and ⊗ on float64; :data:`INTEGER_CODES`: Counting in exact int64 and
+Boolean as 0/1) and each built-in Θ by another (:data:`THETA_CODES`). The codes
 are looked up by exact class: a subclass or a user-defined semiring or Θ has no code and takes
 the generic path of the backend. :func:`edge_algebra` returns ``None`` for such a pair.
 
 Edge weights follow the rule form (:mod:`provgraph.algebra.rule_form`): ``r = num / d`` with
 ``r = 0`` where ``d = 0``. The kernels multiply by ``1/d`` and, for a threshold Θ, divide
-exactly wherever the product lies within rounding of the threshold, so ``r ≥ θ`` is decided as
-the reference decides it.
+exactly wherever the product lies within :data:`GUARD` of the threshold, so ``r ≥ θ`` is decided
+as the reference decides it.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 
 from provgraph.algebra.counting_carriers import CountingFloat64Semiring
@@ -99,53 +100,6 @@ def edge_algebra(semiring: Semiring, theta: Theta, layer: Layer) -> EdgeAlgebra 
         return None
     zero, one = (math.inf, 0.0) if code == TROPICAL else (0.0, 1.0)
     return EdgeAlgebra(False, code, th, threshold, zero, one)
-
-
-@numba.njit(inline="always", cache=True)
-def edge_ratio(num: float, dk: float, inv: float, th: int, theta: float) -> float:
-    """``r = num / d`` (``0`` where ``d = 0``), exact near a threshold."""
-    r = num * inv
-    if th == THRESHOLD and dk != 0.0 and abs(r - theta) <= GUARD * (abs(theta) + 1e-300):
-        r = num / dk
-    return r
-
-
-@numba.njit(inline="always", cache=True)
-def present(th: int, theta: float, r: float) -> bool:
-    """Whether Θ maps ``r`` to K's one (threshold or constant one)."""
-    return th == ONE or r >= theta
-
-
-@numba.njit(inline="always", cache=True)
-def theta_value(th: int, theta: float, r: float, zero: float, one: float) -> float:
-    """``Θ(r)`` in a float carrier."""
-    if th == IDENTITY:
-        return r
-    if th == THRESHOLD:
-        return one if r >= theta else zero
-    if th == ONE:
-        return one
-    return -math.log(r) if r > 0.0 else math.inf
-
-
-@numba.njit(inline="always", cache=True)
-def times(sr: int, a: float, b: float) -> float:
-    """``a ⊗ b`` of a float semiring."""
-    if sr == TROPICAL:
-        return a + b
-    if sr == FUZZY:
-        return min(a, b)
-    return a * b
-
-
-@numba.njit(inline="always", cache=True)
-def plus(sr: int, a: float, b: float) -> float:
-    """``a ⊕ b`` of a float semiring."""
-    if sr == REAL:
-        return a + b
-    if sr == TROPICAL:
-        return min(a, b)
-    return max(a, b)
 
 
 def reciprocal(d: np.ndarray) -> np.ndarray:

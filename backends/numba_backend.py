@@ -36,9 +36,6 @@ from provgraph.algebra.semirings import RealSemiring, Semiring
 from provgraph.algebra.theta import IdentityTheta
 from provgraph.backends.base import Capabilities, StepContext, StepResult
 from provgraph.backends.numba_algebra import EdgeAlgebra, edge_algebra
-from provgraph.backends.numba_contract import contract_dense, contract_window
-from provgraph.backends.numba_dense import dense_absmax
-from provgraph.backends.numba_window import geometry, window_absmax
 from provgraph.backends.torch_backend import DEFAULT_BUDGET, TorchBackend
 from provgraph.backends.torch_conv import Window, window_denominator
 from provgraph.backends.torch_device import device_values, op_tensor
@@ -119,6 +116,9 @@ class NumbaBackend(TorchBackend):
         self, op: LinearOp, step: LinearStep, algebra: EdgeAlgebra,
         values: dict[str, torch.Tensor], r_out: torch.Tensor,
     ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+        from provgraph.backends.numba_contract import contract_window
+        from provgraph.backends.numba_window import geometry, window_absmax
+
         a, z = values[op.inputs[0]], values[op.output]
         in_shape, out_shape = tuple(a.shape[1:]), tuple(z.shape[1:])
         win = _float64_window(self._window(op, in_shape, out_shape))
@@ -158,6 +158,9 @@ class NumbaBackend(TorchBackend):
         self, op: Dense, step: LinearStep, algebra: EdgeAlgebra,
         values: dict[str, torch.Tensor], r_out: torch.Tensor,
     ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+        from provgraph.backends.numba_contract import contract_dense
+        from provgraph.backends.numba_dense import dense_absmax
+
         a, z = values[op.inputs[0]], values[op.output]
         w, b = op_tensor(op, "weight", self.device, _F64), op_tensor(op, "bias", self.device, _F64)
         n_in, n_out = w.shape

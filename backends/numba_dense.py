@@ -17,7 +17,8 @@ from __future__ import annotations
 import numba
 from numba import prange
 
-from provgraph.backends.numba_algebra import BOOL, edge_ratio, plus, present, theta_value, times
+from provgraph.backends.numba_algebra import BOOL
+from provgraph.backends.numba_rows import edge_ratio, plus, present, theta_value, times
 
 
 @numba.njit(inline="always", cache=True)

@@ -12,6 +12,8 @@ left out of the vector loop and decided afterwards by the exact ``r = s·v / d``
 
 from __future__ import annotations
 
+import math
+
 import numba
 
 from provgraph.backends.numba_algebra import (
@@ -21,14 +23,57 @@ from provgraph.backends.numba_algebra import (
     IDENTITY,
     ONE,
     REAL,
+    THRESHOLD,
     TROPICAL,
     VITERBI,
-    edge_ratio,
-    plus,
-    present,
-    theta_value,
-    times,
 )
+
+
+@numba.njit(inline="always", cache=True)
+def edge_ratio(num: float, dk: float, inv: float, th: int, theta: float) -> float:
+    """``r = num / d`` (``0`` where ``d = 0``), exact near a threshold."""
+    r = num * inv
+    if th == THRESHOLD and dk != 0.0 and abs(r - theta) <= GUARD * (abs(theta) + 1e-300):
+        r = num / dk
+    return r
+
+
+@numba.njit(inline="always", cache=True)
+def present(th: int, theta: float, r: float) -> bool:
+    """Whether Θ maps ``r`` to K's one (threshold or constant one)."""
+    return th == ONE or r >= theta
+
+
+@numba.njit(inline="always", cache=True)
+def theta_value(th: int, theta: float, r: float, zero: float, one: float) -> float:
+    """``Θ(r)`` in a float carrier."""
+    if th == IDENTITY:
+        return r
+    if th == THRESHOLD:
+        return one if r >= theta else zero
+    if th == ONE:
+        return one
+    return -math.log(r) if r > 0.0 else math.inf
+
+
+@numba.njit(inline="always", cache=True)
+def times(sr: int, a: float, b: float) -> float:
+    """``a ⊗ b`` of a float semiring."""
+    if sr == TROPICAL:
+        return a + b
+    if sr == FUZZY:
+        return min(a, b)
+    return a * b
+
+
+@numba.njit(inline="always", cache=True)
+def plus(sr: int, a: float, b: float) -> float:
+    """``a ⊕ b`` of a float semiring."""
+    if sr == REAL:
+        return a + b
+    if sr == TROPICAL:
+        return min(a, b)
+    return max(a, b)
 
 
 @numba.njit(inline="always", cache=True)
