@@ -77,6 +77,8 @@ class NumbaBackend(TorchBackend):
         if device is not None and str(device) not in ("cpu", "auto"):
             raise ProvgraphError(f"the numba backend runs on the CPU only, not {str(device)!r}")
         super().__init__("cpu", dtype, counting, budget)
+        #: how many linear steps the fused kernels have run (the rest took the torch steps)
+        self.fused_steps = 0
 
     def __repr__(self) -> str:
         return f"NumbaBackend(dtype={str(self.dtype)[6:]!r}, counting={self.counting!r})"
@@ -95,6 +97,7 @@ class NumbaBackend(TorchBackend):
         step = LinearStep(form, k_theta, c, self.budget)
         values = device_values(ctx.graph, self.device, _F64)
         sent, bias_part = kernel(self, op, step, algebra, values, ctx.r_out)
+        self.fused_steps += 1
         return list(zip(op.inputs, sent)), bias_part
 
     def _plan(self, ctx: StepContext) -> tuple[TorchForm, TorchTheta, EdgeAlgebra] | None:

@@ -15,10 +15,11 @@ over the outputs ``k`` whose relevance is not K's zero (when ``skip``), one para
 from __future__ import annotations
 
 import numba
+import numpy as np
 from numba import prange
 
 from provgraph.backends.numba_algebra import BOOL
-from provgraph.backends.numba_rows import edge_ratio, plus, present, theta_value, times
+from provgraph.backends.numba_rows import INT_MAX, edge_ratio, plus, present, theta_value, times
 
 
 @numba.njit(inline="always", cache=True)
@@ -52,7 +53,7 @@ def dense_integer(S, V, d, inv, R, out, sr, th, theta):
     """Counting (exact int64; returns whether a sum overflowed) and Boolean (0/1)."""
     n_b, n_t, n_out = R.shape
     n_in = out.shape[2]
-    overflow = 0
+    overflows = np.zeros(n_b * n_in, dtype=np.int64)  # one slot per task: no shared sum
     for item in prange(n_b * n_in):
         b, j = item // n_in, item % n_in
         for t in range(n_t):
@@ -67,12 +68,10 @@ def dense_integer(S, V, d, inv, R, out, sr, th, theta):
                 if sr == BOOL:
                     acc = 1
                 else:
-                    new = acc + rk
-                    if new < acc:
-                        overflow += 1
-                    acc = new
+                    overflows[item] += acc > INT_MAX - rk
+                    acc += rk
             out[b, t, j] = acc
-    return overflow > 0
+    return overflows.sum() > 0
 
 
 @numba.njit(parallel=True, cache=True)

@@ -28,6 +28,10 @@ from provgraph.backends.numba_algebra import (
     VITERBI,
 )
 
+#: the largest count int64 holds; a sum is checked against it before it is formed (signed
+#: overflow is undefined for the compiler, so a wrapped result cannot be tested afterwards)
+INT_MAX = 2**63 - 1
+
 
 @numba.njit(inline="always", cache=True)
 def edge_ratio(num: float, dk: float, inv: float, th: int, theta: float) -> float:
@@ -99,9 +103,8 @@ def row_integer(orow, srow, vrow, S, V, Vpos, pooled, fast, b, ip, cb, co, kap, 
                 if sr == BOOL:
                     orow[ci] = 1
                 else:
-                    new = orow[ci] + rk
-                    overflow += new < orow[ci]
-                    orow[ci] = new
+                    overflow += orow[ci] > INT_MAX - rk
+                    orow[ci] += rk
         return overflow
     if th == ONE:
         if sr == BOOL:
@@ -109,9 +112,8 @@ def row_integer(orow, srow, vrow, S, V, Vpos, pooled, fast, b, ip, cb, co, kap, 
                 orow[ci] = 1
         else:
             for ci in range(n):
-                new = orow[ci] + rk
-                overflow += new < orow[ci]
-                orow[ci] = new
+                overflow += orow[ci] > INT_MAX - rk
+                orow[ci] += rk
         return overflow
     tol = GUARD * (abs(theta) + 1e-300)
     near = 0
@@ -126,9 +128,9 @@ def row_integer(orow, srow, vrow, S, V, Vpos, pooled, fast, b, ip, cb, co, kap, 
             x = srow[ci] * vrow[ci] * ik
             close = abs(x - theta) <= tol
             near += close
-            new = orow[ci] + rk * ((x >= theta) & (not close))
-            overflow += new < orow[ci]
-            orow[ci] = new
+            add = rk * ((x >= theta) & (not close))
+            overflow += orow[ci] > INT_MAX - add
+            orow[ci] += add
     if near > 0 and dk != 0.0:
         for ci in range(n):
             x = srow[ci] * vrow[ci] * ik
@@ -136,9 +138,8 @@ def row_integer(orow, srow, vrow, S, V, Vpos, pooled, fast, b, ip, cb, co, kap, 
                 if sr == BOOL:
                     orow[ci] = 1
                 else:
-                    new = orow[ci] + rk
-                    overflow += new < orow[ci]
-                    orow[ci] = new
+                    overflow += orow[ci] > INT_MAX - rk
+                    orow[ci] += rk
     return overflow
 
 

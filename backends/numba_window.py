@@ -116,7 +116,7 @@ def window_integer(S, V, Vpos, pooled, d, inv, R, out, geo, sr, th, theta):
     cin_g, cout_g = out.shape[3] // groups, c_out // groups
     fast = S.shape[0] == 1 and not pooled
     n_blocks = (out0 + hb - 1) // hb
-    overflow = 0
+    overflows = np.zeros(n_b * n_blocks, dtype=np.int64)  # one slot per task: no shared sum
     for phase in range(2):
         n_ph = (n_blocks - phase + 1) // 2
         for item in prange(n_b * n_ph):
@@ -147,12 +147,12 @@ def window_integer(S, V, Vpos, pooled, d, inv, R, out, geo, sr, th, theta):
                                             ip = (i0 * in1 + i1) * in2 + i2
                                             kap = (q0 * kk1 + q1) * kk2 + q2
                                             vrow = V[0, co, kap] if fast else V[0, 0, 0]
-                                            overflow += row_integer(
+                                            overflows[b * n_blocks + blk] += row_integer(
                                                 out[b, t, ip, cb:cb + cin_g],
                                                 S[0, b, ip, cb:cb + cin_g], vrow, S, V, Vpos,
                                                 pooled, fast, b, ip, cb, co, kap, o, dk, ik, rk,
                                                 sr, th, theta)
-    return overflow > 0
+    return overflows.sum() > 0
 
 
 @numba.njit(parallel=True, cache=True)

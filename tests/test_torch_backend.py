@@ -164,7 +164,7 @@ def test_auto_backend_is_chosen_by_graph_size(graphs, monkeypatch: pytest.Monkey
     assert small.info["backend"] == "scipy" and "within" in small.info["backend_selection"]
     monkeypatch.setattr(ScipyBackend, "capabilities", Capabilities(edge_budget=10))
     large = graph.aggregate("counting", theta="one")
-    assert large.info["backend"] == "torch" and "over the scipy budget" in large.info[
+    assert large.info["backend"] == "numba" and "over the scipy budget" in large.info[
         "backend_selection"
     ]
     assert_agree(small, large)
