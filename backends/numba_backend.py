@@ -4,8 +4,9 @@ It is the torch backend on the CPU (same relevance tensors ``(B, T, *shape)``, b
 samples and targets, carriers, routing, max pooling, elementwise steps and Counting's overflow
 check) whose dense, convolution and average-pooling steps run as fused
 ``@numba.njit(parallel=True, cache=True)`` kernels (:mod:`~provgraph.backends.numba_window`,
-:mod:`~provgraph.backends.numba_dense`): channels-last, the edge weight ``r_jk`` and ``Θ(r_jk)``
-computed in registers and never stored, outputs whose relevance is K's zero skipped.
+:mod:`~provgraph.backends.numba_contract`; a dense op is a 1×1 convolution): channels-last, the
+edge weight ``r_jk`` and ``Θ(r_jk)`` computed in registers and never stored, outputs whose
+relevance is K's zero skipped.
 
 Algebra exploited:
 
@@ -161,9 +162,10 @@ class NumbaBackend(TorchBackend):
         self, op: Dense, step: LinearStep, algebra: EdgeAlgebra,
         values: dict[str, torch.Tensor], r_out: torch.Tensor,
     ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
-        from provgraph.backends.numba_contract import contract_dense
-        from provgraph.backends.numba_dense import dense_absmax
+        from provgraph.backends.numba_contract import contract_window
+        from provgraph.backends.numba_window import geometry, window_absmax
 
+        # a dense op is a 1×1 convolution over one position with C_in = n_in, C_out = n_out
         a, z = values[op.inputs[0]], values[op.output]
         w, b = op_tensor(op, "weight", self.device, _F64), op_tensor(op, "bias", self.device, _F64)
         n_in, n_out = w.shape
@@ -172,15 +174,19 @@ class NumbaBackend(TorchBackend):
         a2, z2 = a.reshape(n_b * n_pos, n_in), z.reshape(n_b * n_pos, n_out)
         rows = r_out.reshape(n_b, n_t, n_pos, n_out).transpose(1, 2).reshape(n_b * n_pos, n_t, -1)
         form = step.form
-        S = np.stack([form.source(t, a2, (n_in,)).numpy() for t in form.terms])
-        V = np.stack([t.weight(w).numpy() for t in form.terms])
+        geo = geometry((1,), (1,), (1,), (1,), (1,), (0,), 1)
+        S = np.stack([form.source(t, a2, (n_in,)).numpy() for t in form.terms])[:, :, None]
+        VT = np.stack([t.weight(w).numpy() for t in form.terms])  # (terms, n_in, n_out)
+        V = np.ascontiguousarray(VT.transpose(0, 2, 1))[:, :, None]
+        no_pos = np.zeros((len(form.terms), 1))
         if form.maxnorm:
-            top = np.ascontiguousarray(bias_numerator(form, b, z2).abs().numpy())
-            dense_absmax(S, V, top)
-            d = top + form.epsilon
+            top = np.ascontiguousarray(bias_numerator(form, b, z2).abs().numpy())[:, None]
+            window_absmax(S, V, VT[:, None, None], no_pos, False, top, geo)
+            d = top[:, 0] + form.epsilon
         else:
             d = np.ascontiguousarray(dense_denominator(step, a2, z2, w, b).numpy())
-        out = contract_dense(algebra, S, V, d, self._kernel_input(algebra, rows, 0))
+        R = self._kernel_input(algebra, rows, 0)[:, :, None]
+        out = contract_window(algebra, S, V, no_pos, False, d[:, None], R, geo)[:, :, 0]
         r_in = self._from_kernel(step.carrier, out, tuple(out.shape))
         r_in = r_in.reshape(n_b, n_pos, n_t, n_in).transpose(1, 2)
         r_in = r_in.reshape((n_b, n_t) + tuple(a.shape[1:]))

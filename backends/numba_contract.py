@@ -1,8 +1,8 @@
 """Which fused kernel contracts a step, and the algebra around it (sparsity, factoring).
 
-:func:`contract_window` and :func:`contract_dense` take the channels-last arrays of
-:mod:`~provgraph.backends.numba_window` / :mod:`~provgraph.backends.numba_dense` and return
-``R_in`` in the kernel's carrier (int64 for Counting and Boolean, float64 otherwise).
+:func:`contract_window` takes the channels-last arrays of
+:mod:`~provgraph.backends.numba_window` (a dense op is a 1×1 convolution over one position) and
+returns ``R_in`` in the kernel's carrier (int64 for Counting and Boolean, float64 otherwise).
 
 Skipping outputs whose relevance is K's zero is exact when that zero is the identity of ⊕ on
 every value a contribution can take: always for (+, ×), (min, +), Counting and Boolean; for
@@ -27,7 +27,6 @@ from provgraph.backends.numba_algebra import (
     EdgeAlgebra,
     reciprocal,
 )
-from provgraph.backends.numba_dense import dense_float, dense_integer
 from provgraph.backends.numba_window import window_factored, window_float, window_integer
 
 OVERFLOW = (
@@ -112,23 +111,4 @@ def contract_window(algebra: EdgeAlgebra, S: np.ndarray, V: np.ndarray, Vpos: np
         return out
     window_float(S, V, Vpos, pooled, d, inv, R, out, geo, algebra.semiring, algebra.theta,
                  algebra.threshold, algebra.zero, algebra.one, skip)
-    return _settle(algebra, out, skip)
-
-
-def contract_dense(algebra: EdgeAlgebra, S: np.ndarray, V: np.ndarray, d: np.ndarray,
-                   R: np.ndarray) -> np.ndarray:
-    """``R_in (B, T, n_in)`` of a dense op."""
-    shape = (R.shape[0], R.shape[1], S.shape[2])
-    inv = reciprocal(d)
-    if algebra.integer:
-        out = np.zeros(shape, dtype=np.int64)
-        if dense_integer(S, V, d, inv, R, out, algebra.semiring, algebra.theta,
-                         algebra.threshold):
-            raise CountOverflowError(OVERFLOW)
-        return out
-    skip = _skips(algebra, S, V, d, R)
-    empty = algebra.zero if skip else -math.inf
-    out = np.empty(shape)
-    dense_float(S, V, d, inv, R, out, algebra.semiring, algebra.theta, algebra.threshold,
-                algebra.zero, algebra.one, skip, empty)
     return _settle(algebra, out, skip)

@@ -176,20 +176,23 @@ def test_auto_explains_batches_with_the_numba_kernels(graphs) -> None:
 
 
 def test_counting_overflow_is_reported_not_wrapped() -> None:
-    from provgraph.backends.numba_contract import contract_dense, contract_window
+    from provgraph.backends.numba_contract import contract_window
     from provgraph.backends.numba_window import geometry
 
     big = 2**62
     counting = EdgeAlgebra(True, COUNT, ONE, 0.0, 0.0, 1.0)
-    S, V, d = np.ones((1, 1, 1)), np.ones((1, 1, 2)), np.ones((1, 2))
+    # dense: one input neuron, two outputs (a 1×1 convolution over one position)
+    dense = geometry((1,), (1,), (1,), (1,), (1,), (0,), 1)
+    S, V, d = np.ones((1, 1, 1, 1)), np.ones((1, 2, 1, 1)), np.ones((1, 1, 2))
     for values, overflows in (([big, big - 1], False), ([big, big], True)):
-        R = np.array(values, dtype=np.int64).reshape(1, 1, 2)
+        R = np.array(values, dtype=np.int64).reshape(1, 1, 1, 2)
         assert (sum(values) > 2**63 - 1) == overflows  # Python integers: the true sum
         if overflows:
             with pytest.raises(CountOverflowError, match="int64"):
-                contract_dense(counting, S, V, d, R)
+                contract_window(counting, S, V, np.zeros((1, 1)), False, d, R, dense)
         else:
-            assert contract_dense(counting, S, V, d, R)[0, 0, 0] == sum(values)
+            out = contract_window(counting, S, V, np.zeros((1, 1)), False, d, R, dense)
+            assert out[0, 0, 0, 0] == sum(values)
     # a 1-D window of two taps: input 1 receives both outputs' counts
     geo = geometry((3,), (2,), (2,), (1,), (1,), (0,), 1)
     S, V, d = np.ones((1, 1, 3, 1)), np.ones((1, 1, 2, 1)), np.ones((1, 2, 1))

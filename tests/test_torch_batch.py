@@ -89,7 +89,7 @@ def test_batch_targets_default_to_each_samples_prediction(conv_net) -> None:
         assert single.target == predicted[i]
         assert_agree(single, rel, f"sample {i}")
     assert batch.input.shape == (4,) + conv_net.input_shape
-    assert batch.info["backend"] == "numba"  # "auto" for a batch on the CPU
+    assert batch.info["backend"] == "torch"
 
 
 def test_all_ten_mnist_classes_for_all_digits_at_once(mnist) -> None:
