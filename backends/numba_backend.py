@@ -176,7 +176,7 @@ class NumbaBackend(TorchBackend):
         form = step.form
         geo = geometry((1,), (1,), (1,), (1,), (1,), (0,), 1)
         S = np.stack([form.source(t, a2, (n_in,)).numpy() for t in form.terms])[:, :, None]
-        VT = np.stack([t.weight(w).numpy() for t in form.terms])  # (terms, n_in, n_out)
+        VT = _stacked([t.weight(w).numpy() for t in form.terms])  # (terms, n_in, n_out)
         V = np.ascontiguousarray(VT.transpose(0, 2, 1))[:, :, None]
         no_pos = np.zeros((len(form.terms), 1))
         if form.maxnorm:
@@ -213,6 +213,11 @@ class NumbaBackend(TorchBackend):
         if carrier.storage == torch.bool:
             return t != 0
         return t.to(carrier.storage)
+
+
+def _stacked(arrays: list[np.ndarray]) -> np.ndarray:
+    """The arrays on a new leading axis; one array without a copy (dense weights are large)."""
+    return arrays[0][None] if len(arrays) == 1 else np.stack(arrays)
 
 
 def _float64_window(win: Window) -> Window:
