@@ -224,7 +224,7 @@ def test_user_defined_semiring_and_rule_are_refused(graphs) -> None:
 
 
 def test_unknown_backend_names_list_the_choices() -> None:
-    with pytest.raises(ProvgraphError, match="auto, scipy, torch"):
+    with pytest.raises(ProvgraphError, match="auto, scipy, numba, torch"):
         get_backend("numpy")
 
 
