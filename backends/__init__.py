@@ -14,6 +14,7 @@ from dataclasses import replace
 from typing import Any
 
 from provgraph.backends.base import Backend, Capabilities, Request
+from provgraph.backends.numba_backend import NumbaBackend
 from provgraph.backends.scipy_backend import ScipyBackend
 from provgraph.backends.torch_backend import TorchBackend
 from provgraph.errors import ProvgraphError
@@ -29,6 +30,7 @@ def register(cls: type[Backend]) -> type[Backend]:
 
 
 register(ScipyBackend)
+register(NumbaBackend)
 register(TorchBackend)
 
 
@@ -103,6 +105,7 @@ __all__ = [
     "BACKENDS",
     "Backend",
     "Capabilities",
+    "NumbaBackend",
     "Request",
     "ScipyBackend",
     "TorchBackend",

@@ -105,7 +105,7 @@ def explain(
     init
         ``"one"`` (K-LRP), ``"logit"`` (classic LRP), a vector, or a Contrastive.
     backend
-        ``"auto"`` (scipy within its edge budget, torch above it), ``"scipy"`` (reference),
+        ``"auto"`` (scipy within its edge budget, numba above it on the CPU), ``"scipy"``,
         ``"torch"`` / ``"torch:cuda"``, or a backend object such as ``TorchBackend(device=…)``.
     **options
         Further :class:`~provgraph.engine.explainer.Explainer` settings: ``device``, ``dtype``

@@ -164,7 +164,7 @@ def test_auto_backend_is_chosen_by_graph_size(graphs, monkeypatch: pytest.Monkey
     assert small.info["backend"] == "scipy" and "within" in small.info["backend_selection"]
     monkeypatch.setattr(ScipyBackend, "capabilities", Capabilities(edge_budget=10))
     large = graph.aggregate("counting", theta="one")
-    assert large.info["backend"] == "torch" and "over the scipy budget" in large.info[
+    assert large.info["backend"] == "numba" and "over the scipy budget" in large.info[
         "backend_selection"
     ]
     assert_agree(small, large)
@@ -224,7 +224,7 @@ def test_user_defined_semiring_and_rule_are_refused(graphs) -> None:
 
 
 def test_unknown_backend_names_list_the_choices() -> None:
-    with pytest.raises(ProvgraphError, match="auto, scipy, torch"):
+    with pytest.raises(ProvgraphError, match="auto, scipy, numba, torch"):
         get_backend("numpy")
 
 

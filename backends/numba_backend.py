@@ -1,0 +1,237 @@
+"""The numba backend: fused CPU kernels for the linear steps of every built-in semiring.
+
+It is the torch backend on the CPU (same relevance tensors ``(B, T, *shape)``, batches of
+samples and targets, carriers, routing, max pooling, elementwise steps and Counting's overflow
+check) whose dense, convolution and average-pooling steps run as fused
+``@numba.njit(parallel=True, cache=True)`` kernels (:mod:`~provgraph.backends.numba_window`,
+:mod:`~provgraph.backends.numba_contract`; a dense op is a 1×1 convolution): channels-last, the
+edge weight ``r_jk`` and ``Θ(r_jk)`` computed in registers and never stored, outputs whose
+relevance is K's zero skipped.
+
+Algebra exploited:
+
+- Viterbi with Θ = identity and a one-term rule with non-negative sources, weights and
+  denominators (the max-normalised rule):
+  ``max_k (s_j v_jk / d_k) R_k = s_j · max_k v_jk (R_k / d_k)``;
+- tropical with Θ = −log: ``−log r_jk = −log s_j − log v_jk + log d_k``, the logarithms taken once
+  per neuron and weight, never per edge;
+- Counting in exact int64 (an overflow raises
+  :class:`~provgraph.algebra.counting_carriers.CountOverflowError`), Boolean as 0/1.
+
+What the kernels do not cover takes the torch backend's step: the real semiring with
+Θ = identity (its gradient form, already a pair of convolutions), a user-defined semiring or Θ
+(codes are looked up by exact class, :mod:`~provgraph.backends.numba_algebra`), the log-domain
+counting carrier and ops without a kernel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from provgraph.algebra.rule_form import RuleFormError
+from provgraph.algebra.semirings import RealSemiring, Semiring
+from provgraph.algebra.theta import IdentityTheta
+from provgraph.backends.base import Capabilities, StepContext, StepResult
+from provgraph.backends.numba_algebra import EdgeAlgebra, edge_algebra
+from provgraph.backends.torch_backend import DEFAULT_BUDGET, TorchBackend
+from provgraph.backends.torch_conv import Window, window_denominator
+from provgraph.backends.torch_device import device_values, op_tensor
+from provgraph.backends.torch_linear import LinearStep, absorbed, bias_numerator, dense_denominator
+from provgraph.backends.torch_rules import TorchForm, rule_form
+from provgraph.backends.torch_semiring import TorchSemiring
+from provgraph.backends.torch_theta import TorchTheta
+from provgraph.errors import ProvgraphError
+from provgraph.model.ops import AvgPool, Conv, Dense, GlobalAvgPool, LinearOp
+
+#: kernels compute in float64 whatever the backend's dtype (Θ thresholds see float64 weights)
+_F64 = torch.float64
+
+
+def channels_last(t: torch.Tensor, lead: int) -> np.ndarray:
+    """``(*lead axes, C, *spatial)`` as a contiguous float or int numpy ``(*lead, P, C)``."""
+    shape = tuple(t.shape)
+    flat = t.reshape(shape[: lead + 1] + (-1,)).transpose(-1, -2)
+    return np.ascontiguousarray(flat.numpy())
+
+
+class NumbaBackend(TorchBackend):
+    """The torch backend on the CPU with fused numba kernels for dense, conv and pooling steps.
+
+    Parameters are those of :class:`~provgraph.backends.torch_backend.TorchBackend`; the device
+    can only be the CPU.
+    """
+
+    name = "numba"
+    capabilities: ClassVar[Capabilities] = Capabilities(batches=True, devices=("cpu",))
+
+    def __init__(
+        self,
+        device: str | torch.device | None = "cpu",
+        dtype: str | torch.dtype = torch.float64,
+        counting: str = "int64",
+        budget: int = DEFAULT_BUDGET,
+    ) -> None:
+        if device is not None and str(device) not in ("cpu", "auto"):
+            raise ProvgraphError(f"the numba backend runs on the CPU only, not {str(device)!r}")
+        super().__init__("cpu", dtype, counting, budget)
+        #: how many linear steps the fused kernels have run (the rest took the torch steps)
+        self.fused_steps = 0
+
+    def __repr__(self) -> str:
+        return f"NumbaBackend(dtype={str(self.dtype)[6:]!r}, counting={self.counting!r})"
+
+    def describe(self, semiring: Semiring) -> dict[str, Any]:
+        return {**super().describe(semiring), "kernels": "numba"}
+
+    # --- the linear step ---
+    def linear(self, op: LinearOp, ctx: StepContext) -> StepResult:
+        kernel = next((_NUMBA[t] for t in type(op).__mro__ if t in _NUMBA), None)
+        plan = None if kernel is None else self._plan(ctx)
+        if plan is None:
+            return super().linear(op, ctx)
+        form, k_theta, algebra = plan
+        c = self.carrier(ctx.semiring)
+        step = LinearStep(form, k_theta, c, self.budget)
+        values = device_values(ctx.graph, self.device, _F64)
+        sent, bias_part = kernel(self, op, step, algebra, values, ctx.r_out)
+        self.fused_steps += 1
+        return list(zip(op.inputs, sent)), bias_part
+
+    def _plan(self, ctx: StepContext) -> tuple[TorchForm, TorchTheta, EdgeAlgebra] | None:
+        if ctx.rule is None or ctx.theta is None or ctx.layer is None:
+            return None
+        if type(ctx.semiring) is RealSemiring and type(ctx.theta) is IdentityTheta:
+            return None  # the gradient form of the torch backend
+        try:
+            form = rule_form(ctx.rule)
+        except RuleFormError:
+            return None
+        algebra = edge_algebra(ctx.semiring, ctx.theta, ctx.layer)
+        if algebra is None:
+            return None
+        k_theta = TorchTheta(ctx.theta, ctx.semiring, self.carrier(ctx.semiring), ctx.layer)
+        return form, k_theta, algebra
+
+    def _fused_window(
+        self, op: LinearOp, step: LinearStep, algebra: EdgeAlgebra,
+        values: dict[str, torch.Tensor], r_out: torch.Tensor,
+    ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+        from provgraph.backends.numba_contract import contract_window
+        from provgraph.backends.numba_window import geometry, window_absmax
+
+        a, z = values[op.inputs[0]], values[op.output]
+        in_shape, out_shape = tuple(a.shape[1:]), tuple(z.shape[1:])
+        win = _float64_window(self._window(op, in_shape, out_shape))
+        form = step.form
+        geo = geometry(in_shape[1:], out_shape[1:], win.kernel, win.strides, win.dilations,
+                       win.pad_begin, win.groups)
+        S = np.stack([channels_last(form.source(t, a, in_shape), 1) for t in form.terms])
+        pooled = win.scale is not None
+        c_out, cin_g = win.weight.shape[:2]
+        if pooled:
+            V = np.zeros((len(form.terms), 1, 1, 1))
+            Vpos = np.stack([t.weight(win.scale).reshape(-1).numpy() for t in form.terms])
+        else:
+            V = np.stack([
+                t.weight(win.weight).reshape(c_out, cin_g, -1).transpose(1, 2).numpy()
+                for t in form.terms
+            ])
+            V = np.ascontiguousarray(V)
+            Vpos = np.zeros((len(form.terms), 1))
+        if form.maxnorm:
+            top = channels_last(bias_numerator(form, win.bias, z).abs(), 1)
+            g = win.groups
+            VT = np.ascontiguousarray(V.reshape(V.shape[0], g, c_out // g, -1, cin_g)
+                                      .transpose(0, 1, 3, 4, 2)) if not pooled else V[..., None]
+            window_absmax(S, V, VT, Vpos, pooled, top, geo)
+            d = top + form.epsilon
+        else:
+            d = channels_last(window_denominator(step, a, z, win), 1)
+        out = contract_window(algebra, S, V, Vpos, pooled, d, self._kernel_input(
+            algebra, r_out, 2), geo)
+        r_in = self._from_kernel(step.carrier, out, (out.shape[0], out.shape[1]) + in_shape)
+        den = torch.from_numpy(np.ascontiguousarray(d.transpose(0, 2, 1))).reshape(
+            (d.shape[0],) + out_shape)
+        return [r_in], absorbed(step, win.bias, den, r_out)
+
+    def _fused_dense(
+        self, op: Dense, step: LinearStep, algebra: EdgeAlgebra,
+        values: dict[str, torch.Tensor], r_out: torch.Tensor,
+    ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+        from provgraph.backends.numba_contract import contract_window
+        from provgraph.backends.numba_window import geometry, window_absmax
+
+        # a dense op is a 1×1 convolution over one position with C_in = n_in, C_out = n_out
+        a, z = values[op.inputs[0]], values[op.output]
+        w, b = op_tensor(op, "weight", self.device, _F64), op_tensor(op, "bias", self.device, _F64)
+        n_in, n_out = w.shape
+        n_b, n_t = r_out.shape[:2]
+        n_pos = Dense.positions(tuple(a.shape[1:]))  # per token: positions join the samples
+        a2, z2 = a.reshape(n_b * n_pos, n_in), z.reshape(n_b * n_pos, n_out)
+        rows = r_out.reshape(n_b, n_t, n_pos, n_out).transpose(1, 2).reshape(n_b * n_pos, n_t, -1)
+        form = step.form
+        geo = geometry((1,), (1,), (1,), (1,), (1,), (0,), 1)
+        S = np.stack([form.source(t, a2, (n_in,)).numpy() for t in form.terms])[:, :, None]
+        VT = _stacked([t.weight(w).numpy() for t in form.terms])  # (terms, n_in, n_out)
+        V = np.ascontiguousarray(VT.transpose(0, 2, 1))[:, :, None]
+        no_pos = np.zeros((len(form.terms), 1))
+        if form.maxnorm:
+            top = np.ascontiguousarray(bias_numerator(form, b, z2).abs().numpy())[:, None]
+            window_absmax(S, V, VT[:, None, None], no_pos, False, top, geo)
+            d = top[:, 0] + form.epsilon
+        else:
+            d = np.ascontiguousarray(dense_denominator(step, a2, z2, w, b).numpy())
+        R = self._kernel_input(algebra, rows, 0)[:, :, None]
+        out = contract_window(algebra, S, V, no_pos, False, d[:, None], R, geo)[:, :, 0]
+        r_in = self._from_kernel(step.carrier, out, tuple(out.shape))
+        r_in = r_in.reshape(n_b, n_pos, n_t, n_in).transpose(1, 2)
+        r_in = r_in.reshape((n_b, n_t) + tuple(a.shape[1:]))
+        part = absorbed(step, b, torch.from_numpy(d), rows)
+        if part is not None and n_pos > 1:
+            part = step.carrier.reduce(part.reshape(n_b, n_pos, n_t), (1,))
+        return [r_in], part
+
+    @staticmethod
+    def _kernel_input(algebra: EdgeAlgebra, r_out: torch.Tensor, spatial: int) -> np.ndarray:
+        """The relevance in the kernel's layout (channels-last when ``spatial``) and carrier."""
+        dtype = torch.int64 if algebra.integer else _F64
+        r = r_out.to(dtype)
+        return channels_last(r, 2) if spatial else np.ascontiguousarray(r.numpy())
+
+    @staticmethod
+    def _from_kernel(carrier: TorchSemiring, out: np.ndarray, shape: tuple[int, ...]
+                     ) -> torch.Tensor:
+        """A kernel's ``(B, T, P, C)`` (or ``(B, T, n)``) result as a carrier tensor."""
+        t = torch.from_numpy(out)
+        if t.dim() == 4:
+            t = t.transpose(2, 3)
+        t = t.reshape(shape)
+        if carrier.storage == torch.bool:
+            return t != 0
+        return t.to(carrier.storage)
+
+
+def _stacked(arrays: list[np.ndarray]) -> np.ndarray:
+    """The arrays on a new leading axis; one array without a copy (dense weights are large)."""
+    return arrays[0][None] if len(arrays) == 1 else np.stack(arrays)
+
+
+def _float64_window(win: Window) -> Window:
+    """The window with float64 weights (a float32 backend still computes kernels in float64)."""
+    def f64(t: torch.Tensor | None) -> torch.Tensor | None:
+        return None if t is None else t.to(_F64)
+
+    return replace(win, weight=f64(win.weight), scale=f64(win.scale), bias=f64(win.bias))
+
+
+#: the fused kernel of each op class (looked up along the op's MRO)
+_NUMBA = {
+    Dense: NumbaBackend._fused_dense,
+    Conv: NumbaBackend._fused_window,
+    AvgPool: NumbaBackend._fused_window,
+    GlobalAvgPool: NumbaBackend._fused_window,
+}

@@ -1,0 +1,253 @@
+r"""Fused numba kernels of the sliding-window linear ops (Conv 1-D/2-D/3-D, AveragePool,
+GlobalAveragePool): stride, dilation, groups and padding, channels-last, never an edge list.
+
+Arrays are channels-last with the spatial axes flattened (positions ``P``) after being padded on
+the right to three axes (a 1-D op is ``(W, 1, 1)``, a 2-D op ``(H, W, 1)``):
+
+- ``S (n_terms, B, P_in, C_in)``: the rule's sources ``s_t(a)``;
+- ``V (n_terms, C_out, K, C_in/groups)``: the modified weights ``v_t(w)`` (K: kernel offsets),
+  or for pooling (``pooled``) ``Vpos (n_terms, P_out)``: ``v_t(1/n_o)`` per output position;
+- ``d, inv (B, P_out, C_out)``: the denominator and ``1/d`` (0 where ``d = 0``);
+- ``R (B, T, P_out, C_out)`` the output's relevance, ``out (B, T, P_in, C_in)`` the input's.
+
+The edge ``j → k`` joins input ``(o·s − p + κ·dil, c_in)`` to output ``(o, c_out)``; an input
+position outside the input (padding) has no edge. The kernels scatter from every output ``k``
+whose relevance is not K's zero (it would contribute nothing: sparsity), so ``r_jk`` and
+``Θ(r_jk)`` exist only in registers:
+
+.. math::
+
+    R_{in}[j] \mathrel{⊕}= Θ(r_{jk}) ⊗ R_k, \qquad
+    r_{jk} = \frac{\sum_t s_t(a)_j\, v_t(w_{jk})}{d_k}.
+
+Output rows are cut into blocks tall enough that two blocks apart never write the same input
+row; even blocks run in parallel, then odd ones (no races, no atomics).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import prange
+
+from provgraph.backends.numba_rows import (
+    numerator,
+    row_absmax,
+    row_factored,
+    row_float,
+    row_integer,
+)
+
+
+def geometry(
+    in_sp: tuple[int, ...], out_sp: tuple[int, ...], kernel: tuple[int, ...],
+    strides: tuple[int, ...], dilations: tuple[int, ...], pad_begin: tuple[int, ...],
+    groups: int,
+) -> np.ndarray:
+    """The int64 geometry vector the kernels read (spatial axes padded to three)."""
+    def three(v: tuple[int, ...], fill: int) -> list[int]:
+        return list(v) + [fill] * (3 - len(v))
+
+    k0, s0, d0 = (kernel + (1,))[0], (strides + (1,))[0], (dilations + (1,))[0]
+    block = max(1, -(-((k0 - 1) * d0) // s0))
+    return np.array(
+        three(in_sp, 1) + three(out_sp, 1) + three(kernel, 1) + three(strides, 1)
+        + three(dilations, 1) + three(pad_begin, 0) + [groups, block],
+        dtype=np.int64,
+    )
+
+
+@numba.njit(parallel=True, cache=True)
+def window_float(S, V, Vpos, pooled, d, inv, R, out, geo, sr, th, theta, zero, one, skip):
+    """General float kernel: ⊕, ⊗ and Θ by code (see :mod:`numba_algebra`)."""
+    n_b, n_t, c_out = R.shape[0], R.shape[1], R.shape[3]
+    in0, in1, in2, out0, out1, out2 = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5]
+    kk0, kk1, kk2, s0, s1, s2 = geo[6], geo[7], geo[8], geo[9], geo[10], geo[11]
+    d0, d1, d2, p0, p1, p2, groups, hb = (
+        geo[12], geo[13], geo[14], geo[15], geo[16], geo[17], geo[18], geo[19])
+    cin_g, cout_g = out.shape[3] // groups, c_out // groups
+    fast = S.shape[0] == 1 and not pooled
+    n_blocks = (out0 + hb - 1) // hb
+    for phase in range(2):
+        n_ph = (n_blocks - phase + 1) // 2
+        for item in prange(n_b * n_ph):
+            b, blk = item // n_ph, phase + 2 * (item % n_ph)
+            for t in range(n_t):
+                for o0 in range(blk * hb, min(out0, (blk + 1) * hb)):
+                    for o1 in range(out1):
+                        for o2 in range(out2):
+                            o = (o0 * out1 + o1) * out2 + o2
+                            for co in range(c_out):
+                                rk = R[b, t, o, co]
+                                if skip and rk == zero:
+                                    continue
+                                dk, ik = d[b, o, co], inv[b, o, co]
+                                cb = (co // cout_g) * cin_g
+                                for q0 in range(kk0):
+                                    i0 = o0 * s0 - p0 + q0 * d0
+                                    if i0 < 0 or i0 >= in0:
+                                        continue
+                                    for q1 in range(kk1):
+                                        i1 = o1 * s1 - p1 + q1 * d1
+                                        if i1 < 0 or i1 >= in1:
+                                            continue
+                                        for q2 in range(kk2):
+                                            i2 = o2 * s2 - p2 + q2 * d2
+                                            if i2 < 0 or i2 >= in2:
+                                                continue
+                                            ip = (i0 * in1 + i1) * in2 + i2
+                                            kap = (q0 * kk1 + q1) * kk2 + q2
+                                            vrow = V[0, co, kap] if fast else V[0, 0, 0]
+                                            row_float(
+                                                out[b, t, ip, cb:cb + cin_g],
+                                                S[0, b, ip, cb:cb + cin_g], vrow, S, V, Vpos,
+                                                pooled, fast, b, ip, cb, co, kap, o, dk, ik, rk,
+                                                sr, th, theta, zero, one)
+
+
+@numba.njit(parallel=True, cache=True)
+def window_integer(S, V, Vpos, pooled, d, inv, R, out, geo, sr, th, theta):
+    """Counting (exact int64, returns whether a sum overflowed) and Boolean (0/1)."""
+    n_b, n_t, c_out = R.shape[0], R.shape[1], R.shape[3]
+    in0, in1, in2, out0, out1, out2 = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5]
+    kk0, kk1, kk2, s0, s1, s2 = geo[6], geo[7], geo[8], geo[9], geo[10], geo[11]
+    d0, d1, d2, p0, p1, p2, groups, hb = (
+        geo[12], geo[13], geo[14], geo[15], geo[16], geo[17], geo[18], geo[19])
+    cin_g, cout_g = out.shape[3] // groups, c_out // groups
+    fast = S.shape[0] == 1 and not pooled
+    n_blocks = (out0 + hb - 1) // hb
+    overflows = np.zeros(n_b * n_blocks, dtype=np.int64)  # one slot per task: no shared sum
+    for phase in range(2):
+        n_ph = (n_blocks - phase + 1) // 2
+        for item in prange(n_b * n_ph):
+            b, blk = item // n_ph, phase + 2 * (item % n_ph)
+            for t in range(n_t):
+                for o0 in range(blk * hb, min(out0, (blk + 1) * hb)):
+                    for o1 in range(out1):
+                        for o2 in range(out2):
+                            o = (o0 * out1 + o1) * out2 + o2
+                            for co in range(c_out):
+                                rk = R[b, t, o, co]
+                                if rk == 0:
+                                    continue
+                                dk, ik = d[b, o, co], inv[b, o, co]
+                                cb = (co // cout_g) * cin_g
+                                for q0 in range(kk0):
+                                    i0 = o0 * s0 - p0 + q0 * d0
+                                    if i0 < 0 or i0 >= in0:
+                                        continue
+                                    for q1 in range(kk1):
+                                        i1 = o1 * s1 - p1 + q1 * d1
+                                        if i1 < 0 or i1 >= in1:
+                                            continue
+                                        for q2 in range(kk2):
+                                            i2 = o2 * s2 - p2 + q2 * d2
+                                            if i2 < 0 or i2 >= in2:
+                                                continue
+                                            ip = (i0 * in1 + i1) * in2 + i2
+                                            kap = (q0 * kk1 + q1) * kk2 + q2
+                                            vrow = V[0, co, kap] if fast else V[0, 0, 0]
+                                            overflows[b * n_blocks + blk] += row_integer(
+                                                out[b, t, ip, cb:cb + cin_g],
+                                                S[0, b, ip, cb:cb + cin_g], vrow, S, V, Vpos,
+                                                pooled, fast, b, ip, cb, co, kap, o, dk, ik, rk,
+                                                sr, th, theta)
+    return overflows.sum() > 0
+
+
+@numba.njit(parallel=True, cache=True)
+def window_factored(V, Vpos, pooled, tk, out, geo, sr, skip_value):
+    """The inner ⊕ of a factored step: ``out[j] ⊕= v_jk ⊗ t_k`` (``skip_value``: K's zero).
+
+    Viterbi, Θ = identity: ``t = R/d``, ⊗ = ×, ⊕ = max; tropical, Θ = −log:
+    ``v = −log |v(w)|``, ``t = log d + R``, ⊗ = +, ⊕ = min. The caller ⊗-multiplies the source
+    factor (``s_j``, or ``−log s_j``) afterwards.
+    """
+    n_b, n_t, c_out = tk.shape[0], tk.shape[1], tk.shape[3]
+    in0, in1, in2, out0, out1, out2 = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5]
+    kk0, kk1, kk2, s0, s1, s2 = geo[6], geo[7], geo[8], geo[9], geo[10], geo[11]
+    d0, d1, d2, p0, p1, p2, groups, hb = (
+        geo[12], geo[13], geo[14], geo[15], geo[16], geo[17], geo[18], geo[19])
+    cin_g, cout_g = out.shape[3] // groups, c_out // groups
+    n_blocks = (out0 + hb - 1) // hb
+    for phase in range(2):
+        n_ph = (n_blocks - phase + 1) // 2
+        for item in prange(n_b * n_ph):
+            b, blk = item // n_ph, phase + 2 * (item % n_ph)
+            for t in range(n_t):
+                for o0 in range(blk * hb, min(out0, (blk + 1) * hb)):
+                    for o1 in range(out1):
+                        for o2 in range(out2):
+                            o = (o0 * out1 + o1) * out2 + o2
+                            for co in range(c_out):
+                                x = tk[b, t, o, co]
+                                if x == skip_value:
+                                    continue
+                                cb = (co // cout_g) * cin_g
+                                for q0 in range(kk0):
+                                    i0 = o0 * s0 - p0 + q0 * d0
+                                    if i0 < 0 or i0 >= in0:
+                                        continue
+                                    for q1 in range(kk1):
+                                        i1 = o1 * s1 - p1 + q1 * d1
+                                        if i1 < 0 or i1 >= in1:
+                                            continue
+                                        for q2 in range(kk2):
+                                            i2 = o2 * s2 - p2 + q2 * d2
+                                            if i2 < 0 or i2 >= in2:
+                                                continue
+                                            ip = (i0 * in1 + i1) * in2 + i2
+                                            kap = (q0 * kk1 + q1) * kk2 + q2
+                                            orow = out[b, t, ip, cb:cb + cin_g]
+                                            if pooled:
+                                                row_factored(orow, Vpos[0, o:o + 1], x, sr)
+                                            else:
+                                                row_factored(orow, V[0, co, kap], x, sr)
+
+
+@numba.njit(parallel=True, cache=True)
+def window_absmax(S, V, VT, Vpos, pooled, top, geo):
+    """``top[b, o, c_out] = max(top, max_j |Σ_t s_t(a)_j v_t(w_jk)|)`` (max-norm denominators).
+
+    One term on a convolution: ``VT (G, K, C_in/groups, C_out/groups)``, the rows of output
+    channels updated from every non-zero source; otherwise the numerator term by term.
+    """
+    n_b, c_out = top.shape[0], top.shape[2]
+    in0, in1, in2, out0, out1, out2 = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5]
+    kk0, kk1, kk2, s0, s1, s2 = geo[6], geo[7], geo[8], geo[9], geo[10], geo[11]
+    d0, d1, d2, p0, p1, p2, groups = (
+        geo[12], geo[13], geo[14], geo[15], geo[16], geo[17], geo[18])
+    cin_g, cout_g = S.shape[3] // groups, c_out // groups
+    fast = S.shape[0] == 1 and not pooled
+    for item in prange(n_b * out0):
+        b, o0 = item // out0, item % out0
+        for o1 in range(out1):
+            for o2 in range(out2):
+                o = (o0 * out1 + o1) * out2 + o2
+                for q0 in range(kk0):
+                    i0 = o0 * s0 - p0 + q0 * d0
+                    if i0 < 0 or i0 >= in0:
+                        continue
+                    for q1 in range(kk1):
+                        i1 = o1 * s1 - p1 + q1 * d1
+                        if i1 < 0 or i1 >= in1:
+                            continue
+                        for q2 in range(kk2):
+                            i2 = o2 * s2 - p2 + q2 * d2
+                            if i2 < 0 or i2 >= in2:
+                                continue
+                            ip = (i0 * in1 + i1) * in2 + i2
+                            kap = (q0 * kk1 + q1) * kk2 + q2
+                            for g in range(groups):
+                                trow = top[b, o, g * cout_g:(g + 1) * cout_g]
+                                for ci in range(cin_g):
+                                    if fast:
+                                        sv = S[0, b, ip, g * cin_g + ci]
+                                        if sv != 0.0:
+                                            row_absmax(trow, VT[0, g, kap, ci], sv)
+                                        continue
+                                    for cg in range(cout_g):
+                                        a = abs(numerator(S, V, Vpos, pooled, b, ip,
+                                                          g * cin_g + ci, g * cout_g + cg,
+                                                          kap, ci, o))
+                                        trow[cg] = a if a > trow[cg] else trow[cg]

@@ -1,0 +1,217 @@
+"""The numba backend's fused kernels equal the scipy reference.
+
+Every built-in semiring × rule × Θ on small networks that cover dense layers, residual Adds,
+BatchNorm, convolutions with groups, dilation, stride and asymmetric padding, average pooling with
+padding and ceil mode, max pooling, and 1-D and 3-D convolutions with global average pooling:
+exactly for Boolean and Counting, within 1e-6 relative otherwise (``torch_checks.assert_agree``).
+Batches of samples × targets equal per-sample reference calls. Counting's int64 kernels report
+an overflow, checked against Python integer sums; user-defined semirings take the generic steps.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from models import MODELS, WITH_BATCHNORM, _settle, build, export_onnx
+from torch import nn
+from torch_checks import assert_agree, one_thread_per_worker  # noqa: F401 (autouse fixture)
+
+from provgraph import importers
+from provgraph.algebra.composites import Composite, Entry
+from provgraph.algebra.counting_carriers import CountOverflowError
+from provgraph.algebra.rules import (
+    LRPZB,
+    Flat,
+    LRPEpsilon,
+    LRPGamma,
+    LRPZero,
+    MaxNormalized,
+    WSquare,
+)
+from provgraph.algebra.semirings import BUILTIN_SEMIRINGS, get_semiring
+from provgraph.algebra.theta import ConstantOne, IdentityTheta, NegLog, Threshold
+from provgraph.api import explain_batched
+from provgraph.backends import NumbaBackend
+from provgraph.backends.numba_algebra import COUNT, ONE, EdgeAlgebra
+from provgraph.engine.annotation import AnnotatedGraph
+from provgraph.engine.batch import BatchGraph
+from provgraph.model.trace import forward_trace
+
+
+class Conv1dNet(nn.Module):
+    """Strided, padded, then grouped and dilated 1-D convolutions on 3×11."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv1d(3, 4, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv1d(4, 4, 3, padding=2, dilation=2, groups=2),
+            nn.ReLU(),
+        )
+        self.fc = nn.Linear(4 * 6, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(self.features(x), 1))
+
+
+class Conv3dNet(nn.Module):
+    """A strided, padded 3-D convolution, a depthwise one, then global average pooling."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv3d(2, 4, (2, 3, 3), stride=(1, 2, 1), padding=(0, 1, 1)),
+            nn.ReLU(),
+            nn.Conv3d(4, 4, (1, 2, 2), groups=4),
+            nn.AdaptiveAvgPool3d(1),
+        )
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(self.features(x), 1))
+
+
+EXTRA = {"conv1d": (Conv1dNet, (3, 11)), "conv3d": (Conv3dNet, (2, 4, 6, 5))}
+NETS = ["mlp", "residual_cnn", "conv_variants", "pool_net", "conv1d", "conv3d"]
+
+
+def _model(name: str, seed: int) -> nn.Module:
+    if name in MODELS:
+        return build(name, seed=seed)
+    builder, shape = EXTRA[name]
+    torch.manual_seed(seed)
+    return _settle(builder(), shape, seed)
+
+
+@pytest.fixture(scope="module")
+def graphs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, AnnotatedGraph]:
+    folder = tmp_path_factory.mktemp("numba")
+    out = {}
+    for i, name in enumerate(NETS):
+        path = export_onnx(_model(name, i), folder / f"{name}.onnx",
+                           keep_batchnorm=name in WITH_BATCHNORM)
+        net = importers.load_onnx(path)
+        x = np.random.default_rng(i).uniform(-0.2, 1.0, size=net.input_shape)
+        out[name] = AnnotatedGraph(net, forward_trace(net, x))
+    return out
+
+
+def _rules(shape: tuple[int, ...]) -> list:
+    low = np.linspace(-0.5, 0.0, int(np.prod(shape)))
+    return [
+        None,
+        LRPZero(),
+        LRPEpsilon(0.05),
+        LRPGamma(0.5, epsilon=1e-6, modify_bias=False),
+        Composite(LRPEpsilon(0.01), [Entry(0, LRPZB(low, low + 1.5))], name="boxed"),
+        MaxNormalized(),
+        Flat(),
+        WSquare(),
+    ]
+
+
+THETAS = {
+    "boolean": [None, ConstantOne(), Threshold(0.05, per_layer={0: 0.0, -1: 1e-3})],
+    "counting": [None, ConstantOne(), Threshold(0.05, per_layer={0: 0.0, -1: 1e-3})],
+    "viterbi": [None, Threshold(1e-3)],
+    "fuzzy": [None, Threshold(1e-3)],
+    "tropical": [None, IdentityTheta()],
+    "real": [Threshold(1e-3), None],
+}
+
+
+@pytest.mark.parametrize("semiring", list(BUILTIN_SEMIRINGS))
+@pytest.mark.parametrize("model", NETS)
+def test_numba_equals_scipy(graphs, model: str, semiring: str) -> None:
+    graph = graphs[model]
+    k = get_semiring(semiring)
+    targets = [0, graph.network.num_classes - 1]
+    for rule in _rules(graph.network.input_shape):
+        for theta in THETAS[semiring]:
+            engine = NumbaBackend()
+            kw = {"rule": rule, "theta": theta, "target": targets}
+            reference = graph.aggregate(k, backend="scipy", **kw)
+            result = graph.aggregate(k, backend=engine, **kw)
+            what = f"{model} {semiring} {rule!r} {theta!r}"
+            assert result.info["backend"] == "numba", what
+            assert_agree(reference, result, what)
+            gradient = semiring == "real" and theta is None
+            assert (engine.fused_steps == 0) == gradient, what  # the kernels did the work
+
+
+def test_tropical_negative_log_of_signed_weights(graphs) -> None:
+    """Θ = −log of LRP-γ weights of either sign: the per-edge logarithm, not the factored form."""
+    for model in ("conv_variants", "conv3d", "mlp"):
+        graph = graphs[model]
+        kw = {"theta": NegLog(), "rule": LRPGamma(0.3), "target": [0, 2]}
+        reference = graph.aggregate("tropical", backend="scipy", **kw)
+        engine = NumbaBackend()
+        assert_agree(reference, graph.aggregate("tropical", backend=engine, **kw), model)
+        assert engine.fused_steps > 0
+
+
+@pytest.mark.parametrize("semiring", ["boolean", "counting", "viterbi", "tropical", "fuzzy"])
+def test_a_batch_of_samples_and_targets_equals_each_sample(tmp_path, semiring: str) -> None:
+    net = importers.load_onnx(export_onnx(build("vgg_style", seed=3), tmp_path / "v.onnx",
+                                          keep_batchnorm=True))
+    x = np.random.default_rng(5).uniform(0.0, 1.0, size=(3,) + net.input_shape)
+    classes = [0, 2, 4]
+    engine = NumbaBackend()
+    batch = BatchGraph.from_inputs(net, x).aggregate(semiring, backend=engine, target=classes)
+    assert engine.fused_steps > 0
+    for i in range(len(x)):
+        single = AnnotatedGraph(net, forward_trace(net, x[i]))
+        reference = single.aggregate(semiring, backend="scipy", target=classes)
+        assert_agree(reference, batch[i], f"{semiring} sample {i}")
+
+
+def test_auto_explains_batches_with_the_numba_kernels(graphs) -> None:
+    net = graphs["conv_variants"].network
+    x = np.random.default_rng(0).uniform(size=(2,) + net.input_shape)
+    batch = explain_batched(net, x, "viterbi", backend="auto")
+    assert batch.info["backend"] == "numba"
+    assert batch.info["backend_selection"].startswith("auto: numba")
+
+
+def test_counting_overflow_is_reported_not_wrapped() -> None:
+    from provgraph.backends.numba_contract import contract_window
+    from provgraph.backends.numba_window import geometry
+
+    big = 2**62
+    counting = EdgeAlgebra(True, COUNT, ONE, 0.0, 0.0, 1.0)
+    # dense: one input neuron, two outputs (a 1×1 convolution over one position)
+    dense = geometry((1,), (1,), (1,), (1,), (1,), (0,), 1)
+    S, V, d = np.ones((1, 1, 1, 1)), np.ones((1, 2, 1, 1)), np.ones((1, 1, 2))
+    for values, overflows in (([big, big - 1], False), ([big, big], True)):
+        R = np.array(values, dtype=np.int64).reshape(1, 1, 1, 2)
+        assert (sum(values) > 2**63 - 1) == overflows  # Python integers: the true sum
+        if overflows:
+            with pytest.raises(CountOverflowError, match="int64"):
+                contract_window(counting, S, V, np.zeros((1, 1)), False, d, R, dense)
+        else:
+            out = contract_window(counting, S, V, np.zeros((1, 1)), False, d, R, dense)
+            assert out[0, 0, 0, 0] == sum(values)
+    # a 1-D window of two taps: input 1 receives both outputs' counts
+    geo = geometry((3,), (2,), (2,), (1,), (1,), (0,), 1)
+    S, V, d = np.ones((1, 1, 3, 1)), np.ones((1, 1, 2, 1)), np.ones((1, 2, 1))
+    R = np.full((1, 1, 2, 1), big, dtype=np.int64)
+    with pytest.raises(CountOverflowError):
+        contract_window(counting, S, V, np.zeros((1, 1)), False, d, R, geo)
+    R[0, 0, 1, 0] = big - 1
+    out = contract_window(counting, S, V, np.zeros((1, 1)), False, d, R, geo)
+    assert out[0, 0, :, 0].tolist() == [big, 2 * big - 1, big - 1]
+
+
+def test_user_defined_semiring_takes_the_generic_steps(graphs) -> None:
+    class MaxTimes(type(get_semiring("viterbi"))):
+        """A user's copy of Viterbi: no kernel code, so the torch steps run."""
+
+        name = "maxtimes"
+
+    graph = graphs["conv_variants"]
+    engine = NumbaBackend()
+    reference = graph.aggregate(MaxTimes(), backend="scipy", target=[1])
+    assert_agree(reference, graph.aggregate(MaxTimes(), backend=engine, target=[1]))
+    assert engine.fused_steps == 0
