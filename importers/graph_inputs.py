@@ -59,6 +59,8 @@ def _graph_inputs(graph: onnx.GraphProto) -> list[onnx.ValueInfoProto]:
 
 
 def _is_integer(value: onnx.ValueInfoProto) -> bool:
+    if not value.type.HasField("tensor_type") or value.type.tensor_type.elem_type == 0:
+        return False  # a sequence, optional or untyped input: never token ids
     dtype = helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type)
     return np.dtype(dtype).kind in "iu"
 

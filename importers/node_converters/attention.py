@@ -57,11 +57,15 @@ def convert_softmax(node: OnnxNode, ctx: ConversionContext) -> None:
             node, f"softmax over axis {axis} of a rank-{rank} tensor; only the last axis is "
             "supported inside the network"
         )
+    if node.outputs[0] in ctx.protected:  # the requested logits: a classifier head
+        raise ctx.unsupported(
+            node, "a softmax is the classifier's head, not its logits (explanations start from "
+            "the logits: pass output= the softmax input)"
+        )
     if not _feeds_product(ctx, node.outputs[0]):
         raise ctx.unsupported(
             node, "a softmax inside the network is supported only as attention weights (an "
-            "operand of a product of computed tensors); explanations start from the logits: pass "
-            "output= the softmax input if this is the classifier's head"
+            "operand of a product of computed tensors)"
         )
     ctx.emit(AttentionSoftmax(node.name, (x,), node.outputs[0], source="Softmax"))
 
