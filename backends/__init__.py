@@ -16,6 +16,7 @@ from typing import Any
 from provgraph.backends.base import Backend, Capabilities, Request
 from provgraph.backends.scipy_backend import ScipyBackend
 from provgraph.backends.torch_backend import TorchBackend
+from provgraph.backends.triton_backend import TritonBackend
 from provgraph.errors import ProvgraphError
 
 #: registered backends by name, in order of preference for ``"auto"``
@@ -30,6 +31,7 @@ def register(cls: type[Backend]) -> type[Backend]:
 
 register(ScipyBackend)
 register(TorchBackend)
+register(TritonBackend)  # CUDA only; "auto" prefers torch, so it is chosen by name
 
 
 def get_backend(
@@ -106,6 +108,7 @@ __all__ = [
     "Request",
     "ScipyBackend",
     "TorchBackend",
+    "TritonBackend",
     "get_backend",
     "register",
 ]
