@@ -113,22 +113,31 @@ def main() -> None:
     unknown = sorted(set(cases) - set(CASES))
     if unknown:
         parser.error(f"unknown cases {unknown}; known: {', '.join(CASES)}")
-    with tempfile.TemporaryDirectory() as tmp:
-        paths = build(Path(tmp), args.quick)
-        results = {case: measure(case, paths) for case in cases}
-    captum = results.get("Captum LRP", {}).get("rss")
+    if "Captum LRP" in cases:  # first, so that every row can give its ratio
+        cases = ["Captum LRP"] + [c for c in cases if c != "Captum LRP"]
     what = "VGG-16 ÷ 8, 1×3×64×64" if args.quick else "VGG-16, 1×3×224×224"
     print(f"Peak RSS (VmHWM) of one explanation, each case in its own process: {what}\n")
     print("| case | peak RSS | × Captum | target | time |")
-    print("|---|---:|---:|---:|---:|")
-    for case, r in results.items():
-        if "error" in r:
-            print(f"| {case} | failed: {r['error']} | | | |")
-            continue
-        ratio = f"{r['rss'] / captum:.2f}×" if captum else "—"
-        target = f"≤ {TARGET}×" if case.startswith("provgraph") else ""
-        print(f"| {case} | {r['rss'] / 2**30:.2f} GiB | {ratio} | {target} | "
-              f"{r['seconds']:.1f} s |")
+    print("|---|---:|---:|---:|---:|", flush=True)
+    captum = None
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = build(Path(tmp), args.quick)
+        for case in cases:
+            r = measure(case, paths)
+            if case == "Captum LRP":
+                captum = r.get("rss")
+            _row(case, r, captum)
+
+
+def _row(case: str, r: dict, captum: int | None) -> None:
+    """One table row, printed as soon as its case has run."""
+    if "error" in r:
+        print(f"| {case} | failed: {r['error']} | | | |", flush=True)
+        return
+    ratio = f"{r['rss'] / captum:.2f}×" if captum else "—"
+    target = f"≤ {TARGET}×" if case.startswith("provgraph") else ""
+    print(f"| {case} | {r['rss'] / 2**30:.2f} GiB | {ratio} | {target} | "
+          f"{r['seconds']:.1f} s |", flush=True)
 
 
 if __name__ == "__main__":
