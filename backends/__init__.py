@@ -17,6 +17,7 @@ from provgraph.backends.base import Backend, Capabilities, Request
 from provgraph.backends.numba_backend import NumbaBackend
 from provgraph.backends.scipy_backend import ScipyBackend
 from provgraph.backends.torch_backend import TorchBackend
+from provgraph.backends.triton_backend import TritonBackend
 from provgraph.errors import ProvgraphError
 
 #: registered backends by name, in order of preference for ``"auto"``
@@ -32,6 +33,7 @@ def register(cls: type[Backend]) -> type[Backend]:
 register(ScipyBackend)
 register(NumbaBackend)
 register(TorchBackend)
+register(TritonBackend)  # CUDA only; "auto" prefers torch, so it is chosen by name
 
 
 def get_backend(
@@ -109,6 +111,7 @@ __all__ = [
     "Request",
     "ScipyBackend",
     "TorchBackend",
+    "TritonBackend",
     "get_backend",
     "register",
 ]

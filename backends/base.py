@@ -210,6 +210,9 @@ class Backend(ABC):
     selection: str | None = None
     #: most edges one :meth:`contract` call sees (``None``: a whole op input at once)
     block_edges: int | None = None
+    #: exact counts that overflow: ``"auto"`` lets the driver rerun in a wider carrier
+    #: (:func:`~provgraph.algebra.counting_carriers.wider_counting`); any other mode is strict
+    counting: str = "auto"
 
     # ------------------------------------------------------------------ driver hooks
     def check(self, graph: Any) -> None:

@@ -11,8 +11,10 @@ winner-takes-all op other than max pooling) takes the generic step of
   the rule's modified weights), about one forward plus one backward pass.
 - Every other (semiring, Θ): exact chunked kernels that evaluate at most ``budget`` edge weights
   at a time (:mod:`~provgraph.backends.torch_conv`, :mod:`~provgraph.backends.torch_linear`).
-- Counting: exact int64 with overflow detection (default), or ``counting="float64"`` /
-  ``counting="log"`` for huge path counts; the mode is stated in ``Relevance.info["counting"]``.
+- Counting: exact int64 with overflow detection; under the default ``counting="auto"`` the
+  driver reruns an overflowing explanation in float64 (then log) counts, ``counting="int64"``
+  raises instead, ``counting="float64"`` / ``counting="log"`` ask for those carriers directly;
+  the carrier is stated in ``Relevance.info["counting"]``.
 
 The same code runs on CPU and CUDA tensors. Built-in semirings, rules and Θs run natively; a
 user-defined Θ is evaluated by its numpy code (a round trip to the CPU); a user-defined semiring or
@@ -80,8 +82,9 @@ class TorchBackend(Backend):
         ``float64`` (default; agrees with the scipy reference to rounding) or ``float32``
         (faster; Θ thresholds then see float32 edge weights).
     counting
-        ``"int64"`` (exact, overflow raises
-        :class:`~provgraph.algebra.counting_carriers.CountOverflowError`),
+        ``"auto"`` (default: exact int64; where counts outgrow it the driver reruns in float64,
+        then log counts, and says so in ``info["counting"]`` and a warning), ``"int64"`` (exact,
+        overflow raises :class:`~provgraph.algebra.counting_carriers.CountOverflowError`),
         ``"float64"`` or ``"log"`` (log-domain counts).
     budget
         Most edge values a non-real kernel holds at once (bounds memory).
@@ -94,7 +97,7 @@ class TorchBackend(Backend):
         self,
         device: str | torch.device | None = "cpu",
         dtype: str | torch.dtype = torch.float64,
-        counting: str = "int64",
+        counting: str = "auto",
         budget: int = DEFAULT_BUDGET,
     ) -> None:
         self.device = resolve_device(device)
@@ -115,7 +118,7 @@ class TorchBackend(Backend):
 
     # --- driver hooks ---
     def result_semiring(self, semiring: Semiring) -> Semiring:
-        if type(semiring) is CountingSemiring and self.counting != "int64":
+        if type(semiring) is CountingSemiring and self.counting not in ("auto", "int64"):
             return counting_semiring(self.counting)
         return semiring
 

@@ -2,7 +2,9 @@
 
 The ops' own ``forward`` is reused: an op is cloned with its weight arrays replaced by tensors of
 the wanted device and dtype (``torch.as_tensor`` then returns them without a copy), so the device
-trace computes exactly what :func:`provgraph.model.trace.forward_trace` computes.
+trace computes exactly what :func:`provgraph.model.trace.forward_trace` computes. A large weight
+that a CPU computation needs in another dtype is converted where it is used and not kept
+(:data:`CACHED_COPY_BYTES`), which bounds host memory by one layer's copy.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ from provgraph.model.trace import Trace, as_batch, check_activations
 
 _WEIGHT_FIELDS = ("weight", "bias", "scale", "shift")
 _TENSORS: weakref.WeakKeyDictionary[Op, dict[tuple, torch.Tensor]] = weakref.WeakKeyDictionary()
-_CLONES: weakref.WeakKeyDictionary[Network, dict[tuple, list[Op]]] = weakref.WeakKeyDictionary()
 _VALUES: weakref.WeakKeyDictionary[Any, dict[tuple, dict[str, torch.Tensor]]] = (
     weakref.WeakKeyDictionary()
 )
@@ -62,37 +63,46 @@ def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
     return names[key]
 
 
+#: a weight converted on the CPU into a copy (float32 → float64) is cached only up to this size;
+#: larger ones (VGG-16's dense layers: 0.8 GB in float64) are converted where they are used, so
+#: a network's weights are never held twice in host memory
+CACHED_COPY_BYTES = 2**24
+
+
 def op_tensor(op: Op, field: str, device: torch.device, dtype: torch.dtype) -> torch.Tensor | None:
-    """``op.<field>`` (a numpy array) as a cached tensor on ``device``."""
+    """``op.<field>`` (a numpy array) as a tensor on ``device``, cached when that is cheap.
+
+    On the CPU in the array's own dtype the tensor shares the array's memory and is cached; on
+    another device it is cached (device memory, converted once); a CPU copy into another dtype
+    is cached only up to :data:`CACHED_COPY_BYTES`.
+    """
     value = getattr(op, field, None)
     if value is None:
         return None
     cache = _TENSORS.setdefault(op, {})
     key = (field, str(device), dtype)
-    if key not in cache:
-        if isinstance(value, torch.Tensor):
-            cache[key] = value.to(device, dtype)
-        else:
-            cache[key] = torch.as_tensor(np.asarray(value)).to(device, dtype)
-    return cache[key]
+    if key in cache:
+        return cache[key]
+    source = value if isinstance(value, torch.Tensor) else torch.as_tensor(np.asarray(value))
+    shared = device.type == "cpu" and source.dtype == dtype
+    if shared:  # the array itself, in whatever order it is stored (a transposed Gemm weight)
+        tensor = source
+    else:  # one contiguous copy: kernels slice it by rows
+        tensor = torch.empty(tuple(source.shape), dtype=dtype, device=device).copy_(source)
+    if device.type != "cpu" or shared or tensor.nbytes <= CACHED_COPY_BYTES:
+        cache[key] = tensor
+    return tensor
 
 
-def device_ops(network: Network, device: torch.device, dtype: torch.dtype) -> list[Op]:
-    """The network's ops with their weights as tensors on ``device`` (cached)."""
-    cache = _CLONES.setdefault(network, {})
-    key = (str(device), dtype)
-    if key not in cache:
-        ops = []
-        for op in network.ops:
-            names = {f.name for f in dataclasses.fields(op)}
-            changes = {
-                f: op_tensor(op, f, device, dtype)
-                for f in _WEIGHT_FIELDS
-                if f in names and isinstance(getattr(op, f), np.ndarray)
-            }
-            ops.append(dataclasses.replace(op, **changes) if changes else op)
-        cache[key] = ops
-    return cache[key]
+def device_op(op: Op, device: torch.device, dtype: torch.dtype) -> Op:
+    """``op`` with its weight arrays as tensors on ``device`` (:func:`op_tensor`)."""
+    names = {f.name for f in dataclasses.fields(op)}
+    changes = {
+        f: op_tensor(op, f, device, dtype)
+        for f in _WEIGHT_FIELDS
+        if f in names and isinstance(getattr(op, f), np.ndarray)
+    }
+    return dataclasses.replace(op, **changes) if changes else op
 
 
 def device_trace(
@@ -105,10 +115,11 @@ def device_trace(
     batch = as_batch(network, x)
     values = {network.input_name: torch.as_tensor(batch).to(device, dtype)}
     with torch.no_grad():
-        ops = device_ops(network, device, dtype)
-        for op in ops:
-            values[op.output] = op.forward(*(values[t] for t in op.inputs))
-        check_activations(network, ops, values)
+        for op in network.ops:  # one op's weights on the device at a time when not cached
+            values[op.output] = device_op(op, device, dtype).forward(
+                *(values[t] for t in op.inputs)
+            )
+        check_activations(network, network.ops, values)
     return Trace(network, values)
 
 

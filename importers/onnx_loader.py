@@ -33,6 +33,7 @@ from provgraph.importers.validation import (
     check_parameters,
     flush_subnormal_parameters,
     read_initializers,
+    without_weight_payloads,
 )
 from provgraph.model.network import Network
 
@@ -72,6 +73,7 @@ def read_model(model: ModelSource) -> tuple[onnx.ModelProto, str]:
             raise ModelLoadError(
                 f"{name}: not a readable ONNX model (the file is truncated or not ONNX)"
             ) from None
+        del data  # the proto holds its own copy of the weights
         if base_dir is not None and any(
             external_data_helper.uses_external_data(t) for t in proto.graph.initializer
         ):
@@ -104,8 +106,9 @@ def _validate(proto: onnx.ModelProto, name: str) -> onnx.ModelProto:
             f"({newest})"
         )
     _check_names(proto, name)
-    if proto.ByteSize() < onnx.checker.MAXIMUM_PROTOBUF:
-        _check(proto, name)
+    checked = without_weight_payloads(proto)
+    if checked.ByteSize() < onnx.checker.MAXIMUM_PROTOBUF:
+        _check(checked, name)
     if opset < MIN_OPSET:
         try:
             proto = version_converter.convert_version(proto, UPGRADE_TO)

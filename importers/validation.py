@@ -1,5 +1,6 @@
 """Checks that a model's stored data can be trusted before anything is computed from it.
 
+- :func:`without_weight_payloads`: what ``onnx.checker`` is given, without the weights' bytes;
 - :func:`check_external_data`: external weight files (location, offset, length) are inside the
   model's folder and hold the bytes the model says they do;
 - :func:`read_initializers`: every initializer a needed node reads is a numeric tensor of a known
@@ -15,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -112,6 +114,55 @@ def _tensor_bytes(tensor: onnx.TensorProto) -> int | None:
     return int(np.prod(tensor.dims, dtype=np.int64)) * item
 
 
+# --- the model checker ------------------------------------------------------------------------
+
+
+#: initializers above this many bytes are checked without their payload
+_PAYLOAD_BYTES = 1 << 16
+_VALUE_FIELDS = ("float_data", "int32_data", "string_data", "int64_data", "double_data",
+                 "uint64_data", "external_data")
+
+
+def without_weight_payloads(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of ``proto`` for ``onnx.checker`` in which every large initializer that holds
+    only ``raw_data`` is an empty tensor of the same name and type.
+
+    ``check_model`` serialises the model and parses it again in C++: with the weights that is two
+    more copies of them (VGG-16: 1.1 GB). What it checks of such a tensor (one value field, a
+    known type) holds by construction; its bytes are read and checked by
+    :func:`~provgraph.importers.validation.read_initializers`.
+    """
+    light = onnx.ModelProto()
+    _copy_fields(proto, light, skip="graph")
+    _copy_fields(proto.graph, light.graph, skip="initializer")
+    for tensor in proto.graph.initializer:
+        payload_only = tensor.HasField("raw_data") and not any(
+            len(getattr(tensor, f)) for f in _VALUE_FIELDS
+        )
+        # the size from the dims: upb's ByteSize encodes the tensor to measure it
+        if payload_only and (_tensor_bytes(tensor) or 0) > _PAYLOAD_BYTES:
+            stand_in = light.graph.initializer.add()
+            stand_in.name, stand_in.data_type = tensor.name, tensor.data_type
+            stand_in.dims.append(0)
+            stand_in.raw_data = b""
+        else:
+            light.graph.initializer.add().CopyFrom(tensor)
+    return light
+
+
+def _copy_fields(source: Any, target: Any, skip: str) -> None:
+    for field, value in source.ListFields():
+        if field.name == skip:
+            continue
+        if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):  # repeated
+            getattr(target, field.name).extend(value)
+        elif field.message_type is not None:
+            getattr(target, field.name).CopyFrom(value)
+        else:
+            setattr(target, field.name, value)
+
+
+
 # --- initializers ----------------------------------------------------------------------------
 
 
@@ -158,11 +209,24 @@ def _to_array(tensor: onnx.TensorProto) -> np.ndarray:
         array = array.astype(kind)
     if array.dtype.kind == "c":
         raise ValueError("are complex numbers; provgraph explains real-valued networks")
-    return array if array.flags.writeable else array.copy()
+    # a read-only view of the bytes protobuf handed over: no second copy of the weights (an op
+    # that must change a parameter, as flush_subnormal_parameters does, copies it first)
+    return array
+
+
+#: elements per block of the parameter scans (their temporaries stay this small)
+_SCAN_BLOCK = 1 << 20
+
+
+def _blocks(array: np.ndarray) -> list[np.ndarray]:
+    """``array``'s elements as flat blocks of at most :data:`_SCAN_BLOCK` (views when the array is
+    contiguous in some order, as weights are)."""
+    flat = array.ravel(order="K")
+    return [flat[i : i + _SCAN_BLOCK] for i in range(0, flat.size, _SCAN_BLOCK)]
 
 
 def _check_finite(array: np.ndarray, what: str) -> None:
-    if array.dtype.kind != "f":
+    if array.dtype.kind != "f" or all(np.isfinite(b).all() for b in _blocks(array)):
         return
     bad = ~np.isfinite(array)
     if bad.any():
@@ -209,11 +273,13 @@ def flush_subnormal_parameters(network: Network) -> int:
             value = getattr(op, field.name, None)
             if not isinstance(value, np.ndarray) or value.dtype not in (np.float32, np.float16):
                 continue
-            tiny = (value != 0) & (np.abs(value) < np.finfo(value.dtype).tiny)
-            if tiny.any():
-                if not value.flags.writeable:
-                    value = value.copy()
-                    setattr(op, field.name, value)
-                value[tiny] = 0
-                flushed += int(tiny.sum())
+            smallest = np.finfo(value.dtype).tiny
+            if not any(((b != 0) & (np.abs(b) < smallest)).any() for b in _blocks(value)):
+                continue  # scanned in blocks: no full-size temporaries for large weights
+            tiny = (value != 0) & (np.abs(value) < smallest)
+            if not value.flags.writeable:
+                value = value.copy()
+                setattr(op, field.name, value)
+            value[tiny] = 0
+            flushed += int(tiny.sum())
     return flushed

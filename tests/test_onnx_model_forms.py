@@ -181,7 +181,7 @@ def test_backends_agree_on_the_routing_and_gating_ops(torch_onnx, name: str, dyn
     graph = AnnotatedGraph(net, forward_trace(net, rand(*net.input_shape, seed=13)))
     for semiring in BUILTIN_SEMIRINGS:
         reference = graph.aggregate(semiring, target=[0, 3], backend="scipy")
-        for backend in BACKENDS:
+        for backend in [n for n, c in BACKENDS.items() if "cpu" in c.capabilities.devices]:
             rel = graph.aggregate(semiring, target=[0, 3], backend=backend)
             for tensor, expected in reference.tensors.items():
                 got = np.asarray(rel.tensors[tensor], dtype=np.float64)

@@ -28,7 +28,7 @@ from models import build, export_onnx
 from real_models import ROTATION, TEXT_DIRECTION, model_path, rotation_input, text_line_input
 from torch import nn
 
-from provgraph.algebra.counting_carriers import CountingFloat64Semiring, CountOverflowError
+from provgraph.algebra.counting_carriers import CountingFallbackWarning
 from provgraph.algebra.semirings import BUILTIN_SEMIRINGS
 from provgraph.apps.inspection import inspect_report
 from provgraph.backends import BACKENDS
@@ -158,14 +158,15 @@ def test_text_direction_reads_rendered_text(real: RealModel) -> None:
 
 
 def _aggregate(graph: AnnotatedGraph, semiring: str, backend: str):
-    try:
+    # int64 counts overflow on deep networks: the driver then takes the float64 carrier
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CountingFallbackWarning)
         return graph.aggregate(semiring, backend=backend)
-    except CountOverflowError:
-        # int64 counts overflow on deep networks: the float64 counting carrier takes over
-        return graph.aggregate(CountingFloat64Semiring(), backend=backend)
 
 
-@pytest.mark.parametrize("backend", list(BACKENDS))
+@pytest.mark.parametrize(
+    "backend", [n for n, c in BACKENDS.items() if "cpu" in c.capabilities.devices]
+)
 @pytest.mark.parametrize("real", SWEEP, indirect=True)
 def test_every_semiring_runs_on_every_backend(real: RealModel, backend: str) -> None:
     graph = real.graph(0)

@@ -145,7 +145,7 @@ def test_int64_overflow_is_detected_and_float64_and_log_modes_go_beyond() -> Non
     graph = AnnotatedGraph(net, forward_trace(net, np.ones(4)))
     exact = graph.aggregate("counting", theta="one", target=[1], backend="scipy")
     with pytest.raises(CountOverflowError, match="counting='float64'"):
-        graph.aggregate("counting", theta="one", target=[1], backend="torch")
+        graph.aggregate("counting", theta="one", target=[1], backend=TorchBackend(counting="int64"))
 
     as_float = graph.aggregate(
         "counting", theta="one", target=[1], backend=TorchBackend(counting="float64")

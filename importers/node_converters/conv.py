@@ -51,7 +51,7 @@ def convert_conv(node: OnnxNode, ctx: ConversionContext) -> None:
             node.name,
             (x,),
             node.outputs[0],
-            weight=np.array(w),
+            weight=w,  # the initializer itself: weights are not copied
             bias=None if b is None else np.array(b).reshape(-1),
             strides=strides,
             pads=pads,

@@ -42,7 +42,7 @@ def convert_gemm(node: OnnxNode, ctx: ConversionContext) -> None:
     b = ctx.constant(node, 1, "the weight B")
     if b.ndim != 2:
         raise ctx.invalid(node, f"weight B has shape {b.shape}, expected 2 dimensions")
-    weight = np.ascontiguousarray(b.T if node.attr("transB", 0) else b)
+    weight = b.T if node.attr("transB", 0) else b  # a view: the weights are not copied
     alpha, beta = float(node.attr("alpha", 1.0)), float(node.attr("beta", 1.0))
     if alpha != 1.0:
         weight = weight.astype(np.float64) * alpha
@@ -80,7 +80,7 @@ def convert_matmul(node: OnnxNode, ctx: ConversionContext) -> None:
         raise ctx.invalid(
             node, f"input has {ctx.full_shape(x)[-1]} features but the weight expects {w.shape[0]}"
         )
-    ctx.emit(Dense(node.name, (x,), node.outputs[0], weight=np.array(w), source="MatMul"))
+    ctx.emit(Dense(node.name, (x,), node.outputs[0], weight=w, source="MatMul"))
 
 
 def _einsum_weight(equation: str, x_rank: int, w: np.ndarray) -> np.ndarray | None:

@@ -13,6 +13,17 @@ approximate carriers remain:
 Both subclass :class:`~provgraph.algebra.semirings.CountingSemiring`'s defaults (name
 ``counting``, LRP-0, threshold Θ = 1e-9, display) and work in every backend.
 :func:`counting_semiring` maps a mode name to its semiring.
+
+**Counting never fails by default.** Under the default mode ``"auto"`` a backend counts in exact
+int64; when a count outgrows it (a :class:`CountOverflowError` from any backend) the driver
+(:func:`provgraph.engine.driver.aggregate`) reruns the explanation in the next carrier of
+:func:`wider_counting` (int64 → float64 → log), warns once with a
+:class:`CountingFallbackWarning` and records the carrier in ``Relevance.info["counting"]`` and the
+reason in ``info["counting_reason"]``. float64 was chosen over an exact multi-limb carrier
+because counts past 2⁶³ are only ever read as magnitudes (heatmaps, rankings, ``log10p``) and an
+exact carrier would cost tens of bytes per count on every edge of VGG-16; exact counts of any size
+remain available from the scipy backend (Python integers). ``counting="int64"`` asks for the
+exact carrier strictly (an overflow raises).
 """
 
 from __future__ import annotations
@@ -24,11 +35,16 @@ import numpy as np
 from provgraph.algebra.semirings import CountingSemiring, Semiring
 from provgraph.errors import ProvgraphError
 
-COUNTING_MODES = ("int64", "float64", "log")
+#: ``auto``: exact int64, widened by the driver when counts outgrow it; the others are strict
+COUNTING_MODES = ("auto", "int64", "float64", "log")
 
 
 class CountOverflowError(ProvgraphError):
     """Path counts exceed what the exact integer carrier holds."""
+
+
+class CountingFallbackWarning(UserWarning):
+    """Counts outgrew their carrier and were computed in a wider, approximate one."""
 
 
 class CountingFloat64Semiring(CountingSemiring):
@@ -94,13 +110,25 @@ def counting_mode(semiring: Semiring) -> str | None:
     return semiring.counting_mode
 
 
+def wider_counting(semiring: Semiring) -> Semiring | None:
+    """The carrier the driver falls back to when ``semiring``'s counts overflow, or ``None``.
+
+    Exact int64 counts widen to float64 (exact up to 2⁵³, relative error about 1e-16 per
+    operation above it, up to about 1.8e308 paths), float64 to log-domain counts (no bound);
+    any other semiring, and the log carrier, has nothing wider.
+    """
+    wider = {"int64": CountingFloat64Semiring, "float64": LogCountingSemiring}
+    mode = semiring.counting_mode
+    return wider[mode]() if mode in wider and isinstance(semiring, CountingSemiring) else None
+
+
 def counting_semiring(mode: str) -> Semiring:
-    """The counting semiring of ``mode`` (``int64``/``exact``, ``float64`` or ``log``)."""
+    """The counting semiring of ``mode`` (``auto``/``int64``/``exact``, ``float64`` or ``log``)."""
     key = str(mode).lower()
-    if key in ("int64", "exact"):
+    if key in ("auto", "int64", "exact"):
         return CountingSemiring()
     if key == "float64":
         return CountingFloat64Semiring()
     if key == "log":
         return LogCountingSemiring()
-    raise ProvgraphError(f"unknown counting mode {mode!r}; use int64, float64 or log")
+    raise ProvgraphError(f"unknown counting mode {mode!r}; use auto, int64, float64 or log")

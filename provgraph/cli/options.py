@@ -106,8 +106,9 @@ def _backend(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--counting",
         default=None,
-        choices=("int64", "float64", "log"),
-        help="torch backend's path counts: exact int64 (default), float64 or log-domain",
+        choices=("auto", "int64", "float64", "log"),
+        help="torch backend's path counts: auto (default: exact int64, float64 then log where "
+        "counts outgrow it, with a warning), strict int64, float64 or log-domain",
     )
 
 

@@ -13,12 +13,18 @@ its producer is visited, and tensors that are not kept are dropped once consumed
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import numpy as np
 
 from provgraph.algebra.composites import Composite, get_composite
+from provgraph.algebra.counting_carriers import (
+    CountingFallbackWarning,
+    CountOverflowError,
+    wider_counting,
+)
 from provgraph.algebra.rules import Rule
 from provgraph.algebra.semirings import Semiring, get_semiring
 from provgraph.algebra.theta import Layer, Theta, get_theta
@@ -119,10 +125,56 @@ def aggregate(
     keep
         Tensors whose relevance the result keeps (the input's always); ``None`` keeps all.
         Dropping the others as soon as they are consumed bounds memory on large networks.
+
+    Notes
+    -----
+    Counting never fails by default: when exact int64 counts overflow
+    (:class:`~provgraph.algebra.counting_carriers.CountOverflowError`) on any backend whose
+    ``counting`` mode is ``"auto"``, the explanation is rerun in float64 counts, and in log
+    counts should those overflow too
+    (:func:`~provgraph.algebra.counting_carriers.wider_counting`), with a
+    :class:`~provgraph.algebra.counting_carriers.CountingFallbackWarning`;
+    ``info["counting"]`` names the carrier and ``info["counting_reason"]`` why.
     """
     engine: Backend = get_backend(backend, graph)
     engine.check(graph)
     k = engine.result_semiring(get_semiring(semiring))
+    options = dict(rule=rule, theta=theta, init=init, target=target, keep=keep)
+    reason = None
+    while True:
+        try:
+            result = _aggregate_in(graph, k, engine, **options)
+        except CountOverflowError as exc:
+            wider = wider_counting(k) if engine.counting == "auto" else None
+            if wider is None:
+                raise
+            reason = f"{k.counting_mode} counts overflowed ({exc}); counted in {wider.mode}"
+            warnings.warn(
+                f"{reason} (approximate); backend='scipy' counts exactly, "
+                "counting='int64' refuses instead",
+                CountingFallbackWarning,
+                stacklevel=2,
+            )
+            k = wider
+            continue
+        if reason is not None:
+            result.info["counting"] = k.counting_mode
+            result.info["counting_reason"] = reason
+        return result
+
+
+def _aggregate_in(
+    graph: ExplainedGraph,
+    k: Semiring,
+    engine: Backend,
+    *,
+    rule: Composite | Rule | str | None,
+    theta: Theta | str | float | Callable | None,
+    init: InitSpec,
+    target: int | Sequence[int] | None,
+    keep: Collection[str] | None,
+) -> Relevance:
+    """:func:`aggregate` in the carrier ``k`` on ``engine``, without any fallback."""
     composite = get_composite(rule, k)
     base_theta = get_theta(theta, k)
     net = graph.network

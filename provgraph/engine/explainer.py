@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from provgraph.algebra.composites import Composite
+from provgraph.algebra.counting_carriers import COUNTING_MODES
 from provgraph.algebra.rules import Rule
 from provgraph.algebra.semirings import RealSemiring, Semiring, get_semiring
 from provgraph.algebra.theta import Theta
@@ -282,6 +283,10 @@ class Explainer:
                     parts.append(self._aggregate(graph, k, engine, columns))
                     order.append(chunk)
                     bar.update(len(chunk))
+        carriers = {type(p.semiring): p.semiring for p in parts}
+        if len(carriers) > 1:  # counts outgrew their carrier in some chunk: all in the widest
+            widest = max(carriers.values(), key=lambda s: COUNTING_MODES.index(s.counting_mode))
+            return self._run(widest, batch, target, classes, single)
         result = parts[0] if len(parts) == 1 else BatchRelevance.stack(parts)
         position = np.concatenate(order)
         if np.any(position != np.arange(len(position))):
