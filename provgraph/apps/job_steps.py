@@ -5,12 +5,12 @@ A command such as ``provgraph masks`` runs more than one
 :class:`JobSteps` runs each through :func:`~provgraph.apps.distributed.run_job` on the same
 engine: one cluster connection for all steps (``local:N`` starts its workers once), one resume
 subfolder per step (so the steps' partitions do not overwrite each other), and the unreadable
-samples of every step logged by index and file (or, with ``strict``, the first one raised).
+samples of every step collected (each is logged by index and file where it is read; with
+``strict``, the first one is raised).
 """
 
 from __future__ import annotations
 
-import logging
 from contextlib import ExitStack
 from pathlib import Path
 from types import TracebackType
@@ -21,8 +21,6 @@ from provgraph.apps.datasets import Dataset
 from provgraph.apps.distributed import run_job
 from provgraph.apps.partitions import BadSample
 from provgraph.apps.streaming import Reduction
-
-log = logging.getLogger(__name__)
 
 
 class JobSteps:
@@ -67,7 +65,6 @@ class JobSteps:
         result = run_job(dataset, reduction, cluster=self._engine, chunk_size=chunk_size,
                          resume=None if self.resume is None else self.resume / name,
                          strict=self.strict, progress=self.progress, start=start, stop=stop)
-        for bad in result.bad_samples:
-            log.warning("%s: skipped bad %s", name, bad)
-        self.bad_samples += result.bad_samples
+        # each is logged where it is read; one read by several steps is listed once
+        self.bad_samples += [b for b in result.bad_samples if b not in self.bad_samples]
         return result.value
