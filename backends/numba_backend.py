@@ -72,7 +72,7 @@ class NumbaBackend(TorchBackend):
         self,
         device: str | torch.device | None = "cpu",
         dtype: str | torch.dtype = torch.float64,
-        counting: str = "int64",
+        counting: str = "auto",
         budget: int = DEFAULT_BUDGET,
     ) -> None:
         if device is not None and str(device) not in ("cpu", "auto"):

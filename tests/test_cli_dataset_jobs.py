@@ -91,18 +91,34 @@ def _bad_datasets(tmp_path):
     }
 
 
+BAD_SAMPLES = ("mixed sizes", "unreadable image")
+
+
 @pytest.mark.parametrize("command", ["masks", "evaluate"])
 @pytest.mark.parametrize("case", ["empty folder", "mixed sizes", "non-image file",
                                   "unreadable image", "label out of range"])
 def test_bad_datasets_give_one_line(tmp_path, capsys, command, case):
     data, message = _bad_datasets(tmp_path)[case]
     extra = QUICK_EVALUATE + ["--rank-samples", "1"] if command == "evaluate" else []
+    if case in BAD_SAMPLES:  # a bad sample stops the job only under --strict
+        extra.append("--strict")
     rc = main([command, "--data", *data, "--out", str(tmp_path / "o"), "-q", *extra])
     err = capsys.readouterr().err
     assert rc == 2
     assert err.count("\n") == 1 and err.startswith("provgraph: error: ")
     assert message in err and "Traceback" not in err
     assert not (tmp_path / "o").exists()  # nothing half-written
+
+
+@pytest.mark.parametrize("case", BAD_SAMPLES)
+def test_without_strict_a_bad_sample_is_reported_and_the_job_completes(tmp_path, capsys, case):
+    data, message = _bad_datasets(tmp_path)[case]
+    assert main(["masks", "--data", *data, "--out", str(tmp_path / "o"), "-q"]) == 0
+    out, err = capsys.readouterr()
+    assert "samples per class: 1, 0, 0" in out  # the good image only
+    assert "skipped bad sample 1 (" in err and message in err and "Traceback" not in err
+    record = json.loads((tmp_path / "o" / "masks.json").read_text())["metadata"]
+    assert len(record["bad_samples"]) == 1 and message in record["bad_samples"][0]
 
 
 @pytest.mark.parametrize("args, message", [

@@ -251,3 +251,91 @@ def test_explain_batch_on_the_cluster_equals_the_plain_batch(dask_client, stack,
     a, b = np.load(tmp_path / "plain.npz"), np.load(tmp_path / "there.npz")
     for key in ("input", "names", "targets"):
         assert np.array_equal(a[key], b[key]), key
+
+
+# The dataset commands (masks, evaluate, prune) run their reductions through run_job: on the
+# cluster they equal the in-process run; the in-process run is checked against a plain loop.
+JOB_SAMPLES = 40
+
+
+def test_the_masks_job_on_the_cluster_equals_in_process_and_a_plain_loop(dask_client) -> None:
+    from provgraph.api import explain_batched
+    from provgraph.apps.mask_report import run_masks
+    from provgraph.apps.model_job import ModelRef
+    from provgraph.apps.sources import bundled_mnist
+
+    model, digits = ModelRef(bundled_model_path()), bundled_mnist("test")
+    here = run_masks(model, digits, chunk_size=8, limit=JOB_SAMPLES, progress=False)
+    there = run_masks(model, digits, chunk_size=8, limit=JOB_SAMPLES, progress=False,
+                      cluster=dask_client.scheduler.address)
+    for semiring in ("boolean", "counting"):
+        a, b = here.relevance.of(semiring)[1], there.relevance.of(semiring)[1]
+        for name in ("counts", "sums", "nonzero", "frequencies"):
+            assert np.array_equal(getattr(a, name), getattr(b, name)), (semiring, name)
+    assert [s.name for s in here.sets] == [s.name for s in there.sets]
+    assert all(np.array_equal(s.masks, t.masks) for s, t in zip(here.sets, there.sets))
+    assert here.evaluation == there.evaluation and here.table() == there.table()
+    x, y = digits.read(0, JOB_SAMPLES), digits.labels[:JOB_SAMPLES]
+    rel = explain_batched(str(bundled_model_path()), x, "boolean", target=y).input
+    boolean = there.relevance.of("boolean")[1]
+    assert np.array_equal(boolean.nonzero, np.stack([(rel[y == c] != 0).sum(0)
+                                                     for c in range(10)]))
+
+
+@pytest.mark.parametrize("semiring", ["real", "counting"])
+def test_pruning_unit_relevance_on_the_cluster_equals_in_process(dask_client,
+                                                                 semiring: str) -> None:
+    import onnx
+
+    from provgraph.apps.onnx_pruning import OnnxGraph
+    from provgraph.apps.pruning_scores import UnitRelevance
+    from provgraph.apps.sources import bundled_mnist
+
+    data = bundled_model_path().read_bytes()
+    job = UnitRelevance(data, OnnxGraph(onnx.load_from_string(data)).layers(), semiring)
+    train = bundled_mnist("train")
+    here = run_job(train, job, chunk_size=8, stop=JOB_SAMPLES, progress=False)
+    there = run_job(train, job, cluster=dask_client, chunk_size=8, stop=JOB_SAMPLES,
+                    progress=False)
+    assert here.value.keys() == there.value.keys() and there.samples == JOB_SAMPLES
+    for key in here.value:  # bit for bit: the same partitions, folded in the same order
+        assert np.array_equal(here.value[key], there.value[key]), key
+    assert there.info["models"] and list(there.info["models"]) == [job.model.sha256]
+    whole = run_reduction(train, job, chunk_size=JOB_SAMPLES, progress=False, stop=JOB_SAMPLES)
+    for key in here.value:  # one chunk instead of five: equal up to float32 rounding (real)
+        np.testing.assert_allclose(here.value[key], whole[key], rtol=1e-4, atol=1e-7)
+
+
+def test_the_evaluation_job_on_the_cluster_equals_in_process(dask_client) -> None:
+    from provgraph.apps.evaluation_report import run_evaluation
+    from provgraph.apps.model_job import Case, ModelRef
+    from provgraph.apps.sources import bundled_mnist
+
+    model, digits = ModelRef(bundled_model_path()), bundled_mnist("test")
+    cases = [Case("boolean"), Case("real", "lrp0")]
+    options = {"samples": JOB_SAMPLES // 2, "rank_samples": JOB_SAMPLES // 2, "chunk_size": 10,
+               "progress": False}
+    here = run_evaluation(model, digits, cases, **options)
+    there = run_evaluation(model, digits, cases, cluster=dask_client, **options)
+    assert here.faithfulness.table == there.faithfulness.table
+    assert here.pruning == there.pruning and here.tables() == there.tables()
+    for row, curves in here.faithfulness.curves.items():
+        for name, curve in curves.items():
+            assert np.array_equal(curve, there.faithfulness.curves[row][name]), (row, name)
+
+
+@pytest.mark.parametrize("command", [
+    ("masks", "--limit", "40", "--chunk", "10"),
+    ("evaluate", "--limit", "40", "--chunk", "10", "--cases", "boolean,real/lrp0"),
+    ("prune", "--samples", "40", "--test-samples", "60", "--weight-samples", "16",
+     "--fractions", "0,0.5"),
+], ids=lambda c: c[0])
+def test_dataset_commands_print_the_same_on_the_cluster(dask_client, tmp_path: Path,
+                                                        command: tuple[str, ...]) -> None:
+    here = _cli(*command, "--out", str(tmp_path / "here"), "-q")
+    there = _cli(*command, "--out", str(tmp_path / "there"), "-q",
+                 "--cluster", dask_client.scheduler.address)
+    assert here.returncode == 0 and there.returncode == 0, here.stderr + there.stderr
+    assert len(here.stdout.splitlines()) > 3
+    assert here.stdout.replace(str(tmp_path / "here"), "OUT") == \
+        there.stdout.replace(str(tmp_path / "there"), "OUT")

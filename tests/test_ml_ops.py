@@ -16,11 +16,11 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from backend_lists import CPU_BACKENDS
 from onnx import TensorProto, helper
 
 from provgraph.algebra.rules import LRPZero
 from provgraph.algebra.semirings import BUILTIN_SEMIRINGS
-from provgraph.backends import BACKENDS
 from provgraph.engine.annotation import AnnotatedGraph
 from provgraph.errors import ModelLoadError, UnsupportedOpError
 from provgraph.importers import load_onnx
@@ -118,7 +118,7 @@ def test_pipelines_explain_in_every_semiring_on_every_backend(fitted, digits, na
         assert values.shape == (64, 2) and not np.any(np.isnan(values)), semiring
         if semiring == "real":
             assert np.all(np.isfinite(values)) and np.any(values != 0)
-        for backend in BACKENDS:
+        for backend in CPU_BACKENDS:
             got = np.asarray(
                 graph.aggregate(semiring, target=[0, 1], backend=backend).tensors[net.input_name],
                 dtype=np.float64,

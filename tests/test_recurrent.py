@@ -16,10 +16,10 @@ import onnx
 import pytest
 import torch
 import torch.nn as nn
+from backend_lists import CPU_BACKENDS
 
 from provgraph.algebra.rules import LRPZero
 from provgraph.algebra.semirings import BUILTIN_SEMIRINGS
-from provgraph.backends import BACKENDS
 from provgraph.engine.annotation import AnnotatedGraph
 from provgraph.errors import UnsupportedOpError
 from provgraph.importers import load_onnx
@@ -94,7 +94,7 @@ def test_every_semiring_on_every_backend(sequence_models, name: str) -> None:
         assert values.shape == (SEQ * FEATURES, 2) and not np.any(np.isnan(values)), semiring
         if semiring == "real":
             assert np.all(np.isfinite(values)) and np.any(values != 0)
-        for backend in BACKENDS:
+        for backend in CPU_BACKENDS:
             got = graph.aggregate(semiring, target=[0, 2], backend=backend)
             np.testing.assert_allclose(
                 np.asarray(got.tensors[net.input_name], dtype=np.float64), values,
@@ -183,7 +183,7 @@ def test_real_relevance_equals_the_rule_of_arras_et_al(sequence_models, name, re
     x = _inputs(1, seed=5)
     graph = AnnotatedGraph(net, forward_trace(net, x))
     expected = reference(module, x[0].astype(np.float64), target=1)
-    for backend in BACKENDS:
+    for backend in CPU_BACKENDS:
         rel = graph.aggregate("real", rule=LRPZero(), init="logit", target=1, backend=backend)
         got = np.asarray(rel.tensors[net.input_name], dtype=np.float64).reshape(SEQ, FEATURES)
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7 * np.abs(expected).max())

@@ -63,7 +63,8 @@ def semiring(name: str) -> Semiring:
 
 
 def assert_same(k: Semiring, expected: np.ndarray, actual: np.ndarray) -> None:
-    """Exact for Boolean and Counting; 1e-9 relative to the largest magnitude otherwise."""
+    """Exact for Boolean and Counting; 1e-9 relative to the largest magnitude otherwise (for
+    tropical costs, at least 1e-9 absolute)."""
     expected, actual = np.asarray(expected), np.asarray(actual)
     assert expected.shape == actual.shape
     if k.name in ("boolean", "counting"):
@@ -73,6 +74,8 @@ def assert_same(k: Semiring, expected: np.ndarray, actual: np.ndarray) -> None:
     assert np.array_equal(np.isinf(e), np.isinf(a))
     finite = np.isfinite(e)
     scale = max(float(np.max(np.abs(e[finite]), initial=0.0)), 1e-300)
+    if k.name == "tropical":  # costs are sums of logarithms: 1e-9 on a cost is 1e-9 relative
+        scale = max(scale, 1.0)  # on the path's product, however close to 0 the cost is
     assert np.all(np.abs(e[finite] - a[finite]) <= 1e-9 * scale)
 
 

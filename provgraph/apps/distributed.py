@@ -77,7 +77,8 @@ class JobResult:
 def run_job(dataset: Dataset, reduction: Reduction[Any, Any], cluster: Any = None,
             partitions: int | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE,
             resume: str | Path | None = None, strict: bool = False, progress: bool = True,
-            out: str | Path | None = None, retries: int = DEFAULT_RETRIES) -> JobResult:
+            out: str | Path | None = None, retries: int = DEFAULT_RETRIES, start: int = 0,
+            stop: int | None = None) -> JobResult:
     """Run ``reduction`` over ``dataset`` in-process or on a cluster; the same result either way.
 
     Parameters
@@ -105,6 +106,10 @@ def run_job(dataset: Dataset, reduction: Reduction[Any, Any], cluster: Any = Non
         partition.
     retries : int
         How often a failed task is retried on a cluster.
+    start, stop : int, optional
+        Reduce only samples ``start..stop-1`` (default: all); partitions are laid out from
+        ``start``, so the chunks are those of
+        :func:`~provgraph.apps.streaming.run_reduction` over the same range.
 
     Returns
     -------
@@ -119,7 +124,9 @@ def run_job(dataset: Dataset, reduction: Reduction[Any, Any], cluster: Any = Non
         A cluster that cannot be used (Dask missing, scheduler unreachable).
     """
     check_cluster(cluster)
-    ranges = partition_ranges(len(dataset), chunk_size, partitions)
+    stop = len(dataset) if stop is None else min(int(stop), len(dataset))
+    ranges = [(a + start, b + start)
+              for a, b in partition_ranges(stop - start, chunk_size, partitions)]
     job = _Job(dataset, reduction, ranges, chunk_size, strict, out, needs_models=(
         cluster is not None or resume is not None))
     store = JobStore(resume, job.description) if resume is not None else None
@@ -133,7 +140,7 @@ def run_job(dataset: Dataset, reduction: Reduction[Any, Any], cluster: Any = Non
     todo = [k for k in range(len(ranges)) if k not in results]
     from tqdm.auto import tqdm
 
-    with tqdm(total=len(dataset), unit="sample", disable=not progress,
+    with tqdm(total=stop - start, unit="sample", disable=not progress,
               desc=f"{type(reduction).__name__} {describe_cluster(cluster)}") as bar:
         bar.update(sum(ranges[k][1] - ranges[k][0] for k in reused))
 

@@ -25,8 +25,8 @@ from provgraph.apps.input_pruning import (
     MeanInputRelevance,
     format_pruning,
 )
+from provgraph.apps.job_steps import JobSteps
 from provgraph.apps.model_job import Case, ModelRef
-from provgraph.apps.streaming import run_reduction
 from provgraph.errors import InputError
 
 
@@ -50,11 +50,15 @@ def run_evaluation(model: ModelRef, dataset: Dataset, cases: Sequence[Case] = DE
                    settings: Settings | None = None, samples: int | None = None,
                    rank_samples: int | None = None,
                    fractions: Sequence[float] = DEFAULT_FRACTIONS, chunk_size: int = 100,
-                   progress: bool = True) -> EvaluationReport:
+                   progress: bool = True, cluster: Any = None,
+                   resume: str | Path | None = None, strict: bool = False) -> EvaluationReport:
     """Faithfulness and input pruning of every case on ``dataset``.
 
     Without ``rank_samples``, half of the samples used rank; without ``samples``, every sample
-    not used for ranking is tested.
+    not used for ranking is tested. The three reductions run through
+    :func:`~provgraph.apps.distributed.run_job`: in-process (``cluster=None``), on
+    ``"local:N"`` workers, a ``"tcp://HOST:PORT"`` scheduler or a ``distributed.Client``, with
+    the same result; ``resume`` and ``strict`` as there.
     """
     settings = settings or Settings()
     n = len(dataset)
@@ -63,17 +67,20 @@ def run_evaluation(model: ModelRef, dataset: Dataset, cases: Sequence[Case] = DE
     if rank < 1 or test < 1 or rank + test > n:
         raise InputError(f"{dataset.source}: {rank} ranking and {test} test samples do not fit "
                          f"in its {n} samples")
-    orders = run_reduction(dataset, MeanInputRelevance(model, cases, settings.targets),
-                           chunk_size, progress, 0, rank)
-    faithfulness = run_reduction(dataset, Faithfulness(model, cases, settings), chunk_size,
-                                 progress, rank, rank + test)
-    pruning = run_reduction(dataset, InputPruning(model, orders, fractions,
-                                                  settings.perturb_baseline, settings.seed),
-                            chunk_size, progress, rank, rank + test)
+    with JobSteps(cluster, resume, strict, progress) as steps:
+        orders = steps.run("ranking", dataset,
+                           MeanInputRelevance(model, cases, settings.targets), chunk_size, 0,
+                           rank)
+        faithfulness = steps.run("faithfulness", dataset, Faithfulness(model, cases, settings),
+                                 chunk_size, rank, rank + test)
+        pruning = steps.run("input-pruning", dataset,
+                            InputPruning(model, orders, fractions, settings.perturb_baseline,
+                                         settings.seed), chunk_size, rank, rank + test)
     metadata = {**faithfulness.record, "dataset": dataset.as_dict(),
                 "rank_samples": rank, "test_samples": test,
                 "rank_range": [0, rank], "test_range": [rank, rank + test],
-                "fractions_kept": [float(f) for f in fractions]}
+                "fractions_kept": [float(f) for f in fractions],
+                "bad_samples": [str(b) for b in steps.bad_samples]}
     return EvaluationReport(faithfulness, pruning, metadata)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from provgraph.apps.datasets import Dataset
+from provgraph.apps.job_steps import JobSteps
 from provgraph.apps.mask_evaluation import MaskEvaluation, format_evaluation
 from provgraph.apps.masks import (
     DEFAULT_CASES,
@@ -28,7 +29,6 @@ from provgraph.apps.masks import (
     summary_arrays,
 )
 from provgraph.apps.model_job import Case, ModelRef
-from provgraph.apps.streaming import run_reduction
 
 
 @dataclass
@@ -48,24 +48,31 @@ class MaskReport:
 def run_masks(model: ModelRef, dataset: Dataset, cases: Sequence[Case] = DEFAULT_CASES,
               thresholds: Sequence[float] = DEFAULT_THRESHOLDS, targets: str = "label",
               evaluation: Dataset | None = None, baseline: float = 0.0, seed: int = 0,
-              chunk_size: int = 250, limit: int | None = None,
-              progress: bool = True) -> MaskReport:
+              chunk_size: int = 250, limit: int | None = None, progress: bool = True,
+              cluster: Any = None, resume: str | Path | None = None,
+              strict: bool = False) -> MaskReport:
     """Class statistics over ``dataset`` (its first ``limit`` samples), masks, and their
-    evaluation on ``evaluation`` (default: the same samples)."""
+    evaluation on ``evaluation`` (default: the same samples).
+
+    Both reductions run through :func:`~provgraph.apps.distributed.run_job`: in-process
+    (``cluster=None``), on ``"local:N"`` workers, a ``"tcp://HOST:PORT"`` scheduler or a
+    ``distributed.Client``, with the same result; ``resume`` and ``strict`` as there."""
     check_thresholds(thresholds)
     n_classes = int(model.network.num_classes)
     stop = None if limit is None else min(int(limit), len(dataset))
     job = ClassRelevance(model, cases, n_classes, targets)
-    relevance = run_reduction(dataset, job, chunk_size, progress, stop=stop)
-    sets = all_masks(relevance, thresholds)
     data = evaluation if evaluation is not None else dataset
     eval_stop = None if limit is None else min(int(limit), len(data))
-    rows = run_reduction(data, MaskEvaluation(model, sets, baseline, seed), chunk_size,
-                         progress, stop=eval_stop)
+    with JobSteps(cluster, resume, strict, progress) as steps:
+        relevance = steps.run("relevance", dataset, job, chunk_size, stop=stop)
+        sets = all_masks(relevance, thresholds)
+        rows = steps.run("evaluation", data, MaskEvaluation(model, sets, baseline, seed),
+                         chunk_size, stop=eval_stop)
     metadata = {**relevance.record(), "thresholds": [float(t) for t in thresholds],
                 "baseline": baseline, "seed": seed,
                 "dataset": {**dataset.as_dict(), "used": stop or len(dataset)},
                 "evaluation_dataset": {**data.as_dict(), "used": eval_stop or len(data)},
+                "bad_samples": [str(b) for b in steps.bad_samples],
                 "ranking": "Counting and real masks rank pixels by their summed relevance; ties "
                            "by the real mean relevance, then by position"}
     return MaskReport(relevance, sets, rows, metadata)

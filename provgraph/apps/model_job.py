@@ -1,14 +1,15 @@
 """The model side of a dataset job: a picklable model reference, its forward pass, its explainers.
 
 A dataset job (:mod:`provgraph.apps.streaming`) may be shipped to other processes, so it holds
-the model as a file path or as ONNX bytes, never as a loaded object: :class:`ModelRef` loads the
-network and builds explainers on first use and drops them when pickled. Every output records
-:meth:`ModelRef.record` (the model's sha256) and :func:`case_record` (semiring, rule, Θ).
+the model as a file path or as ONNX bytes, never as a loaded object: :class:`ModelRef` keeps a
+:class:`~provgraph.apps.model_handle.ModelHandle` (pickled as its sha256, the bytes sent once per
+worker), loads the network and builds explainers on first use and drops them when pickled.
+Every output records :meth:`ModelRef.record` (the model's sha256) and :func:`case_record`
+(semiring, rule, Θ).
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,8 @@ from typing import Any
 import numpy as np
 
 from provgraph.apps.dataset_errors import DatasetError
+from provgraph.apps.model_handle import ModelHandle
+from provgraph.apps.relevance_job import torch_threads
 from provgraph.errors import InputError
 
 
@@ -75,42 +78,43 @@ class ModelRef:
         Backend of the explainers (``"torch"``: batches in one pass).
     device, counting : str, optional
         The torch backend's device and Counting carrier (``"int64"``, ``"float64"``, ``"log"``).
+    threads : int
+        Torch threads of every forward pass and explanation. Float64 sums in torch depend on
+        how many threads split them, so a fixed count makes a sample's relevance the same in
+        every process (this one, any cluster worker).
     """
 
     def __init__(self, model: str | Path | bytes, backend: str = "torch",
-                 device: str | None = None, counting: str | None = None) -> None:
+                 device: str | None = None, counting: str | None = None,
+                 threads: int = 1) -> None:
         if isinstance(model, (str, Path)):
             path = Path(model)
             if not path.is_file():
                 raise InputError(f"{path}: model file not found")
-            self.model: str | bytes = str(path)
-            data = path.read_bytes()
+            self.model = str(path)
         elif isinstance(model, (bytes, bytearray)):
-            self.model = data = bytes(model)
+            self.model = f"<{len(model)} bytes>"
         else:
             raise InputError(f"a dataset job takes the model as a path or ONNX bytes, got "
                              f"{type(model).__name__}")
-        self.sha256 = hashlib.sha256(data).hexdigest()
+        # pickled as its sha256: the bytes reach each worker once (model_handle)
+        self.handle = ModelHandle(model)
+        self.sha256 = self.handle.sha256
         self.backend, self.device, self.counting = backend, device, counting
-        self._network: Any = None
+        self.threads = int(threads)
         self._explainers: dict[Any, Any] = {}
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_network": None, "_explainers": {}}
+        return {**self.__dict__, "_explainers": {}}
 
     @property
     def network(self) -> Any:
-        """The imported :class:`~provgraph.model.network.Network` (loaded once)."""
-        if self._network is None:
-            from provgraph.api import load
-
-            self._network = load(self.model)
-        return self._network
+        """The imported :class:`~provgraph.model.network.Network` (once per process)."""
+        return self.handle.network()
 
     def record(self) -> dict[str, str]:
         """What identifies the model in outputs: its source and sha256."""
-        source = self.model if isinstance(self.model, str) else f"<{len(self.model)} bytes>"
-        return {"model": source, "model_sha256": self.sha256, "backend": self.backend,
+        return {"model": self.model, "model_sha256": self.sha256, "backend": self.backend,
                 "device": self.device or "cpu"}
 
     def explainer(self, case: Case, init: str = "one") -> Any:
@@ -136,12 +140,14 @@ class ModelRef:
     def explain(self, case: Case, x: np.ndarray, targets: np.ndarray | None) -> Any:
         """Batch relevance of ``x``, one target per sample (``None``: each predicted class);
         the explainer groups samples by target, so each sample is explained for its own only."""
-        return self.explainer(case)(x, target=None if targets is None else targets.tolist())
+        with torch_threads(self.threads):
+            return self.explainer(case)(x, target=None if targets is None else targets.tolist())
 
     def tie_breaker(self, x: np.ndarray, targets: np.ndarray) -> np.ndarray:
         """Real LRP-0 relevance (logit initialisation) of each sample's target, ``(B, inputs)``:
         the secondary ranking key of :mod:`provgraph.apps.ranking`."""
-        rel = self.explainer(Case("real", "lrp0"), init="logit")(x, target=targets.tolist())
+        with torch_threads(self.threads):
+            rel = self.explainer(Case("real", "lrp0"), init="logit")(x, target=targets.tolist())
         return np.asarray(rel.input, dtype=np.float64).reshape(len(x), -1)
 
     def batch(self, x: np.ndarray) -> np.ndarray:
@@ -158,7 +164,8 @@ class ModelRef:
         """``(B, classes)`` logits of a batch (float64 forward pass)."""
         from provgraph.model.trace import forward_trace
 
-        return forward_trace(self.network, x).logits
+        with torch_threads(self.threads):
+            return forward_trace(self.network, x).logits
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
         """``(B, classes)`` softmax of the logits."""

@@ -23,6 +23,7 @@ import numpy as np
 import onnx
 
 from provgraph.apps.datasets import Dataset
+from provgraph.apps.job_steps import JobSteps
 from provgraph.apps.onnx_pruning import OnnxGraph, PrunableLayer, mask_model, shrink_model
 from provgraph.apps.pruning import (
     INPUT_METHODS,
@@ -40,7 +41,6 @@ from provgraph.apps.pruning import (
     weight_rankings,
 )
 from provgraph.apps.pruning_scores import EdgeRelevance, UnitRelevance, random_scores
-from provgraph.apps.streaming import run_reduction
 from provgraph.errors import InputError
 from provgraph.io.atomic import atomic_write
 
@@ -81,7 +81,8 @@ def run_pruning(model: str | Path | bytes, train: Dataset, test: Dataset, *,
                 scope: str = "layer", fractions: Any = None, samples: int | None = None,
                 test_samples: int | None = None, weights: str | None = "auto",
                 weight_samples: int = 100, export_fraction: float = 0.5, seed: int = 0,
-                chunk_size: int = 256, backend: str = "torch", progress: bool = True
+                chunk_size: int = 256, backend: str = "torch", progress: bool = True,
+                cluster: Any = None, resume: str | Path | None = None, strict: bool = False
                 ) -> tuple[PruningResult, onnx.ModelProto]:
     """Rank, prune and measure; return the result and the smaller model at
     ``export_fraction``.
@@ -89,6 +90,9 @@ def run_pruning(model: str | Path | bytes, train: Dataset, test: Dataset, *,
     ``samples`` training samples (default all) give the relevance statistics;
     ``weights`` is a dense node whose single weights are also pruned (``"auto"``: the last
     prunable dense layer, ``None``: none), ranked over ``weight_samples`` training samples.
+    The statistics run through :func:`~provgraph.apps.distributed.run_job`: in-process
+    (``cluster=None``), on ``"local:N"`` workers, a ``"tcp://HOST:PORT"`` scheduler or a
+    ``distributed.Client``, with the same result; ``resume`` and ``strict`` as there.
     """
     from tqdm.auto import tqdm
 
@@ -108,9 +112,19 @@ def run_pruning(model: str | Path | bytes, train: Dataset, test: Dataset, *,
     n_train = len(train) if samples is None else min(int(samples), len(train))
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    stats = run_reduction(train, UnitRelevance(data, layers, semiring, rule, theta, backend),
-                          chunk_size, progress, stop=n_train)
-    timings["relevance statistics"] = time.perf_counter() - start
+    with JobSteps(cluster, resume, strict, progress) as steps:
+        stats = steps.run("units", train,
+                          UnitRelevance(data, layers, semiring, rule, theta, backend),
+                          chunk_size, stop=n_train)
+        timings["relevance statistics"] = time.perf_counter() - start
+        weight_node = _weight_node(proto, layers, weights)
+        edges = None
+        if weight_node is not None:
+            start = time.perf_counter()
+            edges = steps.run("edges", train,
+                              EdgeRelevance(data, weight_node, semiring, rule, theta),
+                              min(chunk_size, 32), stop=min(weight_samples, len(train)))
+            timings["edge relevance"] = time.perf_counter() - start
     rankings = unit_rankings(proto, layers, stats, seed)
     n_inputs = stats["relevance/input"].size
     rankings += [
@@ -119,13 +133,7 @@ def run_pruning(model: str | Path | bytes, train: Dataset, test: Dataset, *,
             n_train, -1).astype(np.float64).mean(axis=0)),
         Ranking("random", "input", "input", random_scores(n_inputs, seed, 999)),
     ]
-    weight_node = _weight_node(proto, layers, weights)
-    if weight_node is not None:
-        start = time.perf_counter()
-        edges = run_reduction(train, EdgeRelevance(data, weight_node, semiring, rule, theta),
-                              min(chunk_size, 32), progress,
-                              stop=min(weight_samples, len(train)))
-        timings["edge relevance"] = time.perf_counter() - start
+    if weight_node is not None and edges is not None:
         rankings += weight_rankings(proto, weight_node, edges["edges"], edges["|edges|"],
                                     seed)
     x, y = labelled_arrays(test, test_samples)
@@ -160,6 +168,7 @@ def run_pruning(model: str | Path | bytes, train: Dataset, test: Dataset, *,
                    "removed": {n: v.tolist() for n, v in removed.items()},
                    "onnxruntime_check": check},
         "seconds": timings,
+        "bad_samples": [str(b) for b in steps.bad_samples],
     }
     return PruningResult(rankings, points, info), smaller
 

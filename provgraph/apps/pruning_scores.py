@@ -16,7 +16,8 @@ unit's incoming weights (Molchanov et al. 2017).
 :class:`UnitRelevance` and :class:`EdgeRelevance` are
 :class:`~provgraph.apps.streaming.Reduction` s: ``map`` per chunk, ``combine`` adds, ``finish``
 divides, so they run chunk by chunk or partition by partition. The model travels as ONNX bytes
-or a path, the network is loaded once per process.
+or a path (a :class:`~provgraph.apps.model_handle.ModelHandle`: pickled as its sha256, the bytes
+sent once per worker), the network is loaded once per process.
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ import onnx
 import torch
 
 from provgraph.apps.datasets import Chunk
+from provgraph.apps.model_handle import ModelHandle
 from provgraph.apps.onnx_pruning import OnnxGraph, PrunableLayer
+from provgraph.apps.relevance_job import torch_threads
 from provgraph.model.network import Network
 
 
@@ -55,22 +58,28 @@ def weight_norms(model: onnx.ModelProto, layer: PrunableLayer, order: int) -> np
 class _ModelReduction:
     """Shared state of the reductions: the model (bytes or path), explained lazily."""
 
+    threads = 1
+    """Torch threads of ``map``: fixed, so float sums do not depend on the process."""
+
     def __init__(self, model: bytes | str | Path, semiring: str, rule: Any, theta: Any,
                  backend: str) -> None:
-        self.model = model if isinstance(model, bytes) else str(model)
+        # pickled as its sha256: the bytes reach each worker once (model_handle)
+        self.model = ModelHandle(model)
         self.semiring, self.rule, self.theta, self.backend = semiring, rule, theta, backend
-        self._network: Network | None = None
 
     @property
     def network(self) -> Network:
-        if self._network is None:
-            from provgraph.api import load
+        """The explained network, imported once per process."""
+        return self.model.network()
 
-            self._network = load(self.model)
-        return self._network
+    def map(self, chunk: Chunk) -> dict[str, Any]:
+        """The chunk's sums (:meth:`sums`), computed on :attr:`threads` torch threads."""
+        with torch_threads(self.threads):
+            return self.sums(chunk)
 
-    def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "_network"} | {"_network": None}
+    def sums(self, chunk: Chunk) -> dict[str, Any]:
+        """The chunk's partial (each subclass's own statistics)."""
+        raise NotImplementedError
 
     def samples(self, chunk: Chunk) -> np.ndarray:
         return chunk.x.reshape((len(chunk.indices),) + self.network.input_shape)
@@ -102,7 +111,7 @@ class UnitRelevance(_ModelReduction):
         self.layers = list(layers)
         self.dtype = dtype
 
-    def map(self, chunk: Chunk) -> dict[str, Any]:
+    def sums(self, chunk: Chunk) -> dict[str, Any]:
         """Sums over the chunk's samples of each unit's relevance and activation."""
         from provgraph.api import explain_batched
         from provgraph.model.trace import forward_trace
@@ -140,7 +149,7 @@ class EdgeRelevance(_ModelReduction):
         super().__init__(model, semiring, rule, theta, backend)
         self.op = op
 
-    def map(self, chunk: Chunk) -> dict[str, Any]:
+    def sums(self, chunk: Chunk) -> dict[str, Any]:
         """Sums over the chunk's samples of each edge's relevance."""
         from provgraph.algebra.composites import get_composite
         from provgraph.algebra.theta import get_theta

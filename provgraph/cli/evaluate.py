@@ -12,9 +12,9 @@ from __future__ import annotations
 import argparse
 
 from provgraph.cli.dataset_options import add_dataset_arguments, dataset_of, model_of, parse_floats
-from provgraph.cli.options import count_at_least, show_progress
+from provgraph.cli.options import count_at_least, job_options_of, show_progress
 
-OPTIONS = ("theta", "backend")
+OPTIONS = ("theta", "backend", "cluster")
 
 
 def _baseline(text: str) -> str | float:
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     if progress:
         print(dataset.describe())
     report = run_evaluation(model, dataset, cases, settings, samples, rank, args.keep,
-                            args.chunk, progress)
+                            args.chunk, progress, **job_options_of(args))
     paths = write_evaluation_outputs(report, args.out)
     print(report.tables())
     print(f"ties in Boolean, Counting and Viterbi {report.metadata['ties']}")

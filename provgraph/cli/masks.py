@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 
 from provgraph.cli.dataset_options import add_dataset_arguments, dataset_of, model_of, parse_floats
-from provgraph.cli.options import count_at_least, rule_of, show_progress
+from provgraph.cli.options import count_at_least, job_options_of, rule_of, show_progress
 
-OPTIONS = ("rule", "theta", "backend")
+OPTIONS = ("rule", "theta", "backend", "cluster")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -51,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
     if progress:
         print(dataset.describe())
     report = run_masks(model, dataset, cases, args.thresholds, args.targets, evaluation,
-                       args.baseline, args.seed, args.chunk, args.limit, progress)
+                       args.baseline, args.seed, args.chunk, args.limit, progress,
+                         **job_options_of(args))
     paths = write_mask_outputs(report, args.out)
     counts = ", ".join(str(int(n)) for n in report.relevance.counts)
     print(f"samples per class: {counts}")

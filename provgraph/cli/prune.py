@@ -10,10 +10,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from provgraph.cli.options import count_at_least, rule_of, show_progress
+from provgraph.cli.options import count_at_least, job_options_of, rule_of, show_progress
 from provgraph.errors import InputError
 
-OPTIONS = ("semiring", "rule", "theta")
+OPTIONS = ("semiring", "rule", "theta", "cluster")
 BUNDLED_MODELS = ("mlp", "cnn")
 
 
@@ -111,7 +111,8 @@ def run(args: argparse.Namespace) -> int:
         model, train, test, semiring=args.semiring, rule=rule_of(args), theta=args.theta,
         scope=args.scope, fractions=args.fractions, samples=args.samples,
         test_samples=args.test_samples, weights=weights, weight_samples=args.weight_samples,
-        export_fraction=args.export_fraction, seed=args.seed, progress=show_progress(args))
+        export_fraction=args.export_fraction, seed=args.seed, progress=show_progress(args),
+        **job_options_of(args))
     paths = write_pruning(result, smaller, args.out)
     print(format_accuracy_table(result))
     check = result.info["export"]["onnxruntime_check"]
