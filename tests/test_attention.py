@@ -15,13 +15,13 @@ from __future__ import annotations
 import functools
 import io
 import math
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
+from test_brute_force import default_theta
 from torch import nn
 
 from provgraph.algebra.rules import AttnLRP, LRPEpsilon, LRPZero, MaxNormalized
@@ -168,20 +168,10 @@ def rule_weights(rule: str, edges: list[tuple], bias: float) -> tuple[list[float
     return ([v / den for v in z], bias / den) if den != 0 else ([0.0] * len(z), 0.0)
 
 
-def theta(semiring: str) -> Callable[[float], Any]:
-    if semiring == "boolean":
-        return lambda r: r >= 1e-9
-    if semiring == "counting":
-        return lambda r: 1 if r >= 1e-9 else 0
-    if semiring == "tropical":
-        return lambda r: -math.log(r) if r > 0 else math.inf
-    return lambda r: r
-
-
 def path_folds(ref: Reference, rule: str, semiring: str) -> dict[tuple[Node, int], Any]:
     """⊕ over every path from each source (an input neuron, or ``("bias", op)``, the bias
     source of the op computing ``q``, ``k``, ``v``, ``A`` or ``y``) to each class."""
-    k, th = get_semiring(semiring), theta(semiring)
+    k, th = get_semiring(semiring), default_theta(semiring)
     into: dict[Node, list[tuple]] = {}
     for e in ref.edges:
         into.setdefault(e[1], []).append(e)

@@ -16,11 +16,10 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from backend_lists import CPU_BACKENDS
+from backend_lists import check_every_semiring_on_every_backend
 from onnx import TensorProto, helper
 
 from provgraph.algebra.rules import LRPZero
-from provgraph.algebra.semirings import BUILTIN_SEMIRINGS
 from provgraph.engine.annotation import AnnotatedGraph
 from provgraph.errors import ModelLoadError, UnsupportedOpError
 from provgraph.importers import load_onnx
@@ -112,18 +111,7 @@ def test_pipelines_explain_in_every_semiring_on_every_backend(fitted, digits, na
     net = load_onnx(fitted[name][1])
     x = digits[0][700:702]
     graph = AnnotatedGraph(net, forward_trace(net, x[:1]))
-    for semiring in BUILTIN_SEMIRINGS:
-        reference = graph.aggregate(semiring, target=[0, 1], backend="scipy")
-        values = np.asarray(reference.tensors[net.input_name], dtype=np.float64)
-        assert values.shape == (64, 2) and not np.any(np.isnan(values)), semiring
-        if semiring == "real":
-            assert np.all(np.isfinite(values)) and np.any(values != 0)
-        for backend in CPU_BACKENDS:
-            got = np.asarray(
-                graph.aggregate(semiring, target=[0, 1], backend=backend).tensors[net.input_name],
-                dtype=np.float64,
-            )
-            np.testing.assert_allclose(got, values, rtol=1e-9, atol=1e-12, err_msg=semiring)
+    check_every_semiring_on_every_backend(graph, [0, 1], shape=(64, 2))
 
 
 @pytest.mark.parametrize("name", ["logistic", "normalizer_logistic", "scaler_binary_logistic"])

@@ -16,10 +16,9 @@ import onnx
 import pytest
 import torch
 import torch.nn as nn
-from backend_lists import CPU_BACKENDS
+from backend_lists import CPU_BACKENDS, check_every_semiring_on_every_backend
 
 from provgraph.algebra.rules import LRPZero
-from provgraph.algebra.semirings import BUILTIN_SEMIRINGS
 from provgraph.engine.annotation import AnnotatedGraph
 from provgraph.errors import UnsupportedOpError
 from provgraph.importers import load_onnx
@@ -88,18 +87,7 @@ def test_forward_equals_onnxruntime(sequence_models, name: str) -> None:
 def test_every_semiring_on_every_backend(sequence_models, name: str) -> None:
     net = load_onnx(sequence_models[name][1])
     graph = AnnotatedGraph(net, forward_trace(net, _inputs(1, seed=3)))
-    for semiring in BUILTIN_SEMIRINGS:
-        reference = graph.aggregate(semiring, target=[0, 2], backend="scipy")
-        values = np.asarray(reference.tensors[net.input_name], dtype=np.float64)
-        assert values.shape == (SEQ * FEATURES, 2) and not np.any(np.isnan(values)), semiring
-        if semiring == "real":
-            assert np.all(np.isfinite(values)) and np.any(values != 0)
-        for backend in CPU_BACKENDS:
-            got = graph.aggregate(semiring, target=[0, 2], backend=backend)
-            np.testing.assert_allclose(
-                np.asarray(got.tensors[net.input_name], dtype=np.float64), values,
-                rtol=1e-9, atol=1e-12, err_msg=f"{semiring} on {backend}",
-            )
+    check_every_semiring_on_every_backend(graph, [0, 2], shape=(SEQ * FEATURES, 2))
 
 
 def _share(parts: list[np.ndarray], total: np.ndarray, r: np.ndarray) -> list[np.ndarray]:
