@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Sequence
 
-import networkx as nx
 import numpy as np
 import torch
 
@@ -132,15 +132,32 @@ def _topological_order(ops: list[Op], input_name: str, output_name: str, name: s
             raise ProvgraphError(f"{name}: tensor {t!r} is used but never computed")
         needed.add(t)
         stack.extend(producers[t].inputs)
-    g = nx.DiGraph()
-    for t in needed:
-        op = producers[t]
-        g.add_node(op.output)
-        for src in op.inputs:
-            if src != input_name:
-                g.add_edge(src, op.output)
-    try:
-        order = list(nx.lexicographical_topological_sort(g))
-    except nx.NetworkXUnfeasible:
-        raise ProvgraphError(f"{name}: the op graph has a cycle") from None
+    order = _lexicographic_topological_order(
+        {t: [s for s in producers[t].inputs if s != input_name] for t in needed})
+    if order is None:
+        raise ProvgraphError(f"{name}: the op graph has a cycle")
     return [producers[t] for t in order]
+
+
+def _lexicographic_topological_order(sources: dict[str, list[str]]) -> list[str] | None:
+    """Kahn's algorithm over tensors, ``sources[t]`` being the tensors ``t`` is computed from:
+    among the tensors ready at each step the smallest name comes first, so the order does not
+    depend on the file's node order. ``None`` when the graph has a cycle."""
+    consumers: dict[str, list[str]] = {t: [] for t in sources}
+    waiting: dict[str, int] = {}
+    for t, srcs in sources.items():
+        unique = set(srcs)
+        waiting[t] = len(unique)
+        for s in unique:
+            consumers.setdefault(s, []).append(t)
+    ready = [t for t, n in waiting.items() if n == 0]
+    heapq.heapify(ready)
+    order: list[str] = []
+    while ready:
+        t = heapq.heappop(ready)
+        order.append(t)
+        for c in consumers.get(t, ()):
+            waiting[c] -= 1
+            if waiting[c] == 0:
+                heapq.heappush(ready, c)
+    return order if len(order) == len(sources) else None
