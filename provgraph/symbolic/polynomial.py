@@ -81,11 +81,14 @@ class Polynomial:
 
         ``digits`` rounds float coefficients to that many significant digits (``None``: exact).
         """
-        return polynomial_text(self.terms, self.circuit.variables.name, digits)
+        variables = self.circuit.variables
+        return polynomial_text(self.terms, variables.name, digits, variables.labels)
 
     def latex(self, digits: int | None = 4) -> str:
         """LaTeX with ``x^{(L)}_{j,k}``, ``b^{(L)}_{k}`` and ``n^{(L)}_{k}`` variables."""
-        return polynomial_latex(self.terms, self.circuit.variables.latex, digits)
+        variables = self.circuit.variables
+        return polynomial_latex(
+            self.terms, variables.latex, digits, lambda ids: variables.labels(ids, latex=True))
 
     def __str__(self) -> str:
         return self.text()

@@ -23,7 +23,8 @@ Terms = Mapping[tuple[int, ...], Any]
 
 
 def polynomial_text(
-    terms: Terms, name: Callable[[int], str], digits: int | None = None
+    terms: Terms, name: Callable[[int], str], digits: int | None = None,
+    names: Callable[[list[int]], list[str]] | None = None,
 ) -> str:
     """The polynomial as sympy-compatible text.
 
@@ -35,17 +36,20 @@ def polynomial_text(
         Plain name of a variable id (``x1_7_99``).
     digits
         Significant digits of float coefficients; ``None`` writes them exactly (``repr``).
+    names
+        Optional bulk form of ``name``: the names of a sorted list of ids, in one call.
 
     Returns
     -------
     str
         ``"0"`` for the zero polynomial.
     """
-    return _render(terms, name, digits, lambda v, e: f"{v}**{e}", str, "*")
+    return _render(terms, name, names, digits, lambda v, e: f"{v}**{e}", str, "*")
 
 
 def polynomial_latex(
-    terms: Terms, latex_name: Callable[[int], str], digits: int | None = 4
+    terms: Terms, latex_name: Callable[[int], str], digits: int | None = 4,
+    latex_names: Callable[[list[int]], list[str]] | None = None,
 ) -> str:
     """The polynomial as LaTeX (math mode, no delimiters).
 
@@ -57,6 +61,8 @@ def polynomial_latex(
         LaTeX of a variable id (``x^{(1)}_{7,99}``).
     digits
         Significant digits of float coefficients; ``None`` writes them exactly.
+    latex_names
+        Optional bulk form of ``latex_name``: the LaTeX of a sorted list of ids, in one call.
 
     Returns
     -------
@@ -64,13 +70,15 @@ def polynomial_latex(
         ``"0"`` for the zero polynomial.
     """
     return _render(
-        terms, latex_name, digits, lambda v, e: f"\\left({v}\\right)^{{{e}}}", _latex_number, " "
+        terms, latex_name, latex_names, digits,
+        lambda v, e: f"\\left({v}\\right)^{{{e}}}", _latex_number, " ",
     )
 
 
 def _render(
     terms: Terms,
     name: Callable[[int], str],
+    names_of: Callable[[list[int]], list[str]] | None,
     digits: int | None,
     power: Callable[[str, int], str],
     number_text: Callable[[str], str],
@@ -78,20 +86,30 @@ def _render(
 ) -> str:
     """The sum of terms, each ``|c| v₁ … vₙ`` with ``power(v, e)`` for exponents above one,
     ``number_text`` for the coefficient and ``times`` between factors."""
-    names = _names(terms, name)
+    names = _names(terms, name, names_of)
     pieces = []
+    numbers: dict[Any, tuple[bool, str | None]] = {}  # coefficients repeat: format each once
     for mono, c in _ordered(terms):
-        negative, number = _coefficient(c, digits)
-        factors = [names[v] if e == 1 else power(names[v], e) for v, e in _powers(mono)]
+        shown = numbers.get(c)
+        if shown is None:
+            shown = numbers[c] = _coefficient(c, digits)
+        negative, number = shown
+        if len(set(mono)) == len(mono):  # the common case: every variable once (one path)
+            factors = [names[v] for v in mono]
+        else:
+            factors = [names[v] if e == 1 else power(names[v], e) for v, e in _powers(mono)]
         if number is not None or not factors:
             factors.insert(0, number_text(number if number is not None else "1"))
         pieces.append((negative, times.join(factors)))
     return _join(pieces)
 
 
-def _names(terms: Terms, name: Callable[[int], str]) -> dict[int, str]:
+def _names(
+    terms: Terms, name: Callable[[int], str], names_of: Callable[[list[int]], list[str]] | None
+) -> dict[int, str]:
     """Each occurring variable's name, computed once per variable rather than once per use."""
-    return {v: name(v) for v in sorted({v for mono in terms for v in mono})}
+    ids = sorted({v for mono in terms for v in mono})
+    return dict(zip(ids, names_of(ids) if names_of is not None else map(name, ids)))
 
 
 def _ordered(terms: Terms) -> Iterable[tuple[tuple[int, ...], Any]]:

@@ -186,6 +186,36 @@ class Variables:
             out.extend(f"{head}_{j}_{k}" for j, k in zip(rows, cols))
         return out
 
+    def labels(self, ids: list[int], latex: bool = False) -> list[str]:
+        """Names (or LaTeX names) of the sorted ids ``ids``, computed block by block."""
+        out: list[str] = []
+        array = np.asarray(ids, dtype=np.int64)
+        if len(array) and (array[0] < 0 or array[-1] >= self.size):
+            self._locate(int(array[0] if array[0] < 0 else array[-1]))  # raises, naming the id
+        cuts = np.searchsorted(array, [b.start for b in self._blocks] + [self.size])
+        for b, lo, hi in zip(self._blocks, cuts[:-1], cuts[1:]):
+            if lo == hi:
+                continue
+            pos = array[lo:hi] - b.start
+            if b.kind != "edge":
+                prefix = "b" if b.kind == "bias" else "n"
+                if latex:
+                    out.extend(f"{prefix}^{{({b.layer})}}_{{{k}}}" for k in pos.tolist())
+                else:
+                    out.extend(f"{prefix}{b.layer}_{k}" for k in pos.tolist())
+                continue
+            assert b.indptr is not None and b.indices is not None
+            rows = (np.searchsorted(b.indptr, pos, side="right") - 1).tolist()
+            cols = b.indices[pos].tolist()
+            if latex:
+                tag = f",{b.input_index}" if b.multi else ""
+                head = f"x^{{({b.layer}{tag})}}"
+                out.extend(f"{head}_{{{j},{k}}}" for j, k in zip(rows, cols))
+            else:
+                head = f"x{b.layer}" + (f"i{b.input_index}" if b.multi else "")
+                out.extend(f"{head}_{j}_{k}" for j, k in zip(rows, cols))
+        return out
+
     def record(self, var: int) -> VariableRecord:
         block, pos = self._locate(var)
         j, k = block.endpoints(pos)
