@@ -121,6 +121,8 @@ class ConversionContext:
         self.statistics: dict[str, Any] = {}
         # the nodes reading each tensor (set by the loader; attention patterns look ahead)
         self.readers_of: dict[str, list[OnnxNode]] = {}
+        # tensors whose ONNX batch axis is folded or moved (provgraph.importers.batch_layout)
+        self.layouts: dict[str, Any] = {}
 
     @property
     def opset(self) -> int:
