@@ -184,7 +184,7 @@ def _unary(node: OnnxNode, ctx: ConversionContext) -> OnnxNode:
 
 def _broadcasting(node: OnnxNode, ctx: ConversionContext) -> OnnxNode:
     """Constants are right-aligned to the ONNX rank; one that reaches the batch axis must have
-    extent 1 there, and is permuted into the sample-first layout."""
+    extent 1 or one entry per window there, and is permuted into the sample-first layout."""
     layout = _only_layout(node, ctx)
     inputs = list(node.inputs)
     for i, t in enumerate(inputs):
@@ -196,12 +196,16 @@ def _broadcasting(node: OnnxNode, ctx: ConversionContext) -> OnnxNode:
         if value.ndim < layout.rank - layout.axis:
             continue  # it broadcasts over trailing axes only, which are the same
         value = value.reshape((1,) * (layout.rank - value.ndim) + value.shape)
-        if value.shape[layout.axis] != 1:
+        extent = value.shape[layout.axis]
+        if extent not in (1, layout.fold):
             raise ctx.unsupported(
-                node, f"constant {t!r} varies along the axis that {layout.describe()}")
+                node, f"constant {t!r} has {extent} entries along the axis that "
+                f"{layout.describe()}")
+        # (1, …) broadcasts over batch and windows; (F, …), one entry per window of the sample
+        # (Swin's shifted-window mask, computed for batch 1), is (1, F, …)
         value = np.moveaxis(value, layout.axis, 0)
         if layout.fold > 1:
-            value = value[:, None]
+            value = value[None] if extent == layout.fold else value[:, None]
         name = f"{t}@{node.name}"
         ctx.constants[name] = value
         inputs[i] = name
