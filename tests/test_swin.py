@@ -1,0 +1,160 @@
+"""Window partitions: the Hugging Face Swin classifier (shifted windows, relative-position bias,
+the shifted-window attention mask), and a small window model with an independent oracle.
+
+Swin folds its windows into the batch axis, ``(B, H, W, C) → (B·nW, ws, ws, C)``; provgraph holds
+that tensor as ``(B, nW, ws, ws, C)``, a route within each sample
+(:mod:`provgraph.importers.batch_layout`).
+
+Oracles: onnxruntime (forward; on a batch of three for the window model, whose batch is dynamic),
+the scipy reference for every semiring on every CPU backend, conservation, and for the window
+model, which is linear without biases, gradient × input by torch autograd (LRP-0 from the logit
+equals it exactly).
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import warnings
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+from backend_lists import check_every_semiring_on_every_backend
+from onnx import TensorProto, helper
+from transformer_models import example_inputs, exported
+
+import provgraph as pg
+from provgraph.algebra.semirings import BUILTIN_SEMIRINGS, get_semiring
+from provgraph.engine.annotation import AnnotatedGraph
+from provgraph.errors import UnsupportedOpError
+from provgraph.importers import load_onnx
+from provgraph.model.ops import Affine, AttentionSoftmax, MatProduct
+from provgraph.model.trace import forward_trace
+
+
+@functools.cache
+def swin_graph() -> AnnotatedGraph:
+    net = load_onnx(exported("swin").onnx)
+    x = example_inputs("swin")["pixel_values"][0].astype(np.float64)
+    return AnnotatedGraph(net, forward_trace(net, x))
+
+
+def test_swin_forward_equals_onnxruntime() -> None:
+    e = exported("swin")
+    session = ort.InferenceSession(e.onnx)
+    net = load_onnx(e.onnx)
+    for seed in (0, 1):
+        inputs = example_inputs("swin", seed)
+        want = session.run(None, inputs)[0][0]
+        got = forward_trace(net, inputs["pixel_values"][0].astype(np.float64)).logits[0]
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+    kinds = {type(op) for op in net.ops}
+    assert MatProduct in kinds and AttentionSoftmax in kinds
+    # the shifted block's mask plus the relative-position bias: one (heads, T, T) slice per
+    # window, which differ between windows
+    shifts = [np.asarray(op.shift) for op in net.ops
+              if isinstance(op, Affine) and op.shift is not None and np.ndim(op.shift) == 4]
+    assert any(np.ptp(s, axis=0).max() > 0 for s in shifts), "no per-window attention mask"
+
+
+@pytest.mark.parametrize("rule", ["cp", "attnlrp"])
+def test_swin_explained_in_every_semiring(rule: str) -> None:
+    g = swin_graph()
+    for semiring in BUILTIN_SEMIRINGS:
+        k = get_semiring(semiring)
+        composite = pg.Composite(default=k.default_rule, entries=[
+            pg.Entry("MatProduct", rule), pg.Entry("AttentionSoftmax", rule)])
+        values = np.asarray(g.aggregate(k, rule=composite, backend="torch").input,
+                            dtype=np.float64)
+        zero = float(k.zero)
+        assert not np.isnan(values).any(), semiring
+        assert (np.isfinite(values) | (values == zero)).all(), semiring
+        assert (values != zero).any(), f"{semiring}: no relevance reaches the input"
+
+
+@pytest.mark.parametrize("rule", ["cp", "attnlrp"])
+def test_swin_conservation(rule: str) -> None:
+    g = swin_graph()
+    rel = g.aggregate("real", rule=rule, init="logit", backend="torch")
+    total = rel.input.sum() + sum(float(np.sum(v)) for v in rel.biases.values())
+    assert total == pytest.approx(g.logits[g.predicted_class], rel=1e-6)
+
+
+def test_swin_every_semiring_on_every_backend() -> None:
+    check_every_semiring_on_every_backend(swin_graph(), [0, 3], rtol=1e-7, atol=1e-10,
+                                          atol_of_largest=True)
+
+
+class ShiftedWindows(torch.nn.Module):
+    """Swin's data movement around linear maps, without biases: channels last, cyclic shift,
+    window partition into the batch axis, a per-token map and a token mixing within each
+    window (through a transpose of the windows), window reverse, shift back, a linear head."""
+
+    def __init__(self, side: int = 8, window: int = 4, channels: int = 3, width: int = 5) -> None:
+        super().__init__()
+        self.side, self.window, self.width = side, window, width
+        self.mix = torch.nn.Linear(channels, width, bias=False)
+        self.tokens = torch.nn.Linear(window * window, window * window, bias=False)
+        self.head = torch.nn.Linear(side * side * width, 3, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, s, w = x.shape[0], self.side, self.window
+        n = s // w
+        h = torch.roll(x.permute(0, 2, 3, 1), shifts=(-1, -1), dims=(1, 2))
+        windows = h.reshape(b, n, w, n, w, -1).permute(0, 1, 3, 2, 4, 5).reshape(-1, w * w,
+                                                                                  h.shape[-1])
+        mixed = self.tokens(self.mix(windows).transpose(1, 2)).transpose(1, 2)
+        back = mixed.reshape(-1, n, n, w, w, self.width).permute(0, 1, 3, 2, 4, 5)
+        back = torch.roll(back.reshape(b, s, s, self.width), shifts=(1, 1), dims=(1, 2))
+        return self.head(back.reshape(b, -1))
+
+
+@functools.cache
+def window_model() -> tuple[ShiftedWindows, bytes]:
+    torch.manual_seed(0)
+    model = ShiftedWindows().eval()
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, torch.randn(2, 3, 8, 8), buffer, dynamo=False, opset_version=17,
+                          input_names=["x"], dynamic_axes={"x": {0: "batch"}})
+    return model, buffer.getvalue()
+
+
+def test_window_partition_forward_on_a_batch() -> None:
+    _, data = window_model()
+    net = load_onnx(data)
+    x = np.random.default_rng(0).normal(size=(3, 3, 8, 8)).astype(np.float32)
+    want = ort.InferenceSession(data).run(None, {"x": x})[0]
+    np.testing.assert_allclose(forward_trace(net, x).logits, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("backend", ["scipy", "torch"])
+def test_window_partition_is_a_route_within_the_sample(backend: str) -> None:
+    """Without biases the network is linear, so LRP-0 from the logit is gradient × input."""
+    model, data = window_model()
+    net = load_onnx(data)
+    x = np.random.default_rng(1).normal(size=(3, 8, 8))
+    target = 2
+    rel = AnnotatedGraph(net, forward_trace(net, x)).aggregate(
+        "real", rule="lrp0", init="logit", target=target, backend=backend)
+    xt = torch.tensor(x[None], dtype=torch.float64, requires_grad=True)
+    model.double()(xt)[0, target].backward()
+    model.float()
+    np.testing.assert_allclose(rel.input, (xt * xt.grad)[0].detach().numpy(), rtol=1e-9,
+                               atol=1e-12)
+
+
+def test_reshape_of_a_moved_batch_axis_is_refused() -> None:
+    """A permutation that moves the batch axis may be undone, not reshaped across."""
+    nodes = [helper.make_node("Transpose", ["x"], ["t"], perm=[1, 0, 2], name="move"),
+             helper.make_node("Reshape", ["t", "shape"], ["y"], name="merge")]
+    graph = helper.make_graph(
+        nodes, "moved", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [helper.make_tensor("shape", TensorProto.INT64, [2], [-1, 8])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    with pytest.raises(UnsupportedOpError, match="Reshape node 'merge'.*holds the batch on axis 1"):
+        load_onnx(model.SerializeToString())
