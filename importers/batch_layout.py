@@ -76,11 +76,12 @@ class BatchLayout:
         return (1, *((self.fold,) if self.fold > 1 else ()), *rest)
 
     def describe(self) -> str:
+        """What the layout does, as a clause (``"… which {describe}"``)."""
         if self.fold > 1 and self.axis == 0:
-            return f"folds {self.fold} windows into the batch axis"
+            return f"folds {self.fold} windows into its batch axis"
         if self.fold > 1:
-            return f"holds the batch, folded with {self.fold} windows, on axis {self.axis}"
-        return f"holds the batch on axis {self.axis}"
+            return f"has its batch axis, folded with {self.fold} windows, on axis {self.axis}"
+        return f"has its batch axis on axis {self.axis}"
 
 
 def standard(rank: int) -> BatchLayout:

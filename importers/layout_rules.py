@@ -22,6 +22,7 @@ from provgraph.importers.batch_layout import (
     record,
     standard,
 )
+from provgraph.importers.batch_twins import repeats_per_sample, scales_with_batch, track
 from provgraph.importers.context import ConversionContext, OnnxNode
 from provgraph.importers.node_converters.routing import resolve_target
 from provgraph.model.ops import Reshape, Transpose
@@ -83,7 +84,7 @@ def _only_layout(node: OnnxNode, ctx: ConversionContext) -> BatchLayout:
 
 def _reshape(node: OnnxNode, ctx: ConversionContext) -> None:
     """The batch-1 ONNX output ``(F', …)`` is the sample-first ``(1, F', …)`` (``F' = 1``:
-    the windows are unfolded again)."""
+    the windows are unfolded again), when the first extent is ``B·F'`` at every batch size."""
     x = ctx.computed(node, 0)
     layout = layout_of(ctx, x)
     if layout.axis != 0:
@@ -93,6 +94,10 @@ def _reshape(node: OnnxNode, ctx: ConversionContext) -> None:
                          bool(node.attr("allowzero", 0)))
     if not out:
         raise ctx.unsupported(node, f"target shape {target} removes the batch axis")
+    if not scales_with_batch(ctx, node, layout, out):
+        raise ctx.unsupported(
+            node, f"target shape {target} on {onnx_shape_of(ctx, x)[1:]} would move or merge "
+            "the batch axis (its first extent does not scale with the batch size)")
     folded = standard(len(out)) if out[0] == 1 else BatchLayout(0, out[0], len(out))
     _route(node, ctx, x, folded, out)
 
@@ -158,7 +163,8 @@ def _split(node: OnnxNode, ctx: ConversionContext) -> OnnxNode:
     layout = _only_layout(node, ctx)
     axis = int(node.attr("axis", 0)) % layout.rank
     if axis == layout.axis:
-        raise ctx.unsupported(node, f"split along axis {axis}, which {layout.describe()}")
+        raise ctx.unsupported(node, f"split along axis {axis}, the batch axis of a tensor that "
+                              f"{layout.describe()}")
     for out in node.outputs:
         if out:
             ctx.layouts[out] = layout
@@ -201,6 +207,10 @@ def _broadcasting(node: OnnxNode, ctx: ConversionContext) -> OnnxNode:
             raise ctx.unsupported(
                 node, f"constant {t!r} has {extent} entries along the axis that "
                 f"{layout.describe()}")
+        if extent > 1 and not repeats_per_sample(ctx, t, value, layout.axis):
+            raise ctx.unsupported(
+                node, f"constant {t!r} has one entry per window at batch 1, but not the same "
+                "entries for every sample")
         # (1, …) broadcasts over batch and windows; (F, …), one entry per window of the sample
         # (Swin's shifted-window mask, computed for batch 1), is (1, F, …)
         value = np.moveaxis(value, layout.axis, 0)
@@ -250,6 +260,7 @@ RULES: dict[str, Rule] = {
 def translate(node: OnnxNode, ctx: ConversionContext) -> OnnxNode | None:
     """``node`` written over sample-first tensors (``node`` itself when nothing changes), or
     ``None`` when the translation has emitted or folded it already."""
+    track(node, ctx)
     computed = [t for t in node.inputs if t and ctx.is_computed(t)]
     moved = [t for t in computed if t in ctx.layouts]
     if not moved and not creates_layout(node, ctx):
@@ -261,4 +272,8 @@ def translate(node: OnnxNode, ctx: ConversionContext) -> OnnxNode | None:
             node, f"input {t!r} {ctx.layouts[t].describe()} (a window partition or a permuted "
             f"batch), which {node.op_type} is not supported on",
         )
-    return rule(node, ctx)
+    translated = rule(node, ctx)
+    for out in node.outputs:
+        if out in ctx.protected and out in ctx.layouts:
+            raise ctx.unsupported(node, f"the logits {out!r} {ctx.layouts[out].describe()}")
+    return translated
