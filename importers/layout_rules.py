@@ -272,7 +272,10 @@ def translate(node: OnnxNode, ctx: ConversionContext) -> OnnxNode | None:
             node, f"input {t!r} {ctx.layouts[t].describe()} (a window partition or a permuted "
             f"batch), which {node.op_type} is not supported on",
         )
-    translated = rule(node, ctx)
+    try:
+        translated = rule(node, ctx)
+    except (KeyError, ValueError, IndexError) as exc:  # a graph that contradicts its own shapes
+        raise ctx.invalid(node, f"cannot be read in its inputs' batch layout ({exc!r})") from None
     for out in node.outputs:
         if out in ctx.protected and out in ctx.layouts:
             raise ctx.unsupported(node, f"the logits {out!r} {ctx.layouts[out].describe()}")
