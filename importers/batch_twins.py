@@ -79,7 +79,7 @@ def scales_with_batch(
     if ctx.static_batch:
         return True
     target = ctx.twins.get(node.input(1), ctx.constants.get(node.input(1)))
-    if target is None:
+    if target is None or np.asarray(target).dtype.kind not in "iu":
         return False
     dims = [int(d) for d in np.asarray(target).reshape(-1)]
     try:

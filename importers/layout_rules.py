@@ -15,6 +15,7 @@ from collections.abc import Callable
 import numpy as np
 from onnx import helper
 
+from provgraph.errors import ProvgraphError
 from provgraph.importers.batch_layout import (
     BatchLayout,
     layout_of,
@@ -61,11 +62,14 @@ def creates_layout(node: OnnxNode, ctx: ConversionContext) -> bool:
     if not x or not ctx.is_computed(x):
         return False
     if node.op_type == "Reshape" and node.input(1) in ctx.constants:
-        target = [int(d) for d in np.asarray(ctx.constants[node.input(1)]).reshape(-1)]
-        full = ctx.full_shape(x)
+        value = np.asarray(ctx.constants[node.input(1)])
+        if value.dtype.kind not in "iu":
+            return False  # the converter reports the bad target
+        target = [int(d) for d in value.reshape(-1)]
         try:
-            resolved = resolve_target(ctx, node, full, target, bool(node.attr("allowzero", 0)))
-        except Exception:  # the converter reports the bad target
+            resolved = resolve_target(ctx, node, ctx.full_shape(x), target,
+                                      bool(node.attr("allowzero", 0)))
+        except ProvgraphError:
             return False
         return bool(resolved) and resolved[0] != 1
     if node.op_type == "Transpose":
