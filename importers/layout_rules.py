@@ -175,6 +175,41 @@ def _split(node: OnnxNode, ctx: ConversionContext) -> OnnxNode:
     return _rebuilt(node, axis=layout.position(axis))
 
 
+def _slice(node: OnnxNode, ctx: ConversionContext) -> OnnxNode:
+    """Slices along sample axes keep the layout; the batch axis may only be kept whole."""
+    layout = _only_layout(node, ctx)
+    from_inputs = ctx.opset >= 10
+    if from_inputs:
+        starts = ctx.integer_constant(node, 1, "starts") or []
+        ends = ctx.integer_constant(node, 2, "ends") or []
+        axes = ctx.integer_constant(node, 3, "axes")
+        steps = ctx.integer_constant(node, 4, "steps") or [1] * len(starts)
+    else:
+        starts, ends = list(node.attr("starts") or []), list(node.attr("ends") or [])
+        axes, steps = node.attr("axes", None), [1] * len(starts)
+    axes = list(range(len(starts))) if axes is None else [int(a) % layout.rank for a in axes]
+    kept = []
+    for axis, start, end, step in zip(axes, starts, ends, steps):
+        if axis == layout.axis:
+            if not (step == 1 and start == 0 and end >= 2**31 - 1):
+                raise ctx.unsupported(node, f"slicing axis {axis}, the batch axis of a tensor "
+                                      f"that {layout.describe()}")
+            continue
+        kept.append((layout.position(axis), int(start), int(end), int(step)))
+    if not kept:
+        raise ctx.unsupported(node, "a slice that keeps the whole tensor on a moved batch axis")
+    record(ctx, node.outputs[0], layout)
+    columns = [list(c) for c in zip(*kept)]
+    if not from_inputs:
+        return _rebuilt(node, axes=columns[0], starts=columns[1], ends=columns[2])
+    names = []
+    for what, values in zip(("axes", "starts", "ends", "steps"), columns):
+        name = f"{node.name}:{what}@layout"
+        ctx.constants[name] = np.array(values, dtype=np.int64)
+        names.append(name)
+    return _rebuilt(node, [node.input(0), names[1], names[2], names[0], names[3]])
+
+
 def _trailing_axis(node: OnnxNode, ctx: ConversionContext) -> OnnxNode:
     """Over the trailing axes after the batch axis, the negative axis means the same axes."""
     layout = _only_layout(node, ctx)
@@ -253,7 +288,8 @@ def _size(node: OnnxNode, ctx: ConversionContext) -> None:
 
 RULES: dict[str, Rule] = {
     "Reshape": _reshape, "Squeeze": _squeeze, "Unsqueeze": _unsqueeze,
-    "Transpose": _transpose, "Split": _split, "MatMul": _matmul, "Shape": _shape,
+    "Transpose": _transpose, "Split": _split, "Slice": _slice, "MatMul": _matmul,
+    "Shape": _shape,
     "Size": _size,
     **{op: _unary for op in UNARY},
     **{op: _broadcasting for op in BROADCASTING},

@@ -1,7 +1,8 @@
 """timm classifiers with random weights and small configurations, exported with torch.onnx:
 ConvNeXt, ConvNeXt-V2 (GRN), MLP-Mixer, PoolFormer (pooling token mixer ``pool(x) − x``), ViT
 and DeiT (whose attention permutes the batch axis away and back, ``qkv.permute(2, 0, 3, 1, 4)``)
-and MobileViT (which folds its patches into the batch axis around each transformer).
+and MobileViT (which folds its patches into the batch axis around each transformer); the ViT
+also from the dynamo exporter.
 
 Oracles: onnxruntime (forward, ≤ 1e-4 relative, on a batch of two), every built-in semiring on
 every CPU backend with finite results that agree with the scipy reference, and conservation
@@ -79,8 +80,23 @@ def _build(name: str) -> torch.nn.Module:
                       use_mlp_head=False, mlp_act=torch.nn.GELU, **STAGES)
 
 
-MODELS = ["convnext", "convnextv2", "mixer", "poolformer", "vit", "deit", "mobilevit"]
-TRANSFORMERS = ["vit", "deit", "mobilevit"]
+MODELS = ["convnext", "convnextv2", "mixer", "poolformer", "vit", "deit", "mobilevit",
+          "vit-dynamo"]
+TRANSFORMERS = ["vit", "deit", "mobilevit", "vit-dynamo"]
+DYNAMO = "-dynamo"
+
+
+def _export(module: torch.nn.Module, name: str) -> bytes:
+    """TorchScript export at opset 17, or (``…-dynamo``) the dynamo exporter; batch dynamic."""
+    if name.endswith(DYNAMO):
+        batch = torch.export.Dim("batch")
+        program = torch.onnx.export(module, (torch.randn(2, 3, SIDE, SIDE),), dynamo=True,
+                                    input_names=["x"], dynamic_shapes={"x": {0: batch}})
+        return program.model_proto.SerializeToString()
+    buffer = io.BytesIO()
+    torch.onnx.export(module, torch.randn(1, 3, SIDE, SIDE), buffer, dynamo=False,
+                      opset_version=17, input_names=["x"], dynamic_axes={"x": {0: "batch"}})
+    return buffer.getvalue()
 
 
 @pytest.fixture(scope="session")
@@ -88,17 +104,13 @@ def timm_onnx() -> dict[str, bytes]:
     out = {}
     for i, name in enumerate(MODELS):
         torch.manual_seed(i)
-        module = _build(name).eval()
+        module = _build(name.removesuffix(DYNAMO)).eval()
         with torch.no_grad():  # random weights everywhere (timm zero-initialises some heads)
             for p in module.parameters():
                 p.normal_(0.0, 0.3)
-        buffer = io.BytesIO()
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
-            torch.onnx.export(module, torch.randn(1, 3, SIDE, SIDE), buffer, dynamo=False,
-                              opset_version=17, input_names=["x"],
-                              dynamic_axes={"x": {0: "batch"}})
-        out[name] = buffer.getvalue()
+            out[name] = _export(module, name)
     return out
 
 
