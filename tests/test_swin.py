@@ -159,3 +159,71 @@ def test_reshape_of_a_moved_batch_axis_is_refused() -> None:
     expected = "Reshape node 'merge'.*has its batch axis on axis 1"
     with pytest.raises(UnsupportedOpError, match=expected):
         load_onnx(model.SerializeToString())
+
+
+def _folding_model(per_sample_constant: bool) -> bytes:
+    """``x (N, 4, 2)`` folded to ``(4N, 2)``, plus one constant row per window, unfolded to
+    ``(N, 8)``; the constant is tiled with the batch size, or a literal of batch 1."""
+    window = np.arange(8, dtype=np.float32).reshape(4, 2)
+    nodes = [helper.make_node("Reshape", ["x", "fold"], ["w"], name="partition")]
+    if per_sample_constant:
+        nodes += [
+            helper.make_node("Shape", ["x"], ["s"]),
+            helper.make_node("Gather", ["s", "zero"], ["n"], axis=0),
+            helper.make_node("Unsqueeze", ["n", "zero1"], ["n1"]),
+            helper.make_node("Concat", ["n1", "one1"], ["reps"], axis=0),
+            helper.make_node("Tile", ["c", "reps"], ["ct"]),
+        ]
+    nodes += [helper.make_node("Add", ["w", "ct" if per_sample_constant else "c"], ["m"],
+                               name="shift"),
+              helper.make_node("Reshape", ["m", "unfold"], ["y"], name="reverse")]
+    init = [helper.make_tensor("fold", TensorProto.INT64, [2], [-1, 2]),
+            helper.make_tensor("unfold", TensorProto.INT64, [2], [-1, 8]),
+            helper.make_tensor("c", TensorProto.FLOAT, [4, 2], window.reshape(-1)),
+            helper.make_tensor("zero", TensorProto.INT64, [], [0]),
+            helper.make_tensor("zero1", TensorProto.INT64, [1], [0]),
+            helper.make_tensor("one1", TensorProto.INT64, [1], [1])]
+    graph = helper.make_graph(
+        nodes, "windows", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 8])], init)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+
+
+def test_a_constant_per_window_repeated_for_every_sample() -> None:
+    data = _folding_model(per_sample_constant=True)
+    x = np.random.default_rng(2).normal(size=(3, 4, 2)).astype(np.float32)
+    want = ort.InferenceSession(data).run(None, {"x": x})[0]
+    np.testing.assert_allclose(forward_trace(load_onnx(data), x).logits, want, rtol=1e-6)
+
+
+def test_a_constant_per_window_of_batch_one_is_refused() -> None:
+    """A literal of the windows of one sample does not broadcast at batch 2 in ONNX either."""
+    with pytest.raises(UnsupportedOpError, match="Add node 'shift'.*not the same entries for "
+                       "every sample"):
+        load_onnx(_folding_model(per_sample_constant=False))
+
+
+@pytest.mark.parametrize(("axis", "fold"), [(0, 1), (0, 3), (1, 1), (2, 3)])
+def test_batch_layout_holds_each_sample_first(axis: int, fold: int) -> None:
+    """The imported tensor of a layout is the ONNX tensor with its batch axis split into
+    ``(B, fold)`` and moved in front (numpy as the oracle), for a batch of two."""
+    from provgraph.importers.batch_layout import BatchLayout
+
+    onnx_shape = [4, 5, 6]
+    onnx_shape[axis] = 2 * fold
+    layout = BatchLayout(axis, fold, 3)
+    value = np.arange(np.prod(onnx_shape)).reshape(onnx_shape)
+    split = value.reshape(onnx_shape[:axis] + [2, fold] + onnx_shape[axis + 1:])
+    ours = np.moveaxis(split, [axis, axis + 1], [0, 1])
+    if fold == 1:
+        ours = ours[:, 0]
+    batch1 = list(onnx_shape)
+    batch1[axis] = fold
+    assert layout.full_shape(tuple(batch1)) == (1, *ours.shape[1:])
+    assert layout.onnx_shape(layout.full_shape(tuple(batch1))) == tuple(batch1)
+    others = [a for a in range(3) if a != axis]
+    for a in others:  # ONNX axis a of sample 1 is the layout's axis position(a)
+        assert ours.shape[layout.position(a)] == onnx_shape[a]
+    if axis == 0:  # a fold: each sample is one contiguous block of the row-major buffer
+        half = value.size // 2
+        np.testing.assert_array_equal(ours[1].reshape(-1), value.reshape(-1)[half:])
