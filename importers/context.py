@@ -121,6 +121,12 @@ class ConversionContext:
         self.statistics: dict[str, Any] = {}
         # the nodes reading each tensor (set by the loader; attention patterns look ahead)
         self.readers_of: dict[str, list[OnnxNode]] = {}
+        # tensors whose ONNX batch axis is folded or moved (provgraph.importers.batch_layout)
+        self.layouts: dict[str, Any] = {}
+        # shape computations at batch 2, and whether the input's batch is fixed to 1
+        # (provgraph.importers.batch_twins)
+        self.twins: dict[str, np.ndarray] = {}
+        self.static_batch = False
 
     @property
     def opset(self) -> int:

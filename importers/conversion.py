@@ -16,6 +16,7 @@ import onnx
 from provgraph.errors import ModelLoadError, UnsupportedOpError
 from provgraph.importers.context import ConversionContext, OnnxNode, Shape
 from provgraph.importers.folding import fold, is_foldable
+from provgraph.importers.layout_rules import translate
 from provgraph.importers.registry import lookup
 
 SHOWN_NODES = 5
@@ -95,6 +96,18 @@ def convert_nodes(
     refused: list[tuple[OnnxNode, UnsupportedOpError]] = []
     shapes: dict[str, Shape] | None = None
     for node in nodes:
+        try:
+            translated = translate(node, ctx)
+        except UnsupportedOpError as exc:
+            refused.append((node, exc))
+            if shapes is None:
+                shapes = inferred_shapes(proto, input_name, sample_shape)
+            if not _stand_in(ctx, node, shapes):
+                break
+            continue
+        if translated is None:
+            continue
+        node = translated
         if is_foldable(node, ctx.constants):
             fold(node, ctx)
             continue

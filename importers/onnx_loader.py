@@ -379,6 +379,7 @@ def load_onnx(
             ctx.readers_of.setdefault(t, []).append(node)
     ctx.constants.update(read_initializers(graph, needed, name))
     ctx.add_input(input_value.name, shape)
+    ctx.static_batch = _dims(input_value)[:1] == [1]
     convert_nodes(ctx, needed, opsets, used, proto, input_value.name, shape)
     if head.logits in ctx.constants or head.logits not in ctx.shapes:
         raise ModelLoadError(f"{name}: the logits {head.logits!r} do not depend on the input")

@@ -50,7 +50,7 @@ def _swin() -> torch.nn.Module:
     from transformers import SwinConfig, SwinForImageClassification
 
     return SwinForImageClassification(SwinConfig(
-        image_size=SIDE, patch_size=4, embed_dim=16, depths=[1, 1], num_heads=[2, 2],
+        image_size=SIDE, patch_size=4, embed_dim=16, depths=[2, 1], num_heads=[2, 2],
         window_size=4, num_labels=5, attn_implementation="eager"))
 
 

@@ -65,7 +65,7 @@ def convert_flatten(node: OnnxNode, ctx: ConversionContext) -> None:
         )
 
 
-def _resolve_target(
+def resolve_target(
     ctx: ConversionContext, node: OnnxNode, full: Shape, target: list[int], allowzero: bool
 ) -> Shape:
     """ONNX Reshape semantics (``0`` copies a dimension unless ``allowzero``, ``-1`` infers)."""
@@ -92,7 +92,7 @@ def convert_reshape(node: OnnxNode, ctx: ConversionContext) -> None:
     if target is None:
         raise ctx.invalid(node, "input 1 (the target shape) is missing")
     full = ctx.full_shape(x)
-    resolved = _resolve_target(ctx, node, full, target, bool(node.attr("allowzero", 0)))
+    resolved = resolve_target(ctx, node, full, target, bool(node.attr("allowzero", 0)))
     if not resolved or resolved[0] != 1:
         raise ctx.unsupported(
             node, f"target shape {target} on {full[1:]} would move or merge the batch axis"
