@@ -43,13 +43,22 @@ from provgraph.algebra.semirings import (
     ViterbiSemiring,
 )
 from provgraph.algebra.theta import ConstantOne, IdentityTheta, Log, NegLog, Threshold
-from provgraph.backends.base import Backend, Capabilities, Edges, StepContext
+from provgraph.backends.base import Backend, Capabilities, Edges, StepContext, StepResult
+from provgraph.backends.triton_fused import (
+    contract_fused,
+    dense_operands,
+    fused_plan,
+    is_fused_op,
+    window_operands,
+)
 from provgraph.errors import BudgetError, ProvgraphError
+from provgraph.model.ops import Dense, LinearOp
 
 #: integer-valued float64 is exact up to here
 EXACT_COUNTS = 2.0**53
-#: most edges of a network it takes: the annotated graph materialises every op's rule weights
-#: on the host (16 bytes an edge) before the kernels contract them
+#: most edges it materialises: an op without a fused kernel (or whose rule or Θ needs the edge
+#: list) has its rule weights materialised on the host (16 bytes an edge) before the
+#: contraction kernel reads them; fused dense, convolution and pooling steps never do
 DEFAULT_EDGE_BUDGET = 100_000_000
 #: tiles (rows, edges, columns) of the contraction kernel: small on a GPU; large in the
 #: interpreter, whose cost is per program
@@ -125,9 +134,7 @@ class TritonBackend(Backend):
     """
 
     name = "triton"
-    capabilities: ClassVar[Capabilities] = Capabilities(
-        devices=("cuda",), edge_budget=DEFAULT_EDGE_BUDGET
-    )
+    capabilities: ClassVar[Capabilities] = Capabilities(devices=("cuda",))
 
     def __init__(
         self, device: str | torch.device | None = None, edge_budget: int = DEFAULT_EDGE_BUDGET
@@ -147,6 +154,13 @@ class TritonBackend(Backend):
                 "(Triton's interpreter)"
             )
         self.kernels = _kernels()
+        from provgraph.backends.torch_backend import TorchBackend
+
+        #: window geometry and denominators come from the torch backend's structured code
+        self.structured = TorchBackend(device=self.device)
+        #: how many linear steps ran fused, and which ops had their edges materialised
+        self.fused_steps = 0
+        self.materialised: list[str] = []
 
     def __repr__(self) -> str:
         return f"TritonBackend(device={str(self.device)!r})"
@@ -155,13 +169,24 @@ class TritonBackend(Backend):
     def check(self, graph: Any) -> None:
         if getattr(graph, "batched", False):
             raise ProvgraphError("the triton backend explains one sample at a time")
-        edges = graph.network.num_edges()
+        net = graph.network
+        edges = sum(self._op_edges(graph, op) for op in net.ops if self._materialises(op))
         if edges > self.edge_budget:
             raise BudgetError(
-                f"{graph.network.name} has about {edges:,} edges, over the triton backend's "
-                f"budget of {self.edge_budget:,} (its kernels contract materialised edges); "
-                "use backend='torch' (device='cuda'), whose kernels never materialise them"
+                f"{net.name} has about {edges:,} edges in ops without a fused triton kernel, "
+                f"over the triton backend's budget of {self.edge_budget:,} (it materialises "
+                "those); use backend='torch' (device='cuda'), whose kernels never do"
             )
+
+    @staticmethod
+    def _materialises(op: Any) -> bool:
+        """Whether the op's step contracts a materialised edge list or index map."""
+        return op.role in ("linear", "bilinear", "route", "select") and not is_fused_op(op)
+
+    @staticmethod
+    def _op_edges(graph: Any, op: Any) -> int:
+        shapes = graph.network.shapes
+        return op.num_edges([shapes[t] for t in op.inputs], shapes[op.output])
 
     def carrier(self, semiring: Semiring) -> TritonCarrier:
         carrier = CARRIERS.get(type(semiring))
@@ -199,6 +224,30 @@ class TritonBackend(Backend):
         shape = (n,) + tuple(like.shape[1:])
         return torch.full(shape, self.carrier(semiring).zero, dtype=torch.float64,
                           device=self.device)
+
+    # --- the fused linear steps ---
+    def linear(self, op: LinearOp, ctx: StepContext) -> StepResult:
+        """Dense, convolution and average pooling through the fused kernels
+        (:mod:`~provgraph.backends.triton_fused`); other ops, rules without a declared form and
+        user-defined Θs through the generic step over materialised edges."""
+        c = self.carrier(ctx.semiring)
+        plan = fused_plan(ctx, c, THETAS) if is_fused_op(op) else None
+        if plan is None:
+            edges = self._op_edges(ctx.graph, op)
+            if edges > self.edge_budget:
+                raise BudgetError(
+                    f"{op.describe()}: {edges:,} edges to materialise (its rule or Θ has no "
+                    f"fused triton kernel), over the budget of {self.edge_budget:,}; use a "
+                    "built-in rule and Θ, or backend='torch'"
+                )
+            self.materialised.append(op.name)
+            return super().linear(op, ctx)
+        prepare = dense_operands if isinstance(op, Dense) else window_operands
+        operands = prepare(self.structured, op, plan, ctx.graph)
+        r_in, part = contract_fused(plan, operands, ctx.r_out)
+        self.fused_steps += 1
+        return [(op.inputs[0], self._checked(c, r_in))], (
+            None if part is None else self._checked(c, part))
 
     # --- the primitive ---
     def contract(self, ctx: StepContext, edges: Edges, r_out: torch.Tensor) -> torch.Tensor:
