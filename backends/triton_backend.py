@@ -22,6 +22,7 @@ Install with ``pip install "provgraph[triton]"``.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -158,8 +159,9 @@ class TritonBackend(Backend):
 
         #: window geometry and denominators come from the torch backend's structured code
         self.structured = TorchBackend(device=self.device)
-        #: how many linear steps ran fused, and which ops had their edges materialised
-        self.fused_steps = 0
+        #: how many linear steps ran fused, by kernel variant, and which ops had their edges
+        #: materialised
+        self.fused_steps: Counter[str] = Counter()
         self.materialised: list[str] = []
 
     def __repr__(self) -> str:
@@ -170,18 +172,22 @@ class TritonBackend(Backend):
         if getattr(graph, "batched", False):
             raise ProvgraphError("the triton backend explains one sample at a time")
         net = graph.network
-        edges = sum(self._op_edges(graph, op) for op in net.ops if self._materialises(op))
+        sizes = {op.name: self._op_edges(graph, op) for op in net.ops if self._materialises(op)}
+        edges = sum(sizes.values())
         if edges > self.edge_budget:
+            largest = max(sizes, key=sizes.__getitem__)
             raise BudgetError(
-                f"{net.name} has about {edges:,} edges in ops without a fused triton kernel, "
-                f"over the triton backend's budget of {self.edge_budget:,} (it materialises "
-                "those); use backend='torch' (device='cuda'), whose kernels never do"
+                f"{net.name} has about {edges:,} edges in ops without a fused triton kernel "
+                f"(the largest: {largest}, {sizes[largest]:,}), over the triton backend's "
+                f"budget of {self.edge_budget:,} (it materialises those); use backend='torch' "
+                "(device='cuda'), whose kernels never do"
             )
 
     @staticmethod
     def _materialises(op: Any) -> bool:
-        """Whether the op's step contracts a materialised edge list or index map."""
-        return op.role in ("linear", "bilinear", "route", "select") and not is_fused_op(op)
+        """Whether the op's step contracts materialised rule weights (routing and max pooling
+        contract index maps, one entry per neuron, which the budget does not count)."""
+        return op.role in ("linear", "bilinear") and not is_fused_op(op)
 
     @staticmethod
     def _op_edges(graph: Any, op: Any) -> int:
@@ -244,8 +250,8 @@ class TritonBackend(Backend):
             return super().linear(op, ctx)
         prepare = dense_operands if isinstance(op, Dense) else window_operands
         operands = prepare(self.structured, op, plan, ctx.graph)
-        r_in, part = contract_fused(plan, operands, ctx.r_out)
-        self.fused_steps += 1
+        r_in, part, variant = contract_fused(plan, operands, ctx.r_out)
+        self.fused_steps[variant] += 1
         return [(op.inputs[0], self._checked(c, r_in))], (
             None if part is None else self._checked(c, part))
 

@@ -42,6 +42,9 @@ if TYPE_CHECKING:
     from provgraph.backends.torch_backend import TorchBackend
     from provgraph.backends.triton_backend import TritonCarrier
 
+#: most numerator terms of a fused rule form (the gather kernel loads each term's sources once;
+#: every built-in rule has at most three, z^B exactly three)
+MAX_TERMS = 3
 #: the op classes with a fused step (looked up along an op's MRO)
 FUSED_OPS: tuple[type, ...] = (Conv, AvgPool, GlobalAvgPool, Dense)
 _F64 = torch.float64
@@ -98,6 +101,17 @@ class Geometry:
     def window_args(self) -> list[int]:
         return [*self.kernel, *self.strides, *self.dilations, *self.pad_begin]
 
+    def gather_loops(self) -> list[int]:
+        """Per axis, the steps of the gather loop and whether they run over outputs: the
+        outputs whose window can hold a given input, ``⌈((k − 1)·dil + 1) / s⌉`` at most, when
+        that is fewer than the ``k`` kernel offsets (strided and global windows)."""
+        steps, by_output = [], []
+        for k, s, d, n in zip(self.kernel, self.strides, self.dilations, self.out_sp):
+            outputs = min(n, -(-((k - 1) * d + 1) // s))
+            steps.append(min(k, outputs))
+            by_output.append(int(outputs < k))
+        return steps + by_output
+
 
 @dataclass
 class Operands:
@@ -123,6 +137,8 @@ def fused_plan(ctx: StepContext, carrier: TritonCarrier, thetas: dict[type, str]
     try:
         form = rule_form(ctx.rule)
     except RuleFormError:
+        return None
+    if len(form.terms) > MAX_TERMS:
         return None
     ctx.theta(np.zeros(0), ctx.semiring, ctx.layer)  # its refusal, if K does not fit
     threshold = float(ctx.theta.threshold_for(ctx.layer)) if theta == "THETA_THRESHOLD" else 0.0
@@ -210,7 +226,7 @@ def absmax(geo: Geometry, sources: torch.Tensor, weights: torch.Tensor, pooled: 
     """Max-norm denominators in place: ``top[k] = max(top[k], max_j |z_jk|)``."""
     from provgraph.backends import triton_window as w
 
-    block_k, block_c = w.tiles()
+    block_k, block_c = w.tiles(geo.n_out, geo.c_in // geo.groups)
     w.window_absmax[(w.cdiv(geo.n_out, block_k),)](
         sources, weights, top, geo.n_out, geo.c_in, geo.c_out, geo.c_in // geo.groups,
         geo.c_out // geo.groups, *geo.in_sp, geo.out_sp[1], geo.out_sp[2], *geo.window_args(),
@@ -268,9 +284,10 @@ def _factored(plan: FusedPlan, ops: Operands, r: torch.Tensor, skip: bool
 
 
 def contract_fused(plan: FusedPlan, ops: Operands, r_out: torch.Tensor
-                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``(R_in (n_in, T), absorbed by the bias (T,) or None)`` of a fused step; ``r_out`` is
-    ``(n_out, T)`` in the output tensor's own order."""
+                   ) -> tuple[torch.Tensor, torch.Tensor | None, str]:
+    """``(R_in (n_in, T), absorbed by the bias (T,) or None, variant)`` of a fused step;
+    ``r_out`` is ``(n_out, T)`` in the output tensor's own order; the variant is
+    ``"factored"``, ``"skipping"`` (zero outputs masked) or ``"every edge"``."""
     from provgraph.backends import triton_kernels as k
     from provgraph.backends import triton_window as w
 
@@ -283,11 +300,11 @@ def contract_fused(plan: FusedPlan, ops: Operands, r_out: torch.Tensor
     sources, weights, rk = (ops.sources, ops.weights, r) if parts is None else parts
     empty = c.zero if skip else -math.inf
     out = torch.empty((geo.n_in, n_t), dtype=_F64, device=r.device)
-    block_j, block_c = w.tiles()
+    block_j, block_c = w.tiles(geo.n_in, geo.c_out // geo.groups)
     w.window_gather[(w.cdiv(geo.n_in, block_j), n_t)](
         sources.contiguous(), weights.contiguous(), ops.den, rk.contiguous(), out,
         geo.n_in, geo.c_in, geo.c_out, geo.c_in // geo.groups, geo.c_out // geo.groups, n_t,
-        geo.in_sp[1], geo.in_sp[2], *geo.out_sp, *geo.window_args(),
+        geo.in_sp[1], geo.in_sp[2], *geo.out_sp, *geo.window_args(), *geo.gather_loops(),
         ops.sources.shape[1], weights.shape[-1] if weights.dim() > 1 else 0,
         plan.threshold, c.zero, c.one, empty,
         OPS=k.CODES[c.ops], THETA=k.CODES[plan.theta], INTEGRAL=c.integral,
@@ -296,7 +313,8 @@ def contract_fused(plan: FusedPlan, ops: Operands, r_out: torch.Tensor
     )
     if ops.channels_first:
         out = out.reshape(-1, geo.c_in, n_t).transpose(0, 1).reshape(geo.n_in, n_t)
-    return out.contiguous(), absorbed(plan, ops.r_bias, r_out)
+    variant = "factored" if parts is not None else "skipping" if skip else "every edge"
+    return out.contiguous(), absorbed(plan, ops.r_bias, r_out), variant
 
 
 def absorbed(plan: FusedPlan, r_bias: torch.Tensor | None, r_out: torch.Tensor

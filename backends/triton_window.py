@@ -36,7 +36,8 @@ neuron and weight. ``V`` then holds the inner weights, ``R`` the per-output ``t_
 outer factor, which the kernel ⊗-multiplies onto the inner ⊕.
 
 ⊕, ⊗ and Θ are compile-time constants (the codes of :mod:`~provgraph.backends.triton_kernels`),
-so each (semiring, Θ, terms, layout) combination compiles to its own branch-free kernel.
+so each (semiring, Θ, terms, layout) combination compiles to its own branch-free kernel. A rule
+form has at most :data:`~provgraph.backends.triton_fused.MAX_TERMS` numerator terms here (every built-in rule has; z^B has three).
 
 References
 ----------
@@ -61,14 +62,25 @@ from provgraph.backends.triton_kernels import (
 
 
 @triton.jit
-def _output_axis(i, p, q, dil, s, n_out):
-    """The output index reached from input index ``i`` at kernel offset ``q``, and whether an
-    edge exists there."""
-    n = i + p - q * dil
+def _edge_axis(i, u, p, k, dil, s, n_out, BY_OUTPUT):
+    """Step ``u`` of one spatial axis from input index ``i``: ``(output o, kernel offset q,
+    whether the edge exists)``.
+
+    The loop runs over kernel offsets ``q = u`` (``o = (i + p − q·dil) / s``), or, where fewer
+    (``BY_OUTPUT``: strided and global windows), over the outputs ``o = o_first + u`` whose
+    window can hold ``i`` (``q = (i + p − o·s) / dil``).
+    """
+    first = i + p - (k - 1) * dil
+    o_first = tl.where(first > 0, (tl.where(first > 0, first, 0) + s - 1) // s, 0)
+    o = tl.where(BY_OUTPUT != 0, o_first + u, 0)
+    m = i + p - o * s
+    q = tl.where(BY_OUTPUT != 0, tl.where(m >= 0, m, 0) // dil, u)
+    n = tl.where(BY_OUTPUT != 0, m - q * dil, i + p - q * dil)
     nc = tl.where(n >= 0, n, 0)
-    o = nc // s
-    ok = (n >= 0) & (nc - o * s == 0) & (o < n_out)
-    return tl.where(ok, o, 0), ok
+    o = tl.where(BY_OUTPUT != 0, o, nc // s)
+    rest = tl.where(BY_OUTPUT != 0, n, nc - o * s)
+    ok = (m >= 0) & (n >= 0) & (rest == 0) & (q < k) & (o < n_out)
+    return tl.where(ok, o, 0), q, ok
 
 
 @triton.jit
@@ -76,7 +88,7 @@ def window_gather(
     S, V, D, R, OUT,
     n_in, c_in, c_out, cin_g, cout_g, n_t,
     in1, in2, out0, out1, out2, k0, k1, k2, s0, s1, s2, dl0, dl1, dl2, p0, p1, p2,
-    term_s, term_v, threshold, zero, one, empty,
+    u0, u1, u2, by0, by1, by2, term_s, term_v, threshold, zero, one, empty,
     OPS: tl.constexpr, THETA: tl.constexpr, INTEGRAL: tl.constexpr, BOOLEAN: tl.constexpr,
     N_TERMS: tl.constexpr, POOLED: tl.constexpr, FACTORED: tl.constexpr, SKIP: tl.constexpr,
     BLOCK_J: tl.constexpr, BLOCK_C: tl.constexpr,
@@ -99,14 +111,20 @@ def window_gather(
     n_k = k0 * k1 * k2
     if FACTORED:
         outer = tl.load(S + j, mask=j_ok, other=zero)
+    else:  # the rule's sources (at most three terms), in the order of the reference's sum
+        src0 = tl.load(S + j, mask=j_ok, other=0.0)
+        if N_TERMS > 1:
+            src1 = tl.load(S + term_s + j, mask=j_ok, other=0.0)
+        if N_TERMS > 2:
+            src2 = tl.load(S + 2 * term_s + j, mask=j_ok, other=0.0)
     acc = tl.zeros((BLOCK_J,), dtype=tl.float64) + empty
     reached = j < 0
-    for q0 in range(k0):
-        o0, ok0 = _output_axis(i0, p0, q0, dl0, s0, out0)
-        for q1 in range(k1):
-            o1, ok1 = _output_axis(i1, p1, q1, dl1, s1, out1)
-            for q2 in range(k2):
-                o2, ok2 = _output_axis(i2, p2, q2, dl2, s2, out2)
+    for step0 in range(u0):
+        o0, q0, ok0 = _edge_axis(i0, step0, p0, k0, dl0, s0, out0, by0)
+        for step1 in range(u1):
+            o1, q1, ok1 = _edge_axis(i1, step1, p1, k1, dl1, s1, out1, by1)
+            for step2 in range(u2):
+                o2, q2, ok2 = _edge_axis(i2, step2, p2, k2, dl2, s2, out2, by2)
                 pos_ok = j_ok & ok0 & ok1 & ok2
                 reached = reached | pos_ok
                 o = (o0 * out1 + o1) * out2 + o2
@@ -122,16 +140,18 @@ def window_gather(
                     if POOLED:
                         w_at = o[:, None] + 0 * cc[None, :]
                     else:
-                        w_at = (ci[:, None] * n_k + kap) * cout_g + cc[None, :]
+                        w_at = (ci[:, None] * n_k + kap[:, None]) * cout_g + cc[None, :]
                     if FACTORED:
                         v = tl.load(V + w_at, mask=live, other=0.0)
                         x = _times(v, rk, OPS)
                     else:
-                        num = tl.zeros((BLOCK_J, BLOCK_C), dtype=tl.float64)
-                        for term in range(N_TERMS):
-                            src = tl.load(S + term * term_s + j, mask=j_ok, other=0.0)
-                            v = tl.load(V + term * term_v + w_at, mask=live, other=0.0)
-                            num = num + src[:, None] * v
+                        num = src0[:, None] * tl.load(V + w_at, mask=live, other=0.0)
+                        if N_TERMS > 1:
+                            v1 = tl.load(V + term_v + w_at, mask=live, other=0.0)
+                            num = num + src1[:, None] * v1
+                        if N_TERMS > 2:
+                            v2 = tl.load(V + 2 * term_v + w_at, mask=live, other=0.0)
+                            num = num + src2[:, None] * v2
                         dk = tl.load(D + k, mask=live, other=0.0)
                         r = tl.where(dk != 0, num / tl.where(dk != 0, dk, 1.0), 0.0)
                         ann = _theta(r, threshold, zero, one, THETA, INTEGRAL)
@@ -187,7 +207,7 @@ def window_absmax(
                     else:
                         w_at = (c * n_k + kap) * cout_g + cl[:, None]
                     num = tl.zeros((BLOCK_K, BLOCK_C), dtype=tl.float64)
-                    for term in range(N_TERMS):
+                    for term in tl.static_range(N_TERMS):
                         src = tl.load(S + term * term_s + j, mask=m, other=0.0)
                         v = tl.load(V + term * term_v + w_at, mask=m, other=0.0)
                         num = num + src * v
@@ -222,7 +242,10 @@ def cdiv(a: int, b: int) -> int:
 GPU_TILES, INTERPRETER_TILES = (128, 32), (1024, 64)
 
 
-def tiles() -> tuple[int, int]:
-    """The tiles for where the kernels run (``TRITON_INTERPRET=1``: the interpreter)."""
+def tiles(rows: int, channels: int) -> tuple[int, int]:
+    """Tiles for ``rows`` neurons and loops over ``channels`` channels, for where the kernels
+    run (``TRITON_INTERPRET=1``: the interpreter), no larger than the work needs."""
     interpreted = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
-    return INTERPRETER_TILES if interpreted else GPU_TILES
+    block_r, block_c = INTERPRETER_TILES if interpreted else GPU_TILES
+    return (min(block_r, triton.next_power_of_2(max(rows, 16))),
+            min(block_c, triton.next_power_of_2(max(channels, 2))))
