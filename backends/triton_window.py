@@ -37,7 +37,8 @@ outer factor, which the kernel ⊗-multiplies onto the inner ⊕.
 
 ⊕, ⊗ and Θ are compile-time constants (the codes of :mod:`~provgraph.backends.triton_kernels`),
 so each (semiring, Θ, terms, layout) combination compiles to its own branch-free kernel. A rule
-form has at most :data:`~provgraph.backends.triton_fused.MAX_TERMS` numerator terms here (every built-in rule has; z^B has three).
+form has at most :data:`~provgraph.backends.triton_fused.MAX_TERMS` numerator terms here (every
+built-in rule has; z^B has three).
 
 References
 ----------

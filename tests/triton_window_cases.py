@@ -118,7 +118,7 @@ def _agree(graph: AnnotatedGraph, semiring, what: str, **kw) -> TritonBackend:
     return engine
 
 
-@pytest.mark.parametrize("network", NETWORKS)
+@pytest.mark.parametrize("network", list(BUILDERS))  # each ends in a dense layer
 @pytest.mark.parametrize("semiring, rule", CONFIGS)
 def test_every_rule_and_semiring(graphs, network: str, semiring: str, rule: str) -> None:
     _agree(graphs[network], semiring, f"{network} {semiring} {rule}",
@@ -172,7 +172,7 @@ def test_tropical_logs_factor_on_nonnegative_weights(tmp_path) -> None:
 
 @pytest.mark.parametrize("semiring", list(BUILTIN_SEMIRINGS))
 def test_a_vgg_style_network_end_to_end(graphs, semiring: str) -> None:
-    _agree(graphs["vgg_style"], semiring, f"vgg_style {semiring}", target=[0, 3])
+    _agree(graphs["vgg_style"], semiring, f"vgg_style {semiring}", target=3)
 
 
 def test_only_materialised_ops_count_against_the_budget(graphs) -> None:
