@@ -1,9 +1,11 @@
-"""The Triton backend: the ⊕⊗-contraction primitive as a CUDA kernel, for every built-in semiring.
+"""The Triton backend: fused window kernels and the ⊕⊗-contraction primitive on CUDA, for every
+built-in semiring.
 
-Every op role goes through the generic per-role steps of
-:class:`~provgraph.backends.base.Backend` (conv, dense and pooling windows as the annotated
-graph's CSR of rule weights; routing and max-pool selection as index maps) and one kernel,
-:func:`~provgraph.backends.triton_kernels.contract_rows`:
+Dense, convolution and average-pooling steps run fused gather kernels that never materialise an
+edge (:mod:`~provgraph.backends.triton_fused`, :mod:`~provgraph.backends.triton_window`). Every
+other op role goes through the generic per-role steps of :class:`~provgraph.backends.base.Backend`
+(routing and max-pool selection as index maps, other linear ops as the annotated graph's CSR of
+rule weights) and one kernel, :func:`~provgraph.backends.triton_kernels.contract_rows`:
 
     R_in[j, t] = ⊕_{k ∈ row j} Θ(r_jk) ⊗ R_out[k, t]
 
@@ -12,7 +14,8 @@ with ``Θ(r_jk)`` computed in registers from the real rule weight (identity, ≡
 semiring. Relevance lives on the device as float64 ``(neurons, targets)`` tensors: Boolean as
 0/1, counting as integer-valued floats, exact while counts stay below 2⁵³ (beyond, the backend
 raises :class:`~provgraph.algebra.counting_carriers.CountOverflowError` and the driver's default
-``counting="auto"`` reruns in float64 counts).
+``counting="auto"`` reruns in float64 counts). Only materialised steps count against the edge
+budget.
 
 It runs on CUDA devices; with ``TRITON_INTERPRET=1`` set before Triton is first imported, the
 same kernels run in Triton's interpreter on CPU tensors (how the tests check them without a GPU).
@@ -285,7 +288,8 @@ class TritonBackend(Backend):
         max_len = int(np.diff(np.asarray(edges.indptr)).max())
         block_r, block_e, block_c = INTERPRETER_TILES if interpreting() else GPU_TILES
         k.contract_rows[k.grid(rows, n_cols, block_r, block_c)](
-            indptr, cols, w, r_out, out, rows, n_cols, max_len, threshold, c.zero, c.one,
+            indptr, cols, w, r_out, out, rows, n_cols, max_len,
+            torch.tensor([threshold], dtype=torch.float64, device=dev), c.zero, c.one,
             OPS=k.CODES[c.ops], THETA=k.CODES[theta],
             INTEGRAL=c.integral and theta != "THETA_VALUES", BOOLEAN=c.boolean,
             BLOCK_R=block_r, BLOCK_E=block_e, BLOCK_C=block_c,

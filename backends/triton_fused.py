@@ -101,16 +101,23 @@ class Geometry:
     def window_args(self) -> list[int]:
         return [*self.kernel, *self.strides, *self.dilations, *self.pad_begin]
 
-    def gather_loops(self) -> list[int]:
-        """Per axis, the steps of the gather loop and whether they run over outputs: the
-        outputs whose window can hold a given input, ``⌈((k − 1)·dil + 1) / s⌉`` at most, when
-        that is fewer than the ``k`` kernel offsets (strided and global windows)."""
-        steps, by_output = [], []
-        for k, s, d, n in zip(self.kernel, self.strides, self.dilations, self.out_sp):
-            outputs = min(n, -(-((k - 1) * d + 1) // s))
-            steps.append(min(k, outputs))
-            by_output.append(int(outputs < k))
-        return steps + by_output
+    def gather_loops(self) -> tuple[list[int], list[int]]:
+        """Per axis, the steps of the gather loop and how it walks the axis (the ``AXIS_*``
+        codes of :mod:`~provgraph.backends.triton_window`): an axis the window leaves alone is
+        the identity; otherwise the loop runs over the outputs whose window can hold a given
+        input, ``⌈((k − 1)·dil + 1) / s⌉`` at most, when that is fewer than the ``k`` kernel
+        offsets (strided and global windows), else over the offsets."""
+        steps, modes = [], []
+        for k, s, d, p, n, m in zip(self.kernel, self.strides, self.dilations, self.pad_begin,
+                                    self.in_sp, self.out_sp):
+            outputs = min(m, -(-((k - 1) * d + 1) // s))
+            if k == 1 and s == 1 and p == 0 and n == m:
+                steps.append(1)
+                modes.append(0)
+            else:
+                steps.append(min(k, outputs))
+                modes.append(2 if outputs < k else 1)
+        return steps, modes
 
 
 @dataclass
@@ -235,6 +242,11 @@ def absmax(geo: Geometry, sources: torch.Tensor, weights: torch.Tensor, pooled: 
     )
 
 
+def _theta_threshold(plan: FusedPlan, device: torch.device) -> torch.Tensor:
+    """θ as a one-value float64 tensor: a float argument would reach the kernel as float32."""
+    return torch.tensor([plan.threshold], dtype=_F64, device=device)
+
+
 def _nonnegative(*tensors: torch.Tensor) -> bool:
     return all(t.numel() == 0 or float(t.min()) >= 0.0 for t in tensors)
 
@@ -301,15 +313,17 @@ def contract_fused(plan: FusedPlan, ops: Operands, r_out: torch.Tensor
     empty = c.zero if skip else -math.inf
     out = torch.empty((geo.n_in, n_t), dtype=_F64, device=r.device)
     block_j, block_c = w.tiles(geo.n_in, geo.c_out // geo.groups)
+    steps, modes = geo.gather_loops()
     w.window_gather[(w.cdiv(geo.n_in, block_j), n_t)](
         sources.contiguous(), weights.contiguous(), ops.den, rk.contiguous(), out,
         geo.n_in, geo.c_in, geo.c_out, geo.c_in // geo.groups, geo.c_out // geo.groups, n_t,
-        geo.in_sp[1], geo.in_sp[2], *geo.out_sp, *geo.window_args(), *geo.gather_loops(),
+        geo.in_sp[1], geo.in_sp[2], *geo.out_sp, *geo.window_args(), *steps,
         ops.sources.shape[1], weights.shape[-1] if weights.dim() > 1 else 0,
-        plan.threshold, c.zero, c.one, empty,
+        _theta_threshold(plan, r.device), c.zero, c.one, empty,
         OPS=k.CODES[c.ops], THETA=k.CODES[plan.theta], INTEGRAL=c.integral,
         BOOLEAN=c.boolean, N_TERMS=ops.sources.shape[0], POOLED=ops.pooled,
-        FACTORED=parts is not None, SKIP=skip, BLOCK_J=block_j, BLOCK_C=block_c,
+        FACTORED=parts is not None, SKIP=skip, MODE0=modes[0], MODE1=modes[1], MODE2=modes[2],
+        BLOCK_J=block_j, BLOCK_C=block_c,
     )
     if ops.channels_first:
         out = out.reshape(-1, geo.c_in, n_t).transpose(0, 1).reshape(geo.n_in, n_t)
@@ -330,7 +344,7 @@ def absorbed(plan: FusedPlan, r_bias: torch.Tensor | None, r_out: torch.Tensor
     x = torch.empty_like(r)
     block = 1024
     w.annotate_outputs[(w.cdiv(r.numel(), block),)](
-        r_bias, r, x, r.shape[0], r.shape[1], plan.threshold, c.zero, c.one,
+        r_bias, r, x, r.shape[0], r.shape[1], _theta_threshold(plan, r.device), c.zero, c.one,
         OPS=k.CODES[c.ops], THETA=k.CODES[plan.theta], INTEGRAL=c.integral, BOOLEAN=c.boolean,
         BLOCK=block,
     )

@@ -62,25 +62,36 @@ from provgraph.backends.triton_kernels import (
 )
 
 
+#: how the gather loop walks one spatial axis: the identity (kernel 1, stride 1, no padding:
+#: ``o = i``), over kernel offsets, or over the outputs whose window can hold the input
+AXIS_IDENTITY, AXIS_BY_OFFSET, AXIS_BY_OUTPUT = 0, 1, 2
+
+
 @triton.jit
-def _edge_axis(i, u, p, k, dil, s, n_out, BY_OUTPUT):
+def _edge_axis(i, u, p, k, dil, s, n_out, MODE: tl.constexpr):
     """Step ``u`` of one spatial axis from input index ``i``: ``(output o, kernel offset q,
     whether the edge exists)``.
 
-    The loop runs over kernel offsets ``q = u`` (``o = (i + p − q·dil) / s``), or, where fewer
-    (``BY_OUTPUT``: strided and global windows), over the outputs ``o = o_first + u`` whose
-    window can hold ``i`` (``q = (i + p − o·s) / dil``).
+    ``MODE`` 1 loops over kernel offsets ``q = u`` (``o = (i + p − q·dil) / s``); 2, where
+    that is fewer steps (strided and global windows), over the outputs ``o = o_first + u`` whose
+    window can hold ``i`` (``q = (i + p − o·s) / dil``); 0 is an axis the window leaves alone.
     """
-    first = i + p - (k - 1) * dil
-    o_first = tl.where(first > 0, (tl.where(first > 0, first, 0) + s - 1) // s, 0)
-    o = tl.where(BY_OUTPUT != 0, o_first + u, 0)
-    m = i + p - o * s
-    q = tl.where(BY_OUTPUT != 0, tl.where(m >= 0, m, 0) // dil, u)
-    n = tl.where(BY_OUTPUT != 0, m - q * dil, i + p - q * dil)
-    nc = tl.where(n >= 0, n, 0)
-    o = tl.where(BY_OUTPUT != 0, o, nc // s)
-    rest = tl.where(BY_OUTPUT != 0, n, nc - o * s)
-    ok = (m >= 0) & (n >= 0) & (rest == 0) & (q < k) & (o < n_out)
+    if MODE == 0:
+        o = i
+        q = i * 0
+        ok = i >= 0
+    elif MODE == 1:
+        n = i + p - u * dil
+        nc = tl.where(n >= 0, n, 0)
+        o = nc // s
+        ok = (n >= 0) & (nc - o * s == 0) & (o < n_out)
+        q = i * 0 + u
+    else:
+        first = i + p - (k - 1) * dil
+        o = tl.where(first > 0, (tl.where(first > 0, first, 0) + s - 1) // s, 0) + u
+        m = i + p - o * s
+        q = tl.where(m >= 0, m, 0) // dil
+        ok = (m >= 0) & (m - q * dil == 0) & (q < k) & (o < n_out)
     return tl.where(ok, o, 0), q, ok
 
 
@@ -89,9 +100,10 @@ def window_gather(
     S, V, D, R, OUT,
     n_in, c_in, c_out, cin_g, cout_g, n_t,
     in1, in2, out0, out1, out2, k0, k1, k2, s0, s1, s2, dl0, dl1, dl2, p0, p1, p2,
-    u0, u1, u2, by0, by1, by2, term_s, term_v, threshold, zero, one, empty,
+    u0, u1, u2, term_s, term_v, THRESHOLD, zero, one, empty,
     OPS: tl.constexpr, THETA: tl.constexpr, INTEGRAL: tl.constexpr, BOOLEAN: tl.constexpr,
     N_TERMS: tl.constexpr, POOLED: tl.constexpr, FACTORED: tl.constexpr, SKIP: tl.constexpr,
+    MODE0: tl.constexpr, MODE1: tl.constexpr, MODE2: tl.constexpr,
     BLOCK_J: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
     """``OUT[j, t] = ⊕ Θ(r_jk) ⊗ R[k, t]`` over the edges of the ``BLOCK_J`` input neurons of
@@ -102,6 +114,7 @@ def window_gather(
     """
     j = tl.program_id(0) * BLOCK_J + tl.arange(0, BLOCK_J)
     t = tl.program_id(1)
+    threshold = tl.load(THRESHOLD)
     j_ok = j < n_in
     ci = j % c_in
     ip = j // c_in
@@ -121,11 +134,11 @@ def window_gather(
     acc = tl.zeros((BLOCK_J,), dtype=tl.float64) + empty
     reached = j < 0
     for step0 in range(u0):
-        o0, q0, ok0 = _edge_axis(i0, step0, p0, k0, dl0, s0, out0, by0)
+        o0, q0, ok0 = _edge_axis(i0, step0, p0, k0, dl0, s0, out0, MODE0)
         for step1 in range(u1):
-            o1, q1, ok1 = _edge_axis(i1, step1, p1, k1, dl1, s1, out1, by1)
+            o1, q1, ok1 = _edge_axis(i1, step1, p1, k1, dl1, s1, out1, MODE1)
             for step2 in range(u2):
-                o2, q2, ok2 = _edge_axis(i2, step2, p2, k2, dl2, s2, out2, by2)
+                o2, q2, ok2 = _edge_axis(i2, step2, p2, k2, dl2, s2, out2, MODE2)
                 pos_ok = j_ok & ok0 & ok1 & ok2
                 reached = reached | pos_ok
                 o = (o0 * out1 + o1) * out2 + o2
@@ -217,7 +230,7 @@ def window_absmax(
 
 
 @triton.jit
-def annotate_outputs(W, R, OUT, n, n_t, threshold, zero, one,
+def annotate_outputs(W, R, OUT, n, n_t, THRESHOLD, zero, one,
                      OPS: tl.constexpr, THETA: tl.constexpr, INTEGRAL: tl.constexpr,
                      BOOLEAN: tl.constexpr, BLOCK: tl.constexpr):
     """``OUT[k, t] = Θ(W[k]) ⊗ R[k, t]`` elementwise over ``n`` outputs (a bias source's edges;
@@ -226,6 +239,7 @@ def annotate_outputs(W, R, OUT, n, n_t, threshold, zero, one,
     ok = i < n * n_t
     x = tl.load(R + i, mask=ok, other=zero)
     if THETA != THETA_ONE:
+        threshold = tl.load(THRESHOLD)
         w = tl.load(W + i // n_t, mask=ok, other=0.0)
         ann = _theta(w, threshold, zero, one, THETA, INTEGRAL)
         if BOOLEAN:
