@@ -102,11 +102,11 @@ class Geometry:
         return [*self.kernel, *self.strides, *self.dilations, *self.pad_begin]
 
     def gather_loops(self) -> tuple[list[int], list[int]]:
-        """Per axis, the steps of the gather loop and how it walks the axis (the ``AXIS_*``
-        codes of :mod:`~provgraph.backends.triton_window`): an axis the window leaves alone is
-        the identity; otherwise the loop runs over the outputs whose window can hold a given
+        """Per axis, the steps of the gather loop and how it walks the axis (the ``MODE`` of
+        ``triton_window._edge_axis``): an axis the window leaves alone is the identity (0);
+        otherwise the loop runs over the outputs whose window can hold a given
         input, ``⌈((k − 1)·dil + 1) / s⌉`` at most, when that is fewer than the ``k`` kernel
-        offsets (strided and global windows), else over the offsets."""
+        offsets (2: strided and global windows), else over the offsets (1)."""
         steps, modes = [], []
         for k, s, d, p, n, m in zip(self.kernel, self.strides, self.dilations, self.pad_begin,
                                     self.in_sp, self.out_sp):

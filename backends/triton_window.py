@@ -62,11 +62,6 @@ from provgraph.backends.triton_kernels import (
 )
 
 
-#: how the gather loop walks one spatial axis: the identity (kernel 1, stride 1, no padding:
-#: ``o = i``), over kernel offsets, or over the outputs whose window can hold the input
-AXIS_IDENTITY, AXIS_BY_OFFSET, AXIS_BY_OUTPUT = 0, 1, 2
-
-
 @triton.jit
 def _edge_axis(i, u, p, k, dil, s, n_out, MODE: tl.constexpr):
     """Step ``u`` of one spatial axis from input index ``i``: ``(output o, kernel offset q,
