@@ -8,7 +8,11 @@ each semiring with its default rule and Θ, through the one-call API as a user w
   structured kernels (they never materialise an edge);
 - ``pg.explain(net, x, semiring=S, backend="triton")``: the Triton backend, whose dense,
   convolution and average-pooling steps are fused gather kernels (``backends/triton_window.py``)
-  that never materialise an edge either.
+  that never materialise an edge either. A backend that explains one sample at a time gets the
+  float64 forward trace computed on the host, so this time includes a CPU forward pass;
+- ``graph.aggregate(S, backend=engine)`` on ``graph = pg.annotate(net, x)``, built once and
+  reused for every semiring (not timed): the propagation alone, on the Triton backend (column
+  ``triton-reused``).
 
 ``net`` is imported beforehand (the import is not timed). Each case runs once as warm-up
 (Triton compiles its kernels then), then ``--runs`` times with ``torch.cuda.synchronize()``
@@ -17,7 +21,7 @@ counting carrier (counts past 2⁵³ are rerun in float64, and the time includes
 VGG-16 ≤ 50 ms per image under every semiring on an H200-class GPU.
 
 Run: ``.venv/bin/python benchmarks/bench_gpu.py [--runs 5] [--only vgg16|mnist]
-[--backends torch,triton]`` on a machine with CUDA (it refuses to run without one).
+[--backends torch,triton,triton-reused]`` on a machine with CUDA (it refuses to run without one).
 
 ``--quick`` runs the same code paths on a VGG-16 with every width divided by 32 on 32×32 inputs
 (and the MNIST MLP), one run each: with ``TRITON_INTERPRET=1`` and no GPU the Triton kernels run
@@ -49,10 +53,12 @@ from provgraph.errors import ProvgraphError  # noqa: E402
 
 
 def calls(device: str) -> dict[str, dict]:
-    """The keyword arguments of each backend's one-call explanation."""
+    """The keyword arguments of each backend's one-call explanation (``annotated``: the Triton
+    backend on an annotated graph built beforehand)."""
     return {
         "torch": {"backend": "torch", "device": device},
         "triton": {"backend": "triton"},
+        "triton-reused": {"backend": "triton", "annotated": True},
     }
 
 
@@ -83,14 +89,24 @@ def time_call(net: pg.Network, x: np.ndarray, semiring: str, call: dict, runs: i
               ) -> tuple[float, str]:
     """Median wall time in ms of one explanation (after one warm-up call), and for the Triton
     backend the kernel variants its fused steps ran."""
+    call = dict(call)
     if call["backend"] == "triton":  # one instance, so that its step counts can be read
-        call = {**call, "backend": get_backend("triton")}
-    result = pg.explain(net, x, semiring=semiring, **call)
+        call["backend"] = get_backend("triton")
+    if call.pop("annotated", False):
+        graph = pg.annotate(net, x)
+        target = int(np.argmax(graph.logits))
+
+        def run() -> pg.Relevance:
+            return graph.aggregate(semiring, target=target, **call)
+    else:
+        def run() -> pg.Relevance:
+            return pg.explain(net, x, semiring=semiring, **call)
+    result = run()
     times = []
     for _ in range(runs):
         _synchronize()
         start = time.perf_counter()
-        pg.explain(net, x, semiring=semiring, **call)
+        run()
         _synchronize()
         times.append((time.perf_counter() - start) * 1e3)
     engine = call["backend"]
@@ -105,7 +121,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--only", choices=("vgg16", "mnist"), default=None)
-    parser.add_argument("--backends", default="torch,triton")
+    parser.add_argument("--backends", default="torch,triton,triton-reused",
+                        help="comma-separated columns: torch, triton, triton-reused (the "
+                        "Triton backend on an annotated graph built beforehand)")
     parser.add_argument("--quick", action="store_true",
                         help="a VGG-16 of widths / 32 on 32×32, one run: checks the code paths")
     args = parser.parse_args()
@@ -116,6 +134,10 @@ def main() -> None:
     runs = 1 if args.quick else args.runs
     device = "cuda" if torch.cuda.is_available() else "cpu"
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    unknown = sorted(set(backends) - set(calls(device)))
+    if unknown:
+        sys.exit(f"bench_gpu.py: unknown --backends {', '.join(unknown)}; "
+                 f"use {', '.join(calls(device))}")
     where = torch.cuda.get_device_name() if device == "cuda" else "CPU, Triton's interpreter"
     print(f"{where}; ms per image, median of {runs}\n")
     with tempfile.TemporaryDirectory() as tmp:
