@@ -239,6 +239,7 @@ def absmax(geo: Geometry, sources: torch.Tensor, weights: torch.Tensor, pooled: 
         geo.c_out // geo.groups, *geo.in_sp, geo.out_sp[1], geo.out_sp[2], *geo.window_args(),
         sources.shape[1], weights.shape[1],
         N_TERMS=sources.shape[0], POOLED=pooled, BLOCK_K=block_k, BLOCK_C=block_c,
+        enable_fp_fusion=False,
     )
 
 
@@ -299,7 +300,10 @@ def contract_fused(plan: FusedPlan, ops: Operands, r_out: torch.Tensor
                    ) -> tuple[torch.Tensor, torch.Tensor | None, str]:
     """``(R_in (n_in, T), absorbed by the bias (T,) or None, variant)`` of a fused step;
     ``r_out`` is ``(n_out, T)`` in the output tensor's own order; the variant is
-    ``"factored"``, ``"skipping"`` (zero outputs masked) or ``"every edge"``."""
+    ``"factored"``, ``"skipping"`` (zero outputs masked) or ``"every edge"``.
+
+    The kernels are compiled without fused multiply-adds, so that numerators round as the
+    reference's separate products and sums do (a threshold Θ decides on them)."""
     from provgraph.backends import triton_kernels as k
     from provgraph.backends import triton_window as w
 
@@ -323,7 +327,7 @@ def contract_fused(plan: FusedPlan, ops: Operands, r_out: torch.Tensor
         OPS=k.CODES[c.ops], THETA=k.CODES[plan.theta], INTEGRAL=c.integral,
         BOOLEAN=c.boolean, N_TERMS=ops.sources.shape[0], POOLED=ops.pooled,
         FACTORED=parts is not None, SKIP=skip, MODE0=modes[0], MODE1=modes[1], MODE2=modes[2],
-        BLOCK_J=block_j, BLOCK_C=block_c,
+        BLOCK_J=block_j, BLOCK_C=block_c, enable_fp_fusion=False,
     )
     if ops.channels_first:
         out = out.reshape(-1, geo.c_in, n_t).transpose(0, 1).reshape(geo.n_in, n_t)
