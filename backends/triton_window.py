@@ -13,8 +13,9 @@ channels-last with the spatial axes flattened and padded on the right to three a
 **Gather formulation.** One program computes a block of ``BLOCK_J`` input neurons for one
 target. For each kernel offset ``κ`` the output position a neuron ``j`` at input position ``i``
 reaches is ``o = (i + p − κ·dil) / s`` (an edge exists where that is an integer inside the
-output), and for that position the program loops over the output channels of ``j``'s group in
-tiles of ``BLOCK_C``:
+output; for strided and global windows the loop runs over the candidate outputs ``o`` instead,
+which are fewer), and for that position the program loops over the output channels of ``j``'s
+group in tiles of ``BLOCK_C``:
 
 .. math::
 
@@ -22,12 +23,13 @@ tiles of ``BLOCK_C``:
     r_{jk} = \frac{\sum_t s_t(a)_j\, v_t(w_{jk})}{d_k} \quad (0 \text{ where } d_k = 0),
 
 with ``r_jk`` and ``Θ(r_jk)`` in registers only. Each input neuron is written by exactly one
-program, so no atomics are needed: that is why the gather form is used rather than a scatter from
-the outputs, which would need atomic ⊕ — Triton has atomic add and max on float32/float64 but no
-atomic min-plus, log-sum-exp or max-min, and float atomics make real sums depend on the order of
-arrival. Where K's zero is the identity of ⊕ on every contribution (``SKIP``), outputs whose
-relevance is zero are masked out of the loads of ``V`` and ``D``: on a GPU a masked lane issues no
-memory traffic, which is where these steps spend their time.
+program, so no atomics are needed. That is why the gather form is used rather than a scatter
+from the outputs: Triton's atomics cover add, max and min, but not log-sum-exp (log counts) or
+max-min (fuzzy), and float atomic adds make real sums and float counts depend on the order in
+which programs arrive, so results would not repeat bit for bit; a gather folds every neuron's
+edges in a fixed order. Where K's zero is the identity of ⊕ on every contribution (``SKIP``),
+outputs whose relevance is zero are masked out of the loads of ``V`` and ``D``: on a GPU a
+masked lane issues no memory traffic.
 
 **Factored steps** (``FACTORED``) take no Θ per edge: Viterbi with Θ = identity and the
 max-normalised rule, ``max_k (s_j v_jk / d_k) R_k = s_j · max_k v_jk (R_k / d_k)``; tropical with
