@@ -50,13 +50,12 @@ from provgraph.algebra.theta import ConstantOne, IdentityTheta, Log, NegLog, Thr
 from provgraph.backends.base import Backend, Capabilities, Edges, StepContext, StepResult
 from provgraph.backends.triton_fused import (
     contract_fused,
-    dense_operands,
     fused_plan,
     is_fused_op,
-    window_operands,
+    operands_of,
 )
 from provgraph.errors import BudgetError, ProvgraphError
-from provgraph.model.ops import Dense, LinearOp
+from provgraph.model.ops import LinearOp
 
 #: integer-valued float64 is exact up to here
 EXACT_COUNTS = 2.0**53
@@ -240,18 +239,20 @@ class TritonBackend(Backend):
         (:mod:`~provgraph.backends.triton_fused`); other ops, rules without a declared form and
         user-defined Θs through the generic step over materialised edges."""
         c = self.carrier(ctx.semiring)
-        plan = fused_plan(ctx, c, THETAS) if is_fused_op(op) else None
-        if plan is None:
+        prepare = operands_of(op)
+        plan = None if prepare is None else fused_plan(ctx, c, THETAS)
+        if prepare is None or plan is None:
             edges = self._op_edges(ctx.graph, op)
             if edges > self.edge_budget:
+                why = ("it has no fused triton kernel" if prepare is None
+                       else "its rule or Θ needs the edge list")
                 raise BudgetError(
-                    f"{op.describe()}: {edges:,} edges to materialise (its rule or Θ has no "
-                    f"fused triton kernel), over the budget of {self.edge_budget:,}; use a "
-                    "built-in rule and Θ, or backend='torch'"
+                    f"{op.describe()}: {edges:,} edges to materialise ({why}), over the "
+                    f"budget of {self.edge_budget:,}; use a built-in rule and Θ, or "
+                    "backend='torch'"
                 )
             self.materialised.append(op.name)
             return super().linear(op, ctx)
-        prepare = dense_operands if isinstance(op, Dense) else window_operands
         operands = prepare(self.structured, op, plan, ctx.graph)
         r_in, part, variant = contract_fused(plan, operands, ctx.r_out)
         self.fused_steps[variant] += 1

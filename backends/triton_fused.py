@@ -23,6 +23,7 @@ materialised edges.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -45,15 +46,18 @@ if TYPE_CHECKING:
 #: most numerator terms of a fused rule form (the gather kernel loads each term's sources once;
 #: every built-in rule has at most three, z^B exactly three)
 MAX_TERMS = 3
-#: the op classes with a fused step (looked up along an op's MRO)
-FUSED_OPS: tuple[type, ...] = (Conv, AvgPool, GlobalAvgPool, Dense)
 _F64 = torch.float64
 
 
 def is_fused_op(op: Any) -> bool:
     """Whether ``op``'s class has a fused kernel (the step may still fall back, see
     :func:`fused_plan`)."""
-    return isinstance(op, FUSED_OPS)
+    return operands_of(op) is not None
+
+
+def operands_of(op: Any) -> Callable[..., Operands] | None:
+    """The function preparing ``op``'s fused operands, looked up along its class's MRO."""
+    return next((_OPERANDS[t] for t in type(op).__mro__ if t in _OPERANDS), None)
 
 
 @dataclass(frozen=True)
@@ -226,6 +230,16 @@ def dense_operands(structured: TorchBackend, op: Dense, plan: FusedPlan, graph: 
         den = dense_denominator(step, a2, z2, w, b)
     return Operands(geo, sources.contiguous(), stacked, False, den.reshape(-1).contiguous(),
                     _bias_weights(form, b, z2, den))
+
+
+#: the operands of each op class with a fused step: a dense op is a 1×1 convolution over its
+#: positions, the others are windows
+_OPERANDS: dict[type, Callable[..., Operands]] = {
+    Dense: dense_operands,
+    Conv: window_operands,
+    AvgPool: window_operands,
+    GlobalAvgPool: window_operands,
+}
 
 
 def absmax(geo: Geometry, sources: torch.Tensor, weights: torch.Tensor, pooled: bool,
