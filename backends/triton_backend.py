@@ -1,9 +1,11 @@
-"""The Triton backend: the ⊕⊗-contraction primitive as a CUDA kernel, for every built-in semiring.
+"""The Triton backend: fused window kernels and the ⊕⊗-contraction primitive on CUDA, for every
+built-in semiring.
 
-Every op role goes through the generic per-role steps of
-:class:`~provgraph.backends.base.Backend` (conv, dense and pooling windows as the annotated
-graph's CSR of rule weights; routing and max-pool selection as index maps) and one kernel,
-:func:`~provgraph.backends.triton_kernels.contract_rows`:
+Dense, convolution and average-pooling steps run fused gather kernels that never materialise an
+edge (:mod:`~provgraph.backends.triton_fused`, :mod:`~provgraph.backends.triton_window`). Every
+other op role goes through the generic per-role steps of :class:`~provgraph.backends.base.Backend`
+(routing and max-pool selection as index maps, other linear ops as the annotated graph's CSR of
+rule weights) and one kernel, :func:`~provgraph.backends.triton_kernels.contract_rows`:
 
     R_in[j, t] = ⊕_{k ∈ row j} Θ(r_jk) ⊗ R_out[k, t]
 
@@ -12,7 +14,8 @@ with ``Θ(r_jk)`` computed in registers from the real rule weight (identity, ≡
 semiring. Relevance lives on the device as float64 ``(neurons, targets)`` tensors: Boolean as
 0/1, counting as integer-valued floats, exact while counts stay below 2⁵³ (beyond, the backend
 raises :class:`~provgraph.algebra.counting_carriers.CountOverflowError` and the driver's default
-``counting="auto"`` reruns in float64 counts).
+``counting="auto"`` reruns in float64 counts). Only materialised steps count against the edge
+budget.
 
 It runs on CUDA devices; with ``TRITON_INTERPRET=1`` set before Triton is first imported, the
 same kernels run in Triton's interpreter on CPU tensors (how the tests check them without a GPU).
@@ -22,6 +25,7 @@ Install with ``pip install "provgraph[triton]"``.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -43,13 +47,21 @@ from provgraph.algebra.semirings import (
     ViterbiSemiring,
 )
 from provgraph.algebra.theta import ConstantOne, IdentityTheta, Log, NegLog, Threshold
-from provgraph.backends.base import Backend, Capabilities, Edges, StepContext
+from provgraph.backends.base import Backend, Capabilities, Edges, StepContext, StepResult
+from provgraph.backends.triton_fused import (
+    contract_fused,
+    fused_plan,
+    is_fused_op,
+    operands_of,
+)
 from provgraph.errors import BudgetError, ProvgraphError
+from provgraph.model.ops import LinearOp
 
 #: integer-valued float64 is exact up to here
 EXACT_COUNTS = 2.0**53
-#: most edges of a network it takes: the annotated graph materialises every op's rule weights
-#: on the host (16 bytes an edge) before the kernels contract them
+#: most edges it materialises: an op without a fused kernel (or whose rule or Θ needs the edge
+#: list) has its rule weights materialised on the host (16 bytes an edge) before the
+#: contraction kernel reads them; fused dense, convolution and pooling steps never do
 DEFAULT_EDGE_BUDGET = 100_000_000
 #: tiles (rows, edges, columns) of the contraction kernel: small on a GPU; large in the
 #: interpreter, whose cost is per program
@@ -125,9 +137,7 @@ class TritonBackend(Backend):
     """
 
     name = "triton"
-    capabilities: ClassVar[Capabilities] = Capabilities(
-        devices=("cuda",), edge_budget=DEFAULT_EDGE_BUDGET
-    )
+    capabilities: ClassVar[Capabilities] = Capabilities(devices=("cuda",))
 
     def __init__(
         self, device: str | torch.device | None = None, edge_budget: int = DEFAULT_EDGE_BUDGET
@@ -147,6 +157,14 @@ class TritonBackend(Backend):
                 "(Triton's interpreter)"
             )
         self.kernels = _kernels()
+        from provgraph.backends.torch_backend import TorchBackend
+
+        #: window geometry and denominators come from the torch backend's structured code
+        self.structured = TorchBackend(device=self.device)
+        #: how many linear steps ran fused, by kernel variant, and which ops had their edges
+        #: materialised
+        self.fused_steps: Counter[str] = Counter()
+        self.materialised: list[str] = []
 
     def __repr__(self) -> str:
         return f"TritonBackend(device={str(self.device)!r})"
@@ -155,13 +173,28 @@ class TritonBackend(Backend):
     def check(self, graph: Any) -> None:
         if getattr(graph, "batched", False):
             raise ProvgraphError("the triton backend explains one sample at a time")
-        edges = graph.network.num_edges()
+        net = graph.network
+        sizes = {op.name: self._op_edges(graph, op) for op in net.ops if self._materialises(op)}
+        edges = sum(sizes.values())
         if edges > self.edge_budget:
+            largest = max(sizes, key=sizes.__getitem__)
             raise BudgetError(
-                f"{graph.network.name} has about {edges:,} edges, over the triton backend's "
-                f"budget of {self.edge_budget:,} (its kernels contract materialised edges); "
-                "use backend='torch' (device='cuda'), whose kernels never materialise them"
+                f"{net.name} has about {edges:,} edges in ops without a fused triton kernel "
+                f"(the largest: {largest}, {sizes[largest]:,}), over the triton backend's "
+                f"budget of {self.edge_budget:,} (it materialises those); use backend='torch' "
+                "(device='cuda'), whose kernels never do"
             )
+
+    @staticmethod
+    def _materialises(op: Any) -> bool:
+        """Whether the op's step contracts materialised rule weights (routing and max pooling
+        contract index maps, one entry per neuron, which the budget does not count)."""
+        return op.role in ("linear", "bilinear") and not is_fused_op(op)
+
+    @staticmethod
+    def _op_edges(graph: Any, op: Any) -> int:
+        shapes = graph.network.shapes
+        return op.num_edges([shapes[t] for t in op.inputs], shapes[op.output])
 
     def carrier(self, semiring: Semiring) -> TritonCarrier:
         carrier = CARRIERS.get(type(semiring))
@@ -200,6 +233,32 @@ class TritonBackend(Backend):
         return torch.full(shape, self.carrier(semiring).zero, dtype=torch.float64,
                           device=self.device)
 
+    # --- the fused linear steps ---
+    def linear(self, op: LinearOp, ctx: StepContext) -> StepResult:
+        """Dense, convolution and average pooling through the fused kernels
+        (:mod:`~provgraph.backends.triton_fused`); other ops, rules without a declared form and
+        user-defined Θs through the generic step over materialised edges."""
+        c = self.carrier(ctx.semiring)
+        prepare = operands_of(op)
+        plan = None if prepare is None else fused_plan(ctx, c, THETAS)
+        if prepare is None or plan is None:
+            edges = self._op_edges(ctx.graph, op)
+            if edges > self.edge_budget:
+                why = ("it has no fused triton kernel" if prepare is None
+                       else "its rule or Θ needs the edge list")
+                raise BudgetError(
+                    f"{op.describe()}: {edges:,} edges to materialise ({why}), over the "
+                    f"budget of {self.edge_budget:,}; use a built-in rule and Θ, or "
+                    "backend='torch'"
+                )
+            self.materialised.append(op.name)
+            return super().linear(op, ctx)
+        operands = prepare(self.structured, op, plan, ctx.graph)
+        r_in, part, variant = contract_fused(plan, operands, ctx.r_out)
+        self.fused_steps[variant] += 1
+        return [(op.inputs[0], self._checked(c, r_in))], (
+            None if part is None else self._checked(c, part))
+
     # --- the primitive ---
     def contract(self, ctx: StepContext, edges: Edges, r_out: torch.Tensor) -> torch.Tensor:
         c = self.carrier(ctx.semiring)
@@ -230,7 +289,8 @@ class TritonBackend(Backend):
         max_len = int(np.diff(np.asarray(edges.indptr)).max())
         block_r, block_e, block_c = INTERPRETER_TILES if interpreting() else GPU_TILES
         k.contract_rows[k.grid(rows, n_cols, block_r, block_c)](
-            indptr, cols, w, r_out, out, rows, n_cols, max_len, threshold, c.zero, c.one,
+            indptr, cols, w, r_out, out, rows, n_cols, max_len,
+            torch.tensor([threshold], dtype=torch.float64, device=dev), c.zero, c.one,
             OPS=k.CODES[c.ops], THETA=k.CODES[theta],
             INTEGRAL=c.integral and theta != "THETA_VALUES", BOOLEAN=c.boolean,
             BLOCK_R=block_r, BLOCK_E=block_e, BLOCK_C=block_c,

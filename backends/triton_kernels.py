@@ -103,13 +103,16 @@ def _theta(r, threshold, zero, one, THETA: tl.constexpr, INTEGRAL: tl.constexpr)
 
 @triton.jit
 def contract_rows(
-    indptr, cols, weights, r_out, out, n_rows, n_cols, max_len, threshold, zero, one,
+    indptr, cols, weights, r_out, out, n_rows, n_cols, max_len, THRESHOLD, zero, one,
     OPS: tl.constexpr, THETA: tl.constexpr, INTEGRAL: tl.constexpr, BOOLEAN: tl.constexpr,
     BLOCK_R: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
     """``out[j, c] = ⊕_p Θ(weights[p]) ⊗ r_out[cols[p], c]`` for the ``BLOCK_R`` rows of tile
     ``program_id(0)`` and the ``BLOCK_C`` columns of tile ``program_id(1)``, over the edges in
-    steps of ``BLOCK_E`` (``max_len``: the longest row); ``r_out``, ``out`` are row-major."""
+    steps of ``BLOCK_E`` (``max_len``: the longest row); ``r_out``, ``out`` are row-major.
+    ``THRESHOLD`` points to θ as float64 (a float argument would reach the kernel as
+    float32)."""
+    threshold = tl.load(THRESHOLD)
     j = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
     c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
     j_ok = j < n_rows
