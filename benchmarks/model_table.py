@@ -18,7 +18,8 @@ builder added to one of them appears here without editing this script:
 - ``tests/test_timm_models.py`` (``BUILDERS`` when it has one, else ``MODELS`` with its builder),
 - ``tests/keras_models.py`` ``BUILDERS`` (tf2onnx, exported in a child process),
 - ``tests/test_ml_ops.py`` ``PIPELINES`` (skl2onnx, fitted on scikit-learn's digits),
-- ``tests/test_recurrent.py`` ``CASES`` (LSTM, GRU, RNN).
+- ``tests/test_recurrent.py`` ``CASES`` (LSTM, GRU, RNN),
+- ``tests/test_computed_routing.py`` ``EXPORTS`` (Expand, Where, CumSum, GatherElements).
 
 Run: ``.venv/bin/python benchmarks/model_table.py [--only keras,bert] [--semirings real,boolean]
 [--runs 3]``. ``--only`` keeps the models whose family or name contains one of the words.
@@ -191,9 +192,18 @@ def recurrent_models(keep: Callable[[str], bool]) -> Iterator[Model]:
                     _torch_onnx(module, torch.randn(1, SEQ, FEATURES)), x)
 
 
+def routing_models(keep: Callable[[str], bool]) -> Iterator[Model]:
+    from test_computed_routing import EXPORTS, exported
+
+    for name in filter(keep, EXPORTS):
+        x = np.random.default_rng(0).normal(size=(5,)).astype(np.float32)
+        yield Model("routing", name, "torch.onnx", exported(name), x)
+
+
 SOURCES: dict[str, Callable[[Callable[[str], bool]], Iterator[Model]]] = {
     "cnn": cnn_models, "transformers": transformer_models, "timm": timm_models,
     "keras": keras_models, "sklearn": sklearn_models, "recurrent": recurrent_models,
+    "routing": routing_models,
 }
 
 
