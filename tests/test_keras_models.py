@@ -13,10 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from backend_lists import check_every_semiring_on_every_backend
-from keras_models import BUILDERS, export_in_child
+from keras_models import BUILDERS, REFUSED, export_in_child
 
 from provgraph.algebra.semirings import BUILTIN_SEMIRINGS
 from provgraph.engine.annotation import AnnotatedGraph
+from provgraph.errors import UnsupportedOpError
 from provgraph.importers import load_onnx
 from provgraph.importers.reference import onnxruntime_outputs
 from provgraph.model.trace import forward_trace
@@ -28,7 +29,7 @@ REFERENCE_ONLY = {"keras_efficientnet_b0"}
 
 @pytest.fixture(scope="session")
 def keras_onnx(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return export_in_child(MODELS, tmp_path_factory.mktemp("keras"))
+    return export_in_child(MODELS + list(REFUSED), tmp_path_factory.mktemp("keras"))
 
 
 def _sample(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -77,3 +78,11 @@ def test_written_out_layer_norm_is_one_normalisation(keras_onnx) -> None:
     assert sources.count("LayerNormalization") == 2
     assert "Neg" not in sources and "Reciprocal" not in sources
     assert sum(type(op).__name__ == "MatProduct" for op in net.ops) == 2
+
+
+@pytest.mark.parametrize("name", list(REFUSED))
+def test_refused_exports_say_why_in_one_line(keras_onnx, name: str) -> None:
+    with pytest.raises(UnsupportedOpError) as info:
+        load_onnx(keras_onnx[name])
+    message = str(info.value)
+    assert REFUSED[name][1] in message and "Reshape node" in message and "\n" not in message
