@@ -25,6 +25,7 @@ from provgraph.importers.folding import METADATA_INPUTS, is_foldable
 from provgraph.importers.graph_inputs import bind_inputs, token_inputs
 from provgraph.importers.heads import FLOAT_TYPES, find_head
 from provgraph.importers.limits import memory_budget, parse_size
+from provgraph.importers.moment_layer_norm import fuse_moment_layer_norms
 from provgraph.importers.recurrent_layout import batch_first_recurrences
 from provgraph.importers.registry import lookup
 from provgraph.importers.scoring_heads import expose_scores
@@ -350,7 +351,7 @@ def load_onnx(
     token = None
     if inputs is not None or token_inputs(proto):
         proto, token = bind_inputs(proto, inputs or {}, name)
-    proto = batch_first_recurrences(proto)
+    proto = fuse_moment_layer_norms(batch_first_recurrences(proto))
     graph = proto.graph
     opsets = opsets_of(proto)
     nodes = graph_nodes(graph)

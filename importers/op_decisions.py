@@ -26,7 +26,7 @@ REASONS: dict[str, tuple[str, ...]] = {
     ),
     "indexing, masking and broadcasting ops (embedding lookups, CLS-token selection, attention "
     "masks): no converter yet": (
-        "Gather", "GatherElements", "GatherND", "Expand", "Tile", "Where", "CumSum", "CumProd",
+        "Gather", "GatherND", "Tile", "CumProd",
         "Compress", "Trilu", "Scatter", "ScatterElements", "ScatterND", "TensorScatter",
         "ReverseSequence",
     ),
@@ -135,6 +135,15 @@ _SEMANTICS_GROUPS: dict[str, tuple[str, ...]] = {
     ),
     "route (zero, reflect, edge, wrap); zero padding before Conv/AveragePool merged into it": (
         "Pad",
+    ),
+    "route: a broadcast, each input element read by every output it is copied to (its "
+    "relevance the ⊕ over the copies)": ("Expand",),
+    "route by constant indices along an axis, annotated one": ("GatherElements",),
+    "with a constant condition: of two computed tensors a route (each output copies one of "
+    "them); of a computed tensor and a constant, linear: weight 1 where chosen, the constant a "
+    "bias source elsewhere": ("Where",),
+    "linear: weights 1 from every input the running sum contains (exclusive, reverse)": (
+        "CumSum",
     ),
     "unrolled; rule of Arras et al. 2017: gates constant multipliers, relevance along the "
     "signal and cell path": ("LSTM", "GRU", "RNN"),

@@ -46,7 +46,9 @@ import torch
 from captum.attr import LRP
 from captum.attr._utils.lrp_rules import EpsilonRule, GammaRule, IdentityRule, PropagationRule
 from lrp_reference import fuse_batchnorm
+from models import build, export_onnx
 from torch import nn
+from zennit_import import import_zennit
 
 from provgraph.algebra.composites import Composite, Entry
 from provgraph.algebra.rules import Flat, LRPEpsilon, LRPGamma, LRPZero, Rule
@@ -55,8 +57,6 @@ from provgraph.importers import load_onnx
 from provgraph.model.network import Network
 from provgraph.model.ops import Activation, Affine, Conv, Dense, Flatten, MaxPool, Op
 from provgraph.model.trace import forward_trace
-from tests.models import build, export_onnx
-from tests.zennit_import import import_zennit
 
 import_zennit()
 from zennit.attribution import Gradient  # noqa: E402

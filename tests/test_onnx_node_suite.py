@@ -26,6 +26,9 @@ NO_PASSING_CASE = {
     "tensors) are not x @ W",
     "Pad": "the node tests pad with a non-zero constant or pad integer inputs",
     "Cast": "the node tests cast to or from non-float types",
+    "Expand": "the node tests broadcast the first (batch) axis or add axes before it",
+    "GatherElements": "the node tests gather along or across the first (batch) axis",
+    "Where": "the node tests' condition is a graph input (provgraph needs a constant mask)",
     "Softmax": "supported inside the network only as attention weights (an operand of a product "
     "of computed tensors); the node tests' softmax writes the graph output",
 }

@@ -2,9 +2,10 @@
 
 With a constant operand: an elementwise affine map (folded into the preceding linear op when
 exact, else :class:`~provgraph.model.ops.Affine`). Add of two computed tensors of the same shape is
-a residual connection (:class:`~provgraph.model.ops.Add`), Sub of two computed tensors of the same
-shape the Add of the first and the negated second; Mul of two computed tensors is a gate
-(:mod:`provgraph.importers.gating`); Div of two computed tensors is a
+a residual connection (:class:`~provgraph.model.ops.Add`; an operand of fewer elements is first
+broadcast, :mod:`~provgraph.importers.node_converters.broadcasting`), Sub of two computed
+tensors of the same shape the Add of the first and the negated second; Mul of two computed
+tensors is a gate (:mod:`provgraph.importers.gating`); Div of two computed tensors is a
 :class:`~provgraph.model.ops.Quotient` (relevance follows the dividend). The normalisation
 patterns older exporters write (``x − mean(x)``, ``t / σ``, ``1 / σ``, ``mean square + ε``) are
 matched by :mod:`provgraph.importers.node_converters.moments`. Other combinations are refused.
@@ -17,6 +18,7 @@ import numpy as np
 from provgraph.importers.context import ConversionContext, OnnxNode
 from provgraph.importers.fusion import apply_affine, per_sample_constant
 from provgraph.importers.gating import convert_gate
+from provgraph.importers.node_converters.broadcasting import broadcast_to
 from provgraph.importers.node_converters.moments import (
     add_epsilon,
     center,
@@ -48,12 +50,8 @@ def convert_add(node: OnnxNode, ctx: ConversionContext) -> None:
     index, c = _operands(node, ctx)
     if index < 0:
         a, b = node.input(0), node.input(1)
-        if ctx.full_shape(a) != ctx.full_shape(b):
-            raise ctx.unsupported(
-                node,
-                f"adds computed tensors of shapes {ctx.sample_shape(a)} and "
-                f"{ctx.sample_shape(b)}; only equal shapes are supported",
-            )
+        full = ctx.broadcast_shape(node, a, b)  # a broadcast operand is routed to every copy
+        a, b = broadcast_to(ctx, node, a, full, "a"), broadcast_to(ctx, node, b, full, "b")
         ctx.emit(Add(node.name, (a, b), node.outputs[0], source="Add"))
         return
     apply_affine(ctx, node, node.input(index), node.outputs[0], shift=c)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from provgraph.importers.context import ConversionContext, OnnxNode
 from provgraph.importers.registry import register
-from provgraph.model.ops import AttentionSoftmax, MatProduct, Op, RouteOp
+from provgraph.model.ops import AttentionSoftmax, MatProduct, Op, RouteOp, Transpose
 
 #: ops a softmax's output may pass through on its way to the product it weights
 TRANSPARENT = frozenset({"Cast", "Identity", "Dropout"})
@@ -24,7 +24,7 @@ MAX_DEPTH = 16
 def _feeds_product(ctx: ConversionContext, tensor: str, depth: int = 0) -> bool:
     """Whether ``tensor`` is an operand of a ``MatMul`` (directly or through transparent ops)."""
     for node in ctx.readers_of.get(tensor, []):
-        if node.op_type == "MatMul":
+        if node.op_type in ("MatMul", "Einsum"):
             return True
         if node.op_type in TRANSPARENT and depth < MAX_DEPTH and node.outputs:
             if _feeds_product(ctx, node.outputs[0], depth + 1):
@@ -82,3 +82,54 @@ def convert_product(node: OnnxNode, ctx: ConversionContext) -> None:
     weights = 1 if _from_softmax(ctx, b) and not _from_softmax(ctx, a) else 0
     ctx.emit(MatProduct(node.name, (a, b), node.outputs[0], weights_operand=weights,
                         source="MatMul"))
+
+
+def _transposed(ctx: ConversionContext, node: OnnxNode, x: str, axes: str, order: str,
+                suffix: str) -> str:
+    """``x`` (axes named by the letters ``axes``, batch first) permuted to ``order``."""
+    if axes == order:
+        return x
+    out = f"{node.outputs[0]}:{suffix}"
+    perm = tuple(axes.index(c) - 1 for c in order[1:])
+    ctx.emit(Transpose(f"{node.name}:{suffix}", (x,), out, perm=perm, source="Einsum"))
+    return out
+
+
+def convert_einsum_product(node: OnnxNode, ctx: ConversionContext, equation: str) -> None:
+    """Einsum of two computed tensors that is a batched matrix product, as Keras's
+    ``MultiHeadAttention`` writes ``Q Kᵀ`` (``'btnh,bsnh->bnts'``) and ``A V``
+    (``'bnts,bsnh->btnh'``): the operands are transposed to ``(…, m, n)`` and ``(…, n, p)``,
+    multiplied as a :class:`MatProduct`, and the product transposed to the output's axes.
+
+    The equation needs the batch letter first everywhere, one contracted letter, one free letter
+    per operand, and every other letter in both operands and the output (the leading axes).
+    """
+    spec = equation.replace(" ", "")
+    terms, _, out = spec.partition("->")
+    parts = terms.split(",")
+    ok = len(parts) == 2 and out and "." not in spec
+    a, b = parts if ok else ("", "")
+    shared = set(a) & set(b)
+    contracted = [c for c in a if c in shared and c not in out]
+    free_a = [c for c in a if c not in shared]
+    free_b = [c for c in b if c not in shared]
+    leading = [c for c in out if c in shared]
+    ok = (ok and all(len(set(t)) == len(t) for t in (a, b, out)) and len(contracted) == 1
+          and len(free_a) == 1 and len(free_b) == 1 and a[0] == b[0] == out[0]
+          and set(out) == set(leading) | {free_a[0], free_b[0]} and len(out) == len(leading) + 2)
+    if not ok:
+        raise ctx.unsupported(
+            node, f"Einsum {equation!r} of two computed tensors; supported: a batched matrix "
+            "product with the batch letter first (as 'btnh,bsnh->bnts')"
+        )
+    lead = "".join(leading)
+    x = _transposed(ctx, node, ctx.computed(node, 0), a, lead + free_a[0] + contracted[0], "a")
+    y = _transposed(ctx, node, ctx.computed(node, 1), b, lead + contracted[0] + free_b[0], "b")
+    product_axes = lead + free_a[0] + free_b[0]
+    product = node.outputs[0] if product_axes == out else f"{node.outputs[0]}:product"
+    weights = 1 if _from_softmax(ctx, y) and not _from_softmax(ctx, x) else 0
+    ctx.emit(MatProduct(node.name, (x, y), product, weights_operand=weights, source="Einsum"))
+    if product != node.outputs[0]:
+        perm = tuple(product_axes.index(c) - 1 for c in out[1:])
+        ctx.emit(Transpose(f"{node.name}:out", (product,), node.outputs[0], perm=perm,
+                           source="Einsum"))

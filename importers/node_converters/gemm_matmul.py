@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from provgraph.importers.context import ConversionContext, OnnxNode
-from provgraph.importers.node_converters.attention import convert_product
+from provgraph.importers.node_converters.attention import convert_einsum_product, convert_product
 from provgraph.importers.registry import register
 from provgraph.model.ops import Dense
 
@@ -116,6 +116,9 @@ def convert_einsum(node: OnnxNode, ctx: ConversionContext) -> None:
     equation = str(node.attr("equation", ""))
     if len(node.inputs) != 2:
         raise ctx.unsupported(node, f"Einsum {equation!r} of {len(node.inputs)} operands")
+    if all(ctx.is_computed(t) for t in node.inputs):
+        convert_einsum_product(node, ctx, equation)
+        return
     x = _rows_input(ctx, node)
     w = ctx.constant(node, 1, "the weight (second operand)")
     weight = _einsum_weight(equation, len(ctx.full_shape(x)), np.asarray(w))

@@ -3,6 +3,8 @@
 from provgraph.model.ops.activation import ACTIVATIONS, Activation
 from provgraph.model.ops.attention import AttentionSoftmax, BilinearOp, MatProduct
 from provgraph.model.ops.base import LinearOp, Op, PassthroughOp, RouteOp, SelectOp, Shape
+from provgraph.model.ops.broadcast import Broadcast, Choose, MaskedFill, TakeAlong
+from provgraph.model.ops.cumulative import CumulativeSum
 from provgraph.model.ops.elementwise import LRN, Gate, PRelu, Quotient
 from provgraph.model.ops.indexing import Take
 from provgraph.model.ops.linear import Add, Affine, AvgPool, Conv, Dense, GlobalAvgPool
@@ -21,6 +23,9 @@ __all__ = [
     "Affine",
     "AttentionSoftmax",
     "BilinearOp",
+    "Broadcast",
+    "Choose",
+    "CumulativeSum",
     "AvgPool",
     "AxisMax",
     "Concat",
@@ -34,6 +39,7 @@ __all__ = [
     "L2Weighting",
     "LRN",
     "LinearOp",
+    "MaskedFill",
     "MatProduct",
     "MaxPool",
     "Normalization",
@@ -50,5 +56,6 @@ __all__ = [
     "Shape",
     "Slice",
     "Take",
+    "TakeAlong",
     "Transpose",
 ]
