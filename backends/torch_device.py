@@ -23,6 +23,7 @@ from provgraph.model.trace import Trace, as_batch, check_activations
 
 _WEIGHT_FIELDS = ("weight", "bias", "scale", "shift")
 _TENSORS: weakref.WeakKeyDictionary[Op, dict[tuple, torch.Tensor]] = weakref.WeakKeyDictionary()
+_DEVICE_OPS: weakref.WeakKeyDictionary[Op, dict[tuple, Op]] = weakref.WeakKeyDictionary()
 _VALUES: weakref.WeakKeyDictionary[Any, dict[tuple, dict[str, torch.Tensor]]] = (
     weakref.WeakKeyDictionary()
 )
@@ -95,14 +96,20 @@ def op_tensor(op: Op, field: str, device: torch.device, dtype: torch.dtype) -> t
 
 
 def device_op(op: Op, device: torch.device, dtype: torch.dtype) -> Op:
-    """``op`` with its weight arrays as tensors on ``device`` (:func:`op_tensor`)."""
+    """``op`` with its weight arrays as tensors on ``device`` (:func:`op_tensor`); kept for the
+    next trace when all of them are cached (so it holds no extra copy)."""
+    key = (str(device), dtype)
+    kept = _DEVICE_OPS.setdefault(op, {})
+    if key in kept:
+        return kept[key]
     names = {f.name for f in dataclasses.fields(op)}
-    changes = {
-        f: op_tensor(op, f, device, dtype)
-        for f in _WEIGHT_FIELDS
-        if f in names and isinstance(getattr(op, f), np.ndarray)
-    }
-    return dataclasses.replace(op, **changes) if changes else op
+    fields = [f for f in _WEIGHT_FIELDS if f in names and isinstance(getattr(op, f), np.ndarray)]
+    changes = {f: op_tensor(op, f, device, dtype) for f in fields}
+    moved = dataclasses.replace(op, **changes) if changes else op
+    cache = _TENSORS.get(op, {})
+    if all((f, str(device), dtype) in cache for f in fields):
+        kept[key] = moved
+    return moved
 
 
 def device_trace(

@@ -82,7 +82,7 @@ def absorbed(
             return (r_out * b.unsqueeze(1)).sum(dim=dims)
         if b.dim() <= 1 or all(n == 1 for n in b.shape[1:]):  # one value per channel
             per_channel = r_out.sum(dim=dims[1:]) if len(dims) > 1 else r_out
-            return (per_channel * b.reshape(-1)).sum(dim=-1)
+            return per_channel @ b.reshape(-1)
         return (r_out * b).sum(dim=dims)
     r0 = step.form.divide(bias_numerator(step.form, bias, den), den)
     c = step.carrier
@@ -191,21 +191,27 @@ def _dense_chunks(n_b: int, n_in: int, n_out: int, factor: int, budget: int):
 
 def elementwise_step(
     step: LinearStep,
-    inputs: list[tuple[torch.Tensor, torch.Tensor]],
+    inputs: list[tuple[torch.Tensor, torch.Tensor | None]],
     z: torch.Tensor,
     bias: torch.Tensor | None,
     r_out: torch.Tensor,
     per_sample: bool = False,
 ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
-    """``inputs``: (activation ``(B, *out)``, weight broadcastable to it) per input tensor;
-    ``per_sample``: weights and ``bias`` are ``(B, *out)`` (computed from each sample)."""
+    """``inputs``: (activation ``(B, *out)``, weight broadcastable to it, ``None`` for one) per
+    input tensor; ``per_sample``: weights and ``bias`` are ``(B, *out)`` (computed from each
+    sample)."""
     form = step.form
     shape = tuple(z.shape[1:])
     nums = []
     for a, w in inputs:
         num = None
         for t in form.terms:
-            term = form.source(t, a, shape) * t.weight(w)
+            src = form.source(t, a, shape)
+            if w is None and t.weight.is_identity:
+                term = src
+            else:
+                one = torch.ones((), dtype=a.dtype, device=a.device)
+                term = src * t.weight(one if w is None else w)
             num = term if num is None else num + term
         nums.append(num)
     if form.direct:

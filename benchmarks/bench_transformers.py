@@ -37,11 +37,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from lxt_import import import_lxt
-from test_lxt_oracle import patched
+from timm_import import make_torchvision_importable
 
 import provgraph as pg
 from provgraph.backends.torch_backend import TorchBackend
 from provgraph.importers.onnx_loader import load_onnx
+
+make_torchvision_importable()  # transformers imports torchvision, whose C extension may not load
+from test_lxt_oracle import patched  # noqa: E402
 
 SEQ = 128
 

@@ -129,9 +129,12 @@ def check_activations(network: Network, ops: list[Op], values: dict[str, torch.T
     """Refuse a trace in which some op's output holds NaN or ±∞ (an overflow), naming the first
     such op and the sample: no explanation can be computed from it.
 
-    One sum per tensor and a single device synchronisation; the exact search runs only when a
-    sum is not finite (a sum can also overflow while every value is finite: that passes).
+    One sum per computed tensor and a single device synchronisation; the exact search runs only
+    when a sum is not finite (a sum can also overflow while every value is finite: that passes).
+    Outputs of ops that only move values (:attr:`~provgraph.model.ops.Op.computes_values`) are
+    finite when their inputs are, and are not summed.
     """
+    ops = [op for op in ops if op.computes_values]
     if not ops:
         return
     sums = torch.stack([values[op.output].sum().to(torch.float64) for op in ops])

@@ -74,6 +74,11 @@ class Transpose(RouteOp):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.permute(0, *(p + 1 for p in self.perm))
 
+    def move_back(self, r_out: torch.Tensor, lead: int) -> list[torch.Tensor]:
+        """The inverse permutation: input axis ``perm[i]`` is output axis ``i``."""
+        inverse = np.argsort(self.perm)
+        return [r_out.permute(*range(lead), *(int(i) + lead for i in inverse)).contiguous()]
+
 
 @dataclass(eq=False)
 class Concat(RouteOp):
