@@ -201,6 +201,9 @@ def elementwise_step(
     input tensor; ``per_sample``: weights and ``bias`` are ``(B, *out)`` (computed from each
     sample)."""
     form = step.form
+    if step.gradient and form.direct and form.guarded and bias is None and len(inputs) == 1:
+        # z_k = a_k w_k is the one term of z_k: LRP-0 sends R_k itself (0 where z_k = 0)
+        return [_where_nonzero(z, r_out)], None
     shape = tuple(z.shape[1:])
     nums = []
     for a, w in inputs:
@@ -233,3 +236,11 @@ def elementwise_step(
         r = form.divide(num, den).unsqueeze(1)
         sent.append(c.mul(step.theta(r), r_out))
     return sent, absorbed(step, bias, den, r_out, per_sample)
+
+
+def _where_nonzero(z: torch.Tensor, r_out: torch.Tensor) -> torch.Tensor:
+    """``R`` where ``z ≠ 0``, else 0 (``z (B, *out)``, ``R (B, T, *out)``)."""
+    if z.numel() == 0 or bool(z.abs().amin() > 0):
+        return r_out
+    return torch.where(z.unsqueeze(1) != 0, r_out, torch.zeros((), dtype=r_out.dtype,
+                                                                device=r_out.device))

@@ -224,8 +224,10 @@ class Affine(LinearOp):
     shift: np.ndarray | None = field(default=None, kw_only=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = x * _as_tensor(self.scale, x)
-        return y if self.shift is None else y + _as_tensor(self.shift, x)
+        scale = _as_tensor(self.scale, x)
+        if self.shift is None:
+            return x * scale
+        return torch.addcmul(_as_tensor(self.shift, x), x, scale)  # one pass
 
     def weight_matrices(self, in_shapes: list[Shape], out_shape: Shape) -> list[sp.csr_array]:
         n = int(np.prod(out_shape))

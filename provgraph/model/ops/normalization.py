@@ -46,6 +46,7 @@ none). The edges carry real numbers, so Θ maps them into every semiring like an
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -56,6 +57,9 @@ import torch.nn.functional as F
 
 from provgraph.errors import ProvgraphError
 from provgraph.model.ops.base import LinearOp, Shape, csr_from_edges
+
+#: γ and β of each normalisation as vectors over its block (:meth:`Normalization.forward`)
+_BLOCK_VECTORS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _as_tensor(a: np.ndarray, like: torch.Tensor) -> torch.Tensor:
@@ -153,13 +157,18 @@ class Normalization(SampleAffineOp):
 
     def _block_parameter(self, value: np.ndarray | None, x: torch.Tensor) -> torch.Tensor | None:
         """``γ`` or ``β`` as one vector over the normalised block, when it is one (it varies
-        along the block's axes only and covers all of them)."""
+        along the block's axes only and covers all of them); kept per op, block and dtype."""
         if value is None:
             return None
         block = tuple(x.shape[self.start:])
-        if np.ndim(value) > len(block) or np.broadcast_shapes(np.shape(value), block) != block:
-            raise ValueError("not a vector over the block")
-        return _as_tensor(np.ascontiguousarray(np.broadcast_to(value, block)).reshape(-1), x)
+        key = (id(value), block, x.dtype, str(x.device))
+        kept = _BLOCK_VECTORS.setdefault(self, {})
+        if key not in kept or kept[key][0] is not value:
+            if np.ndim(value) > len(block) or np.broadcast_shapes(np.shape(value), block) != block:
+                raise ValueError("not a vector over the block")
+            vector = np.ascontiguousarray(np.broadcast_to(value, block)).reshape(-1)
+            kept[key] = (value, _as_tensor(vector, x))
+        return kept[key][1]
 
     def _blocks(self, x: torch.Tensor) -> torch.Tensor:
         m = self.groups or int(np.prod(x.shape[1 : self.start]))
