@@ -17,6 +17,8 @@ and a bias source ``b_k = s_k − Σ_i J_ik x_i`` (``(B, rows, n, n)`` edge weig
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from provgraph.backends.torch_linear import LinearStep, bias_numerator
@@ -116,7 +118,7 @@ def softmax_step(
         with torch.no_grad():
             s = torch.softmax(rows, dim=-1) if y is None else y.reshape(rows.shape)
             finite = rows
-            if rows.numel() and not bool(torch.isfinite(rows.abs().amax())):  # masked: −∞ → 0
+            if rows.numel() and not math.isfinite(rows.abs().amax().item()):  # masked: −∞ → 0
                 finite = torch.where(torch.isfinite(rows), rows, torch.zeros((), dtype=rows.dtype))
             q = form.divide(r, form.stabilize(s).unsqueeze(1))
             sq = s.unsqueeze(1) * q  # R_k where s_k ≠ 0

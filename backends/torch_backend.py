@@ -109,7 +109,7 @@ class TorchBackend(Backend):
         self.counting = counting
         self.budget = int(budget)
         self._carriers: dict[type, TorchSemiring] = {}
-        self._forms: dict[Any, TorchForm] = {}
+        self._forms: dict[int, tuple[Any, TorchForm]] = {}
 
     def __repr__(self) -> str:
         return (
@@ -240,9 +240,10 @@ class TorchBackend(Backend):
             raise ProvgraphError(f"{op.describe()} needs a rule and a Θ")
         c = self.carrier(ctx.semiring)
         values = device_values(ctx.graph, self.device, self.dtype)
-        form = self._forms.get(ctx.rule)
-        if form is None:  # rules compare by their parameters: one form per distinct rule
-            form = self._forms[ctx.rule] = rule_form(ctx.rule)
+        kept = self._forms.get(id(ctx.rule))
+        if kept is None or kept[0] is not ctx.rule:  # one form per rule object
+            kept = self._forms[id(ctx.rule)] = (ctx.rule, rule_form(ctx.rule))
+        form = kept[1]
         gradient = type(ctx.semiring) is RealSemiring and type(ctx.theta) is IdentityTheta
         k_theta = None if gradient else TorchTheta(ctx.theta, ctx.semiring, c, ctx.layer)
         return LinearStep(form, k_theta, c, self.budget), values

@@ -19,7 +19,13 @@ import torch
 from provgraph.errors import ProvgraphError
 from provgraph.model.network import Network
 from provgraph.model.ops import Op
-from provgraph.model.trace import Trace, as_batch, check_activations
+from provgraph.model.trace import (
+    Trace,
+    activation_sum,
+    as_batch,
+    check_activations,
+    tested_outputs,
+)
 
 _WEIGHT_FIELDS = ("weight", "bias", "scale", "shift")
 _TENSORS: weakref.WeakKeyDictionary[Op, dict[tuple, torch.Tensor]] = weakref.WeakKeyDictionary()
@@ -121,12 +127,15 @@ def device_trace(
     """Every tensor's activation for the batch ``x``, computed and kept on ``device``."""
     batch = as_batch(network, x)
     values = {network.input_name: torch.as_tensor(batch).to(device, dtype)}
+    tested, sums = tested_outputs(network), []
     with torch.no_grad():
         for op in network.ops:  # one op's weights on the device at a time when not cached
             values[op.output] = device_op(op, device, dtype).forward(
                 *(values[t] for t in op.inputs)
             )
-        check_activations(network, network.ops, values)
+            if op.output in tested:
+                sums.append(activation_sum(values[op.output]))
+        check_activations(network, network.ops, values, sums)
     return Trace(network, values)
 
 

@@ -9,6 +9,7 @@ elements at once), Θ applied, then ``⊕_k Θ(r_jk) ⊗ R_k`` by the carrier's 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -126,12 +127,19 @@ def dense_step(
     n_in, n_out = w.shape
     srcs = [form.source(t, a, (n_in,)) for t in form.terms]
     if step.gradient:
-        s = gradient_ratio(form, r_out, den, z)
+        # LRP-0 with a bias: the bias's sum Σ_k b_k s_k is non-finite exactly when some
+        # R_k / z_k is, so it tests the quotients for a zero z_k (then guarded) at no extra pass
+        fused = form.direct and form.guarded and bias is not None and den.device.type == "cpu"
+        s = r_out / den.unsqueeze(1) if fused else gradient_ratio(form, r_out, den, z)
+        bias_part = absorbed(step, bias, den, s)
+        if fused and not math.isfinite(bias_part.sum().item()):
+            s = form.divide(r_out, den.unsqueeze(1))
+            bias_part = absorbed(step, bias, den, s)
         r_in = None
         for t, src in zip(form.terms, srcs):
-            term = src.unsqueeze(1) * _mapped_product(s, t.weight, w.T, step.budget)
-            r_in = term if r_in is None else r_in + term
-        return r_in, absorbed(step, bias, den, s)
+            term = _mapped_product(s, t.weight, w.T, step.budget).mul_(src.unsqueeze(1))
+            r_in = term if r_in is None else r_in.add_(term)
+        return r_in, bias_part
     c = step.carrier
     n_b, n_t = r_out.shape[:2]
     r_in = c.blank((n_b, n_t, n_in))
@@ -240,7 +248,7 @@ def elementwise_step(
 
 def _where_nonzero(z: torch.Tensor, r_out: torch.Tensor) -> torch.Tensor:
     """``R`` where ``z ≠ 0``, else 0 (``z (B, *out)``, ``R (B, T, *out)``)."""
-    if z.numel() == 0 or bool(z.abs().amin() > 0):
+    if z.numel() == 0 or z.abs().amin().item() > 0:
         return r_out
     return torch.where(z.unsqueeze(1) != 0, r_out, torch.zeros((), dtype=r_out.dtype,
                                                                 device=r_out.device))

@@ -70,6 +70,10 @@ class Op:
     #: whether the output holds values computed here (``False``: every output element is an
     #: input element or a zero, so it is finite when the inputs are)
     computes_values: ClassVar[bool] = True
+    #: whether a NaN or ±∞ in any input element makes some output element NaN or ±∞ (every
+    #: input element is read, by arithmetic that keeps non-finite values: ``∞ · 0`` is NaN);
+    #: then a non-finite input shows in the output, and the trace tests only the output
+    propagates_non_finite: ClassVar[bool] = False
 
     def provenance_step(self, steps: RoleSteps[Result], context: Any) -> Result:
         """The step ``steps`` takes for this op's role (double dispatch on the role)."""

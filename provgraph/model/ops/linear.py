@@ -26,6 +26,8 @@ class Dense(LinearOp):
     edge matrix is block-diagonal, one copy of ``W`` for each position of the leading axes.
     """
 
+    propagates_non_finite = True
+
     weight: np.ndarray = field(kw_only=True)
     bias: np.ndarray | None = field(default=None, kw_only=True)
 
@@ -220,6 +222,8 @@ class Affine(LinearOp):
     has one edge from its input and, when ``shift`` is given, one from the op's bias source.
     """
 
+    propagates_non_finite = True
+
     scale: np.ndarray = field(kw_only=True)
     shift: np.ndarray | None = field(default=None, kw_only=True)
 
@@ -247,6 +251,8 @@ class Affine(LinearOp):
 @dataclass(eq=False)
 class Add(LinearOp):
     """Sum of two computed tensors of the same shape (residual connection): weights 1."""
+
+    propagates_non_finite = True
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return a + b

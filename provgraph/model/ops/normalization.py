@@ -129,6 +129,8 @@ class Normalization(SampleAffineOp):
     weight, bias : ``γ`` and ``β``, broadcast against one sample, or ``None``
     """
 
+    propagates_non_finite = True
+
     start: int = field(kw_only=True)
     groups: int = field(default=0, kw_only=True)
     epsilon: float = field(default=1e-5, kw_only=True)

@@ -69,6 +69,8 @@ def pad_positions(size: int, begin: int, end: int, mode: str) -> np.ndarray:
 class Transpose(RouteOp):
     """Permute the sample axes: output axis ``i`` is input axis ``perm[i]``."""
 
+    propagates_non_finite = True
+
     perm: Shape = field(kw_only=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
