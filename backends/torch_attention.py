@@ -120,8 +120,12 @@ def softmax_step(
             finite = rows
             if rows.numel() and not math.isfinite(rows.abs().amax().item()):  # masked: −∞ → 0
                 finite = torch.where(torch.isfinite(rows), rows, torch.zeros((), dtype=rows.dtype))
-            q = form.divide(r, form.stabilize(s).unsqueeze(1))
-            sq = s.unsqueeze(1) * q  # R_k where s_k ≠ 0
+            if not form.guarded:  # s_k R_k / (s_k + ε)
+                sq = s.unsqueeze(1) * form.divide(r, form.stabilize(s).unsqueeze(1))
+            elif s.numel() == 0 or s.amin().item() > 0:  # LRP-0: s_k · R_k / s_k = R_k
+                sq = r
+            else:  # and 0 where s_k = 0
+                sq = torch.where(s.unsqueeze(1) != 0, r, torch.zeros((), dtype=r.dtype))
             total = sq.sum(dim=-1, keepdim=True)
             sent = torch.addcmul(sq, s.unsqueeze(1), total, value=-1).mul_(finite.unsqueeze(1))
             # Σ_k b_k q_k with b_k = s_k (1 − x_k + Σ_i s_i x_i), row by row
