@@ -241,7 +241,9 @@ class TorchBackend(Backend):
         c = self.carrier(ctx.semiring)
         values = device_values(ctx.graph, self.device, self.dtype)
         kept = self._forms.get(id(ctx.rule))
-        if kept is None or kept[0] is not ctx.rule:  # one form per rule object
+        if kept is None or kept[0] is not ctx.rule:  # one form per rule object, a few kept
+            if len(self._forms) >= 64:
+                self._forms.clear()
             kept = self._forms[id(ctx.rule)] = (ctx.rule, rule_form(ctx.rule))
         form = kept[1]
         gradient = type(ctx.semiring) is RealSemiring and type(ctx.theta) is IdentityTheta
