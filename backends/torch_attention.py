@@ -17,6 +17,8 @@ and a bias source ``b_k = s_k − Σ_i J_ik x_i`` (``(B, rows, n, n)`` edge weig
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from provgraph.backends.torch_linear import LinearStep, bias_numerator
@@ -103,9 +105,10 @@ def product_step(
 
 
 def softmax_step(
-    step: LinearStep, x: torch.Tensor, r_out: torch.Tensor
+    step: LinearStep, x: torch.Tensor, r_out: torch.Tensor, y: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Relevance of the softmax input ``(B, T, *shape)`` and of its bias source ``(B, T)``."""
+    """Relevance of the softmax input ``(B, T, *shape)`` and of its bias source ``(B, T)``;
+    ``y``, the op's output ``softmax(x)``, spares recomputing it."""
     n_b, n_t = r_out.shape[:2]
     n = x.shape[-1]
     rows = x.reshape(n_b, -1, n)
@@ -113,13 +116,22 @@ def softmax_step(
     form, c = step.form, step.carrier
     if step.gradient and form.direct:  # Σ_i x_i J_ik + b_k = s_k: no edge is materialised
         with torch.no_grad():
-            s = torch.softmax(rows, dim=-1)
-            finite = torch.where(torch.isfinite(rows), rows, torch.zeros((), dtype=rows.dtype))
-            q = form.divide(r, form.stabilize(s).unsqueeze(1))
-            sq = s.unsqueeze(1) * q
-            sent = finite.unsqueeze(1) * (sq - s.unsqueeze(1) * sq.sum(dim=-1, keepdim=True))
-            bias = s * (1 - finite + (s * finite).sum(dim=-1, keepdim=True))
-            absorbed = (bias.unsqueeze(1) * q).sum(dim=(2, 3))
+            s = torch.softmax(rows, dim=-1) if y is None else y.reshape(rows.shape)
+            finite = rows
+            if rows.numel() and not math.isfinite(rows.abs().amax().item()):  # masked: −∞ → 0
+                finite = torch.where(torch.isfinite(rows), rows, torch.zeros((), dtype=rows.dtype))
+            if not form.guarded:  # s_k R_k / (s_k + ε)
+                sq = s.unsqueeze(1) * form.divide(r, form.stabilize(s).unsqueeze(1))
+            elif s.numel() == 0 or s.amin().item() > 0:  # LRP-0: s_k · R_k / s_k = R_k
+                sq = r
+            else:  # and 0 where s_k = 0
+                sq = torch.where(s.unsqueeze(1) != 0, r, torch.zeros((), dtype=r.dtype))
+            total = sq.sum(dim=-1, keepdim=True)
+            sent = torch.addcmul(sq, s.unsqueeze(1), total, value=-1).mul_(finite.unsqueeze(1))
+            # Σ_k b_k q_k with b_k = s_k (1 − x_k + Σ_i s_i x_i), row by row
+            sx = (s * finite).sum(dim=-1).unsqueeze(1)
+            absorbed = (total.squeeze(-1) * (1 + sx)).sum(dim=-1) - (sq * finite.unsqueeze(1)).sum(
+                dim=(2, 3))
         return sent.reshape(r_out.shape), absorbed
     with torch.no_grad():
         jac, bias, finite = AttentionSoftmax.jacobian(rows)

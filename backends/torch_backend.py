@@ -44,7 +44,7 @@ from provgraph.backends.torch_conv import Window, window_step
 from provgraph.backends.torch_device import device_values, op_tensor, resolve_device, resolve_dtype
 from provgraph.backends.torch_linear import LinearStep, dense_step, elementwise_step
 from provgraph.backends.torch_routing import maxpool_step, route_step
-from provgraph.backends.torch_rules import rule_form
+from provgraph.backends.torch_rules import TorchForm, rule_form
 from provgraph.backends.torch_semiring import TorchSemiring
 from provgraph.backends.torch_theta import TorchTheta
 from provgraph.backends.torch_tokens import constant_concat_step
@@ -109,6 +109,7 @@ class TorchBackend(Backend):
         self.counting = counting
         self.budget = int(budget)
         self._carriers: dict[type, TorchSemiring] = {}
+        self._forms: dict[int, tuple[Any, TorchForm]] = {}
 
     def __repr__(self) -> str:
         return (
@@ -204,7 +205,7 @@ class TorchBackend(Backend):
     def route(self, op: RouteOp, ctx: StepContext) -> StepResult:
         c = self.carrier(ctx.semiring)
         shapes = ctx.graph.network.shapes
-        sent = route_step(c, op, [shapes[t] for t in op.inputs], ctx.r_out)
+        sent = route_step(c, op, [shapes[t] for t in op.inputs], ctx.r_out, shapes[op.output])
         return list(zip(op.inputs, sent)), None
 
     def select(self, op: SelectOp, ctx: StepContext) -> StepResult:
@@ -239,7 +240,12 @@ class TorchBackend(Backend):
             raise ProvgraphError(f"{op.describe()} needs a rule and a Θ")
         c = self.carrier(ctx.semiring)
         values = device_values(ctx.graph, self.device, self.dtype)
-        form = rule_form(ctx.rule)
+        kept = self._forms.get(id(ctx.rule))
+        if kept is None or kept[0] is not ctx.rule:  # one form per rule object, a few kept
+            if len(self._forms) >= 64:
+                self._forms.clear()
+            kept = self._forms[id(ctx.rule)] = (ctx.rule, rule_form(ctx.rule))
+        form = kept[1]
         gradient = type(ctx.semiring) is RealSemiring and type(ctx.theta) is IdentityTheta
         k_theta = None if gradient else TorchTheta(ctx.theta, ctx.semiring, c, ctx.layer)
         return LinearStep(form, k_theta, c, self.budget), values
@@ -280,8 +286,8 @@ class TorchBackend(Backend):
         if isinstance(op, Affine):
             weights = [self._broadcast(op, "scale", out_shape)]
             bias = self._broadcast(op, "shift", out_shape)
-        else:
-            weights = [torch.ones((), dtype=self.dtype, device=self.device)] * len(op.inputs)
+        else:  # weights one
+            weights = [None] * len(op.inputs)
             bias = None
         inputs = [(values[t], w) for t, w in zip(op.inputs, weights)]
         return elementwise_step(step, inputs, values[op.output], bias, r_out)
@@ -305,15 +311,13 @@ class TorchBackend(Backend):
         values: dict[str, torch.Tensor],
         r_out: torch.Tensor,
     ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
-        sent, absorbed = softmax_step(step, values[op.inputs[0]], r_out)
+        sent, absorbed = softmax_step(step, values[op.inputs[0]], r_out, values[op.output])
         return [sent], absorbed
 
     def _broadcast(self, op: Op, field: str, shape: tuple[int, ...]) -> torch.Tensor | None:
-        value = getattr(op, field)
-        if value is None:
-            return None
-        full = np.broadcast_to(np.asarray(value, dtype=np.float64), shape)
-        return torch.as_tensor(np.ascontiguousarray(full)).to(self.device, self.dtype).unsqueeze(0)
+        """``op.<field>`` broadcast to one sample's ``shape`` (a view of the cached tensor)."""
+        value = op_tensor(op, field, self.device, self.dtype)
+        return None if value is None else value.expand(shape).unsqueeze(0)
 
     def _window(self, op: LinearOp, in_shape: tuple, out_shape: tuple) -> Window:
         dev, dt = self.device, self.dtype

@@ -78,6 +78,8 @@ class Window:
                 in_sp, self.pad_begin, self.dilations, self.kernel, self.strides, out_sp
             )
         )
+        if symmetric and self.patches:  # disjoint windows tiling the input: a matrix product
+            return self._patch_adjoint(s, weight)
         if symmetric:  # the convolution's own backward (the fastest kernel on CPU)
             shape = (s.shape[0], self.in_shape[0]) + tuple(in_sp)
             return torch.ops.aten.convolution_backward(
@@ -95,6 +97,27 @@ class Window:
             )
         full = _CONV_T[d](s, weight, None, self.strides, 0, 0, self.groups, self.dilations)
         return unpad(full, self, 0.0)
+
+
+    @property
+    def patches(self) -> bool:
+        """Whether the windows are disjoint 2-d patches that tile the input exactly (a ViT's
+        patch embedding: stride = kernel, no padding, dilation or groups)."""
+        return (
+            len(self.strides) == 2 and self.groups == 1 and tuple(self.strides) == self.kernel
+            and not any(self.pad_begin) and all(d == 1 for d in self.dilations)
+            and all(o * k == n for o, k, n in
+                    zip(self.out_shape[1:], self.kernel, self.in_shape[1:]))
+        )
+
+    def _patch_adjoint(self, s: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """:meth:`adjoint` for :attr:`patches`: every output position's ``sᵀ W`` is one patch."""
+        n, c_out, oh, ow = s.shape
+        kh, kw = self.kernel
+        c_in = self.in_shape[0]
+        rows = s.permute(0, 2, 3, 1).reshape(n * oh * ow, c_out) @ weight.reshape(c_out, -1)
+        patches = rows.reshape(n, oh, ow, c_in, kh, kw).permute(0, 3, 1, 4, 2, 5)
+        return patches.reshape((n, c_in) + tuple(self.in_shape[1:]))
 
 
 def unpad(t: torch.Tensor, win: Window, fill: object) -> torch.Tensor:

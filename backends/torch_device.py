@@ -19,10 +19,17 @@ import torch
 from provgraph.errors import ProvgraphError
 from provgraph.model.network import Network
 from provgraph.model.ops import Op
-from provgraph.model.trace import Trace, as_batch, check_activations
+from provgraph.model.trace import (
+    Trace,
+    activation_sum,
+    as_batch,
+    check_activations,
+    tested_outputs,
+)
 
 _WEIGHT_FIELDS = ("weight", "bias", "scale", "shift")
 _TENSORS: weakref.WeakKeyDictionary[Op, dict[tuple, torch.Tensor]] = weakref.WeakKeyDictionary()
+_DEVICE_OPS: weakref.WeakKeyDictionary[Op, dict[tuple, Op]] = weakref.WeakKeyDictionary()
 _VALUES: weakref.WeakKeyDictionary[Any, dict[tuple, dict[str, torch.Tensor]]] = (
     weakref.WeakKeyDictionary()
 )
@@ -95,14 +102,20 @@ def op_tensor(op: Op, field: str, device: torch.device, dtype: torch.dtype) -> t
 
 
 def device_op(op: Op, device: torch.device, dtype: torch.dtype) -> Op:
-    """``op`` with its weight arrays as tensors on ``device`` (:func:`op_tensor`)."""
+    """``op`` with its weight arrays as tensors on ``device`` (:func:`op_tensor`); kept for the
+    next trace when all of them are cached (so it holds no extra copy)."""
+    key = (str(device), dtype)
+    kept = _DEVICE_OPS.setdefault(op, {})
+    if key in kept:
+        return kept[key]
     names = {f.name for f in dataclasses.fields(op)}
-    changes = {
-        f: op_tensor(op, f, device, dtype)
-        for f in _WEIGHT_FIELDS
-        if f in names and isinstance(getattr(op, f), np.ndarray)
-    }
-    return dataclasses.replace(op, **changes) if changes else op
+    fields = [f for f in _WEIGHT_FIELDS if f in names and isinstance(getattr(op, f), np.ndarray)]
+    changes = {f: op_tensor(op, f, device, dtype) for f in fields}
+    moved = dataclasses.replace(op, **changes) if changes else op
+    cache = _TENSORS.get(op, {})
+    if all((f, str(device), dtype) in cache for f in fields):
+        kept[key] = moved
+    return moved
 
 
 def device_trace(
@@ -114,12 +127,15 @@ def device_trace(
     """Every tensor's activation for the batch ``x``, computed and kept on ``device``."""
     batch = as_batch(network, x)
     values = {network.input_name: torch.as_tensor(batch).to(device, dtype)}
+    tested, sums = tested_outputs(network), []
     with torch.no_grad():
         for op in network.ops:  # one op's weights on the device at a time when not cached
             values[op.output] = device_op(op, device, dtype).forward(
                 *(values[t] for t in op.inputs)
             )
-        check_activations(network, network.ops, values)
+            if op.output in tested:
+                sums.append(activation_sum(values[op.output]))
+        check_activations(network, network.ops, values, sums)
     return Trace(network, values)
 
 

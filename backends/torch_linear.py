@@ -9,6 +9,7 @@ elements at once), Θ applied, then ``⊕_k Θ(r_jk) ⊗ R_k`` by the carrier's 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -82,7 +83,7 @@ def absorbed(
             return (r_out * b.unsqueeze(1)).sum(dim=dims)
         if b.dim() <= 1 or all(n == 1 for n in b.shape[1:]):  # one value per channel
             per_channel = r_out.sum(dim=dims[1:]) if len(dims) > 1 else r_out
-            return (per_channel * b.reshape(-1)).sum(dim=-1)
+            return per_channel @ b.reshape(-1)
         return (r_out * b).sum(dim=dims)
     r0 = step.form.divide(bias_numerator(step.form, bias, den), den)
     c = step.carrier
@@ -126,12 +127,19 @@ def dense_step(
     n_in, n_out = w.shape
     srcs = [form.source(t, a, (n_in,)) for t in form.terms]
     if step.gradient:
-        s = gradient_ratio(form, r_out, den, z)
+        # LRP-0 with a bias: the bias's sum Σ_k b_k s_k is non-finite exactly when some
+        # R_k / z_k is, so it tests the quotients for a zero z_k (then guarded) at no extra pass
+        fused = form.direct and form.guarded and bias is not None and den.device.type == "cpu"
+        s = r_out / den.unsqueeze(1) if fused else gradient_ratio(form, r_out, den, z)
+        bias_part = absorbed(step, bias, den, s)
+        if fused and not math.isfinite(bias_part.sum().item()):
+            s = form.divide(r_out, den.unsqueeze(1))
+            bias_part = absorbed(step, bias, den, s)
         r_in = None
         for t, src in zip(form.terms, srcs):
-            term = src.unsqueeze(1) * _mapped_product(s, t.weight, w.T, step.budget)
-            r_in = term if r_in is None else r_in + term
-        return r_in, absorbed(step, bias, den, s)
+            term = _mapped_product(s, t.weight, w.T, step.budget).mul_(src.unsqueeze(1))
+            r_in = term if r_in is None else r_in.add_(term)
+        return r_in, bias_part
     c = step.carrier
     n_b, n_t = r_out.shape[:2]
     r_in = c.blank((n_b, n_t, n_in))
@@ -191,21 +199,30 @@ def _dense_chunks(n_b: int, n_in: int, n_out: int, factor: int, budget: int):
 
 def elementwise_step(
     step: LinearStep,
-    inputs: list[tuple[torch.Tensor, torch.Tensor]],
+    inputs: list[tuple[torch.Tensor, torch.Tensor | None]],
     z: torch.Tensor,
     bias: torch.Tensor | None,
     r_out: torch.Tensor,
     per_sample: bool = False,
 ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
-    """``inputs``: (activation ``(B, *out)``, weight broadcastable to it) per input tensor;
-    ``per_sample``: weights and ``bias`` are ``(B, *out)`` (computed from each sample)."""
+    """``inputs``: (activation ``(B, *out)``, weight broadcastable to it, ``None`` for one) per
+    input tensor; ``per_sample``: weights and ``bias`` are ``(B, *out)`` (computed from each
+    sample)."""
     form = step.form
+    if step.gradient and form.direct and form.guarded and bias is None and len(inputs) == 1:
+        # z_k = a_k w_k is the one term of z_k: LRP-0 sends R_k itself (0 where z_k = 0)
+        return [_where_nonzero(z, r_out)], None
     shape = tuple(z.shape[1:])
     nums = []
     for a, w in inputs:
         num = None
         for t in form.terms:
-            term = form.source(t, a, shape) * t.weight(w)
+            src = form.source(t, a, shape)
+            if w is None and t.weight.is_identity:
+                term = src
+            else:
+                one = torch.ones((), dtype=a.dtype, device=a.device)
+                term = src * t.weight(one if w is None else w)
             num = term if num is None else num + term
         nums.append(num)
     if form.direct:
@@ -227,3 +244,11 @@ def elementwise_step(
         r = form.divide(num, den).unsqueeze(1)
         sent.append(c.mul(step.theta(r), r_out))
     return sent, absorbed(step, bias, den, r_out, per_sample)
+
+
+def _where_nonzero(z: torch.Tensor, r_out: torch.Tensor) -> torch.Tensor:
+    """``R`` where ``z ≠ 0``, else 0 (``z (B, *out)``, ``R (B, T, *out)``)."""
+    if z.numel() == 0 or z.abs().amin().item() > 0:
+        return r_out
+    return torch.where(z.unsqueeze(1) != 0, r_out, torch.zeros((), dtype=r_out.dtype,
+                                                                device=r_out.device))

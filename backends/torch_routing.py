@@ -15,7 +15,15 @@ import torch.nn.functional as F
 from provgraph.backends.torch_semiring import TorchSemiring
 from provgraph.model.ops import MaxPool, RouteOp
 
-_MAPS: weakref.WeakKeyDictionary[RouteOp, list[np.ndarray]] = weakref.WeakKeyDictionary()
+_MAPS: weakref.WeakKeyDictionary[RouteOp, list[np.ndarray | None]] = weakref.WeakKeyDictionary()
+
+
+def _scatter_index(index: np.ndarray, n_in: int) -> np.ndarray | None:
+    """The scatter index of one input (unread outputs go to a discarded slot ``n_in``), or
+    ``None`` when the map is the identity."""
+    if len(index) == n_in and np.array_equal(index, np.arange(n_in)):
+        return None
+    return np.where(index >= 0, index, n_in)
 
 
 def route_step(
@@ -23,19 +31,25 @@ def route_step(
     op: RouteOp,
     in_shapes: list[tuple[int, ...]],
     r_out: torch.Tensor,
+    out_shape: tuple[int, ...] | None = None,
 ) -> list[torch.Tensor]:
-    """Relevance of each input of a routing op (``R_in[j] = ⊕_{k : index[k] = j} R_out[k]``)."""
+    """Relevance of each input of a routing op (``R_in[j] = ⊕_{k : index[k] = j} R_out[k]``);
+    ``out_shape``, the output's shape, lets a bijection move ``R`` back as a view."""
+    if out_shape is not None:
+        moved = op.move_back(r_out.reshape(tuple(r_out.shape[:2]) + tuple(out_shape)), 2)
+        if moved is not None:  # each input element receives one output's relevance
+            return moved
     if op not in _MAPS:
-        _MAPS[op] = op.index_maps(in_shapes)
+        _MAPS[op] = [_scatter_index(index, int(np.prod(shape)))
+                     for shape, index in zip(in_shapes, op.index_maps(in_shapes))]
     n_b, n_t = r_out.shape[:2]
     flat = r_out.reshape(n_b, n_t, -1)
     sent = []
-    for shape, index in zip(in_shapes, _MAPS[op]):
-        n_in = int(np.prod(shape))
-        if len(index) == n_in and np.array_equal(index, np.arange(n_in)):
+    for shape, idx in zip(in_shapes, _MAPS[op]):
+        if idx is None:  # the element order is kept: a reshape of R
             sent.append(flat.reshape((n_b, n_t) + tuple(shape)))
             continue
-        idx = np.where(index >= 0, index, n_in)  # unread outputs go to a discarded slot
+        n_in = int(np.prod(shape))
         idx_t = torch.as_tensor(idx, device=r_out.device).reshape(1, 1, -1)
         scattered = carrier.scatter(flat, idx_t, n_in + 1)[..., :n_in]
         sent.append(scattered.reshape((n_b, n_t) + tuple(shape)))

@@ -13,6 +13,7 @@ Any rule that declares a form runs here; nothing depends on the rule's class.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,6 +80,10 @@ class TorchForm(RuleForm):
         """``num / den`` with the rule's convention for a zero denominator."""
         if not self.guarded:  # ε > 0: |den| ≥ ε
             return num / den
+        if den.device.type == "cpu":  # one check of the quotients instead of a select
+            quotient = num / den
+            if math.isfinite(quotient.sum().item()):  # no zero denominator (nor an overflow)
+                return quotient
         return torch.where(den != 0, num / den, torch.zeros((), dtype=num.dtype, device=num.device))
 
     def divide_(self, num: torch.Tensor, den: torch.Tensor, nonzero: bool) -> torch.Tensor:

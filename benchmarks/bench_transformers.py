@@ -14,8 +14,10 @@ sequence 128, 2 classes), both Hugging Face models exported with ``torch.onnx`` 
 - **provgraph K** for the other built-in semirings: the same call in float64 with the semiring's
   default rule under ``cp`` (Counting in float64: the path counts overflow int64).
 
-Times are medians of ``--runs`` calls after one warm-up; each is also a ratio to LXT (real) or to
-provgraph real (the other semirings), measured in the same run. Run:
+Times are medians of ``--runs`` calls after one warm-up, LXT's and provgraph's calls taking turns
+(so that a change in the machine's load reaches both); each is also a ratio to LXT (real) or to
+provgraph real (the other semirings), measured in the same run. On a machine shared with other
+work, ``--threads 1`` keeps idle-waiting threads from blurring the ratios. Run:
 ``.venv/bin/python benchmarks/bench_transformers.py [--runs 3] [--only vit|bert]
 [--semirings boolean,counting,viterbi,tropical,fuzzy]``.
 """
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import statistics
 import sys
 import time
@@ -37,11 +40,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from lxt_import import import_lxt
-from test_lxt_oracle import patched
+from timm_import import make_torchvision_importable
 
 import provgraph as pg
 from provgraph.backends.torch_backend import TorchBackend
 from provgraph.importers.onnx_loader import load_onnx
+
+make_torchvision_importable()  # transformers imports torchvision, whose C extension may not load
+from test_lxt_oracle import patched  # noqa: E402
 
 SEQ = 128
 
@@ -63,13 +69,21 @@ def bert_base() -> torch.nn.Module:
 
 
 def median_time(fn: Callable[[], Any], runs: int) -> float:
-    fn()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
+    return median_times([fn], runs)[0]
+
+
+def median_times(fns: list[Callable[[], Any]], runs: int) -> list[float]:
+    """Median time of each call after one warm-up each, the calls taking turns (a change in the
+    machine's load then reaches all of them alike)."""
+    for fn in fns:
         fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(runs):
+        for fn, kept in zip(fns, times):
+            start = time.perf_counter()
+            fn()
+            kept.append(time.perf_counter() - start)
+    return [statistics.median(kept) for kept in times]
 
 
 def workload(name: str) -> tuple[torch.nn.Module, dict[str, np.ndarray], Any]:
@@ -141,6 +155,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     torch.set_grad_enabled(True)
     rows = []
+    load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+    print(f"torch threads {torch.get_num_threads()}, load average {load}", flush=True)
     print(f"{'model':<6} {'case':<26} {'time (s)':>10} {'ratio':>8}  to", flush=True)
 
     def add(name: str, case: str, t: float, ratio: float | None = None, to: str = "") -> None:
@@ -157,11 +173,12 @@ def main() -> None:
         x = net.token_input.embeddings() if net.token_input else inputs["pixel_values"][0]
         real: dict[str, float] = {}
         for mode in ("cp", "attnlrp"):
-            lxt = median_time(lxt_call(model, inputs, module, mode), args.runs)
-            add(name, f"LXT {mode}", lxt)
             explainer = pg.Explainer(net, "real", rule=mode, init="logit", backend="torch",
                                      keep=())
-            real[mode] = median_time(lambda e=explainer, x=x: e.explain(x), args.runs)
+            lxt, real[mode] = median_times(
+                [lxt_call(model, inputs, module, mode), lambda e=explainer, x=x: e.explain(x)],
+                args.runs)
+            add(name, f"LXT {mode}", lxt)
             add(name, f"provgraph real {mode}", real[mode], real[mode] / lxt, "LXT")
         for semiring in [s for s in args.semirings.split(",") if s]:
             explainer = pg.Explainer(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -118,24 +119,70 @@ def forward_trace(
     """Run ``network`` on ``x`` and keep every tensor's activation."""
     batch = as_batch(network, x)
     values = {network.input_name: torch.as_tensor(batch, dtype=dtype, device=device)}
+    tested, sums = tested_outputs(network), []
     with torch.no_grad():
         for op in network.ops:
             values[op.output] = op.forward(*(values[t] for t in op.inputs))
-        check_activations(network, network.ops, values)
+            if op.output in tested:
+                sums.append(activation_sum(values[op.output]))
+        check_activations(network, network.ops, values, sums)
     return Trace(network, values)
 
 
-def check_activations(network: Network, ops: list[Op], values: dict[str, torch.Tensor]) -> None:
+def activation_sum(value: torch.Tensor) -> torch.Tensor:
+    """The float64 sum that :func:`check_activations` tests; taken as soon as an op's output is
+    computed, while it is still in the cache, it costs little beside the op."""
+    return value.sum().to(torch.float64)
+
+
+_TESTED: weakref.WeakKeyDictionary[Network, frozenset[str]] = weakref.WeakKeyDictionary()
+
+
+def tested_outputs(network: Network) -> frozenset[str]:
+    """The op outputs whose sums :func:`check_activations` tests; a NaN or ±∞ anywhere in the
+    trace reaches one of them.
+
+    An output need not be tested when every consumer propagates non-finite values
+    (:attr:`~provgraph.model.ops.Op.propagates_non_finite`: they then reach the consumer's
+    output), nor when it only copies values of tested tensors
+    (:attr:`~provgraph.model.ops.Op.computes_values` false). The input is finite (checked).
+    """
+    if network not in _TESTED:
+        consumers: dict[str, list[Op]] = {}
+        for op in network.ops:
+            for t in op.inputs:
+                consumers.setdefault(t, []).append(op)
+        finite, tested = {network.input_name}, set()
+        for op in network.ops:
+            readers = consumers.get(op.output, [])
+            if not op.computes_values and all(t in finite for t in op.inputs):
+                finite.add(op.output)
+            elif (op.output == network.output_name or not readers
+                  or not all(r.propagates_non_finite for r in readers)):
+                tested.add(op.output)
+                finite.add(op.output)
+        _TESTED[network] = frozenset(tested)
+    return _TESTED[network]
+
+
+def check_activations(
+    network: Network,
+    ops: list[Op],
+    values: dict[str, torch.Tensor],
+    sums: list[torch.Tensor] | None = None,
+) -> None:
     """Refuse a trace in which some op's output holds NaN or ±∞ (an overflow), naming the first
     such op and the sample: no explanation can be computed from it.
 
-    One sum per tensor and a single device synchronisation; the exact search runs only when a
-    sum is not finite (a sum can also overflow while every value is finite: that passes).
+    One sum per :func:`tested_outputs` tensor and a single device synchronisation; the exact
+    search over every op runs only when a sum is not finite (a sum can also overflow while every
+    value is finite: that passes). ``sums``: the :func:`activation_sum` of each tested output,
+    in the order of ``ops``, when the forward pass took them.
     """
-    if not ops:
-        return
-    sums = torch.stack([values[op.output].sum().to(torch.float64) for op in ops])
-    if bool(torch.isfinite(sums).all()):
+    if sums is None:
+        tested = tested_outputs(network)
+        sums = [activation_sum(values[op.output]) for op in ops if op.output in tested]
+    if not sums or bool(torch.isfinite(torch.stack(sums)).all()):
         return
     for op in ops:
         value = values[op.output]

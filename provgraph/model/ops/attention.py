@@ -87,6 +87,8 @@ class MatProduct(BilinearOp):
         ``cp`` takes as constant; the other one carries the paths.
     """
 
+    propagates_non_finite = True
+
     weights_operand: int = field(default=0, kw_only=True)
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

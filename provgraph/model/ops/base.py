@@ -67,6 +67,13 @@ class Op:
 
     #: the provenance role, named in messages (``linear``, ``passthrough``, ``route``, ``select``)
     role: ClassVar[str] = ""
+    #: whether the output holds values computed here (``False``: every output element is an
+    #: input element or a zero, so it is finite when the inputs are)
+    computes_values: ClassVar[bool] = True
+    #: whether a NaN or ±∞ in any input element makes some output element NaN or ±∞ (every
+    #: input element is read, by arithmetic that keeps non-finite values: ``∞ · 0`` is NaN);
+    #: then a non-finite input shows in the output, and the trace tests only the output
+    propagates_non_finite: ClassVar[bool] = False
 
     def provenance_step(self, steps: RoleSteps[Result], context: Any) -> Result:
         """The step ``steps`` takes for this op's role (double dispatch on the role)."""
@@ -137,9 +144,17 @@ class RouteOp(Op):
     """Data movement: output ``k`` reads input ``index[k]``; the map comes from ``forward``."""
 
     role = "route"
+    computes_values = False
 
     def provenance_step(self, steps: RoleSteps[Result], context: Any) -> Result:
         return steps.route(self, context)
+
+    def move_back(self, r_out: torch.Tensor, lead: int) -> list[torch.Tensor] | None:
+        """What each input receives when the op is a bijection whose inverse is a view (a
+        transpose): ``r_out`` has ``lead`` leading axes (samples, targets) before the output's
+        sample axes, and every element moves to the input element it was read from. ``None``:
+        the op is not such a bijection, and callers scatter along :meth:`index_maps`."""
+        return None
 
     def index_maps(self, in_shapes: list[Shape]) -> list[np.ndarray]:
         """For each input, the flat input index each output element reads (``-1``: none)."""
@@ -160,6 +175,7 @@ class SelectOp(Op):
     """Winner-takes-all: output ``k`` reads the input chosen by the activations."""
 
     role = "select"
+    computes_values = False
 
     def provenance_step(self, steps: RoleSteps[Result], context: Any) -> Result:
         return steps.select(self, context)

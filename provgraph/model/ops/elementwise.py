@@ -25,6 +25,8 @@ class Gate(PassthroughOp):
     multiplier computed from the input, not a path along which the output was formed.
     """
 
+    propagates_non_finite = True
+
     def forward(self, signal: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
         return signal * gate
 

@@ -26,12 +26,14 @@ class Dense(LinearOp):
     edge matrix is block-diagonal, one copy of ``W`` for each position of the leading axes.
     """
 
+    propagates_non_finite = True
+
     weight: np.ndarray = field(kw_only=True)
     bias: np.ndarray | None = field(default=None, kw_only=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = x @ _as_tensor(self.weight, x)
-        return y if self.bias is None else y + _as_tensor(self.bias, x)
+        bias = None if self.bias is None else _as_tensor(self.bias, x)
+        return F.linear(x, _as_tensor(self.weight, x).T, bias)  # one fused matrix product
 
     @staticmethod
     def positions(in_shape: Shape) -> int:
@@ -220,12 +222,16 @@ class Affine(LinearOp):
     has one edge from its input and, when ``shift`` is given, one from the op's bias source.
     """
 
+    propagates_non_finite = True
+
     scale: np.ndarray = field(kw_only=True)
     shift: np.ndarray | None = field(default=None, kw_only=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = x * _as_tensor(self.scale, x)
-        return y if self.shift is None else y + _as_tensor(self.shift, x)
+        scale = _as_tensor(self.scale, x)
+        if self.shift is None:
+            return x * scale
+        return torch.addcmul(_as_tensor(self.shift, x), x, scale)  # one pass
 
     def weight_matrices(self, in_shapes: list[Shape], out_shape: Shape) -> list[sp.csr_array]:
         n = int(np.prod(out_shape))
@@ -245,6 +251,8 @@ class Affine(LinearOp):
 @dataclass(eq=False)
 class Add(LinearOp):
     """Sum of two computed tensors of the same shape (residual connection): weights 1."""
+
+    propagates_non_finite = True
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return a + b

@@ -46,15 +46,20 @@ none). The edges carry real numbers, so Θ maps them into every semiring like an
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
 import torch
+import torch.nn.functional as F
 
 from provgraph.errors import ProvgraphError
 from provgraph.model.ops.base import LinearOp, Shape, csr_from_edges
+
+#: γ and β of each normalisation as vectors over its block (:meth:`Normalization.forward`)
+_BLOCK_VECTORS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _as_tensor(a: np.ndarray, like: torch.Tensor) -> torch.Tensor:
@@ -124,6 +129,8 @@ class Normalization(SampleAffineOp):
     weight, bias : ``γ`` and ``β``, broadcast against one sample, or ``None``
     """
 
+    propagates_non_finite = True
+
     start: int = field(kw_only=True)
     groups: int = field(default=0, kw_only=True)
     epsilon: float = field(default=1e-5, kw_only=True)
@@ -136,27 +143,68 @@ class Normalization(SampleAffineOp):
     def has_shift(self) -> bool:
         return self.center or self.bias is not None
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """LayerNorm (a centred, scaled block of trailing axes) as one fused kernel; the other
+        forms as ``x ⊙ s + t`` from :meth:`scale_shift`."""
+        if self.center and self.scaled and not self.groups:
+            try:
+                gamma = self._block_parameter(self.weight, x)
+                beta = self._block_parameter(self.bias, x)
+            except ValueError:
+                return super().forward(x)
+            n = int(np.prod(x.shape[self.start:]))
+            v = x.reshape(x.shape[:self.start] + (n,))
+            return F.layer_norm(v, (n,), gamma, beta, self.epsilon).reshape(x.shape)
+        return super().forward(x)
+
+    def _block_parameter(self, value: np.ndarray | None, x: torch.Tensor) -> torch.Tensor | None:
+        """``γ`` or ``β`` as one vector over the normalised block, when it is one (it varies
+        along the block's axes only and covers all of them); kept per op, block and dtype."""
+        if value is None:
+            return None
+        block = tuple(x.shape[self.start:])
+        key = (id(value), block, x.dtype, str(x.device))
+        kept = _BLOCK_VECTORS.setdefault(self, {})
+        if key not in kept or kept[key][0] is not value:
+            if np.ndim(value) > len(block) or np.broadcast_shapes(np.shape(value), block) != block:
+                raise ValueError("not a vector over the block")
+            vector = np.ascontiguousarray(np.broadcast_to(value, block)).reshape(-1)
+            kept[key] = (value, _as_tensor(vector, x))
+        return kept[key][1]
+
     def _blocks(self, x: torch.Tensor) -> torch.Tensor:
         m = self.groups or int(np.prod(x.shape[1 : self.start]))
         return x.reshape(x.shape[0], m, -1)
 
+    def _spread(self, stat: torch.Tensor, v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """A per-block statistic ``(B, m, 1)`` broadcastable against ``x`` (a view when the
+        blocks are trailing axes)."""
+        if not self.groups:
+            return stat.reshape(tuple(x.shape[: self.start]) + (1,) * (x.dim() - self.start))
+        return stat.expand_as(v).reshape(x.shape)
+
     def scale_shift(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         v = self._blocks(x)
-        mu = v.mean(dim=-1, keepdim=True) if self.center else None
+        mu = None
+        if self.center:
+            mu = v.mean(dim=-1, keepdim=True)
         if self.scaled:
             centred = v if mu is None else v - mu
             inv = torch.rsqrt((centred * centred).mean(dim=-1, keepdim=True) + self.epsilon)
         else:
             inv = torch.ones_like(v[..., :1])
-        s = inv.expand_as(v).reshape(x.shape)
-        t = None if mu is None else (-mu * inv).expand_as(v).reshape(x.shape)
-        if self.weight is not None:
+        inv = self._spread(inv, v, x)
+        shift = None if mu is None else -self._spread(mu, v, x) * inv  # −μ/σ, per block
+        if self.weight is None:
+            s = inv.expand(x.shape)
+        else:
             gamma = _as_tensor(self.weight, x)
-            s = s * gamma
-            t = None if t is None else t * gamma
+            s = (inv * gamma).expand(x.shape)
+            shift = None if shift is None else shift * gamma
         if self.bias is not None:
             beta = _as_tensor(self.bias, x)
-            t = beta.expand_as(x) if t is None else t + beta
+            shift = beta.expand(x.shape) if shift is None else shift + beta
+        t = None if shift is None else shift.expand(x.shape)
         return s, t
 
 

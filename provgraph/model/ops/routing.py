@@ -13,6 +13,8 @@ from provgraph.model.ops.base import RouteOp, Shape
 class Identity(RouteOp):
     """Output equals input (Identity, Dropout at inference, Cast between float types)."""
 
+    propagates_non_finite = True
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x
 
@@ -20,6 +22,8 @@ class Identity(RouteOp):
 @dataclass(eq=False)
 class Reshape(RouteOp):
     """Reshape to ``shape`` (without the batch axis)."""
+
+    propagates_non_finite = True
 
     shape: Shape = field(kw_only=True)
 
@@ -30,6 +34,8 @@ class Reshape(RouteOp):
 @dataclass(eq=False)
 class Flatten(RouteOp):
     """Flatten everything after the batch axis."""
+
+    propagates_non_finite = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.reshape(x.shape[0], -1)

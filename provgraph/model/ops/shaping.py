@@ -69,10 +69,17 @@ def pad_positions(size: int, begin: int, end: int, mode: str) -> np.ndarray:
 class Transpose(RouteOp):
     """Permute the sample axes: output axis ``i`` is input axis ``perm[i]``."""
 
+    propagates_non_finite = True
+
     perm: Shape = field(kw_only=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.permute(0, *(p + 1 for p in self.perm))
+
+    def move_back(self, r_out: torch.Tensor, lead: int) -> list[torch.Tensor]:
+        """The inverse permutation: input axis ``perm[i]`` is output axis ``i``."""
+        inverse = np.argsort(self.perm)
+        return [r_out.permute(*range(lead), *(int(i) + lead for i in inverse)).contiguous()]
 
 
 @dataclass(eq=False)
