@@ -15,7 +15,7 @@ builder added to one of them appears here without editing this script:
 - ``tests/models.py`` ``MODELS`` (small torch CNNs, TorchScript export),
 - ``tests/transformer_models.py`` ``BUILDERS`` and the (name, exporter) pairs of
   ``tests/test_transformers_models.py`` (Hugging Face, TorchScript and dynamo),
-- ``tests/test_timm_models.py`` (``BUILDERS`` when it has one, else ``MODELS`` with its builder),
+- ``tests/test_timm_models.py`` ``MODELS``, built and exported by the test's own helpers,
 - ``tests/keras_models.py`` ``BUILDERS`` (tf2onnx, exported in a child process),
 - ``tests/test_ml_ops.py`` ``PIPELINES`` (skl2onnx, fitted on scikit-learn's digits),
 - ``tests/test_recurrent.py`` ``CASES`` (LSTM, GRU, RNN),
@@ -139,19 +139,22 @@ def _lxt_oracle() -> Callable[[str], Any] | None:
 def timm_models(keep: Callable[[str], bool]) -> Iterator[Model]:
     import test_timm_models as tt
 
-    builders = getattr(tt, "BUILDERS", None) or {n: (lambda n=n: tt._build(n)) for n in tt.MODELS}
-    side = getattr(tt, "SIDE", 32)
-    for i, (name, build) in enumerate(builders.items()):
+    side = tt.SIDE
+    for i, name in enumerate(tt.MODELS):
         if not keep(name):
             continue
         torch.manual_seed(i)
-        module = build().eval()
+        module = tt._build(name.removesuffix(tt.DYNAMO)).eval()
         with torch.no_grad():  # random weights everywhere, as the tests draw them
             for p in module.parameters():
                 p.normal_(0.0, 0.3)
         x = np.random.default_rng(0).normal(size=(3, side, side)).astype(np.float32)
-        yield Model("timm", name, "torch.onnx", _torch_onnx(module, torch.randn(1, 3, side, side)),
-                    x)
+        dynamo = name.endswith(tt.DYNAMO)
+        exporter = "torch.onnx (dynamo)" if dynamo else "torch.onnx (torchscript)"
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            onnx_bytes = tt._export(module, name)  # the test's own export, dynamo included
+        yield Model("timm", name, exporter, onnx_bytes, x)
 
 
 def keras_models(keep: Callable[[str], bool]) -> Iterator[Model]:
@@ -265,7 +268,7 @@ def explain_time(net: Network, x: np.ndarray, semiring: str, runs: int) -> str:
 
 
 def row(m: Model, semirings: list[str], runs: int) -> list[str]:
-    cells = [m.name, m.exporter, histogram(m.onnx)]
+    cells = [f"{m.name} (timm)" if m.family == "timm" else m.name, m.exporter, histogram(m.onnx)]
     width = len(cells) + 2 + len(semirings)
     try:
         net, x = imported(m)
