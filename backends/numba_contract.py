@@ -27,6 +27,7 @@ from provgraph.backends.numba_algebra import (
     EdgeAlgebra,
     reciprocal,
 )
+from provgraph.backends.numba_weights import negative_log
 from provgraph.backends.numba_window import window_factored, window_float, window_integer
 
 OVERFLOW = (
@@ -58,14 +59,15 @@ def _factored(algebra: EdgeAlgebra, S: np.ndarray, V: np.ndarray, d: np.ndarray,
     return (viterbi or tropical) and _nonnegative(S, V, d)
 
 
-def _factors(algebra: EdgeAlgebra, S: np.ndarray, V: np.ndarray, d: np.ndarray, R: np.ndarray
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _factors(algebra: EdgeAlgebra, S: np.ndarray, V: np.ndarray, d: np.ndarray, R: np.ndarray,
+             log_v: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(source factor, inner weights, t)`` of a factored step (see ``window_factored``)."""
     inv = reciprocal(d)
     if algebra.semiring == VITERBI:
         return S[0], V, R * inv[:, None]
+    neg_log_v = negative_log(V) if log_v is None else log_v
     with np.errstate(divide="ignore", invalid="ignore"):
-        neg_log_s, neg_log_v, log_d = -np.log(S[0]), -np.log(V), np.log(d)
+        neg_log_s, log_d = negative_log(S[0]), np.log(d)
         t = np.where(d[:, None] > 0, log_d[:, None] + R, math.inf)
     return neg_log_s, neg_log_v, t
 
@@ -91,13 +93,18 @@ def _settle(algebra: EdgeAlgebra, out: np.ndarray, skip: bool) -> np.ndarray:
 
 
 def contract_window(algebra: EdgeAlgebra, S: np.ndarray, V: np.ndarray, Vpos: np.ndarray,
-                    pooled: bool, d: np.ndarray, R: np.ndarray, geo: np.ndarray) -> np.ndarray:
-    """``R_in (B, T, P_in, C_in)`` of a window op."""
+                    pooled: bool, d: np.ndarray, R: np.ndarray, geo: np.ndarray,
+                    log_v: np.ndarray | None = None) -> np.ndarray:
+    """``R_in (B, T, P_in, C_in)`` of a window op.
+
+    ``log_v``: ``−log V`` prepared by the caller (it caches a convolution's), used when a tropical
+    step factors.
+    """
     shape = (R.shape[0], R.shape[1], S.shape[2], S.shape[3])
     weights = Vpos if pooled else V
     skip = algebra.integer or _skips(algebra, S, weights, d, R)
     if _factored(algebra, S, weights, d, skip):
-        outer, inner, t = _factors(algebra, S, weights, d, R)
+        outer, inner, t = _factors(algebra, S, weights, d, R, None if pooled else log_v)
         out = np.full(shape, algebra.zero)
         inner_v, inner_pos = (V, inner) if pooled else (inner, Vpos)
         window_factored(inner_v, inner_pos, pooled, t, out, geo, algebra.semiring, algebra.zero)
