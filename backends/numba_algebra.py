@@ -84,11 +84,6 @@ class EdgeAlgebra:
         """⊕ = max (Viterbi, fuzzy): zero is its identity only on values ≥ 0."""
         return not self.integer and self.semiring in (VITERBI, FUZZY)
 
-    @property
-    def factors_logs(self) -> bool:
-        """Tropical with Θ = −log: ``−log r_jk`` splits into logarithms of its factors."""
-        return not self.integer and self.semiring == TROPICAL and self.theta == NEGLOG
-
 
 def edge_algebra(semiring: Semiring, theta: Theta, layer: Layer) -> EdgeAlgebra | None:
     """The kernels' codes for ``(semiring, Θ)``, or ``None`` when no kernel covers the pair."""

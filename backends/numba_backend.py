@@ -39,7 +39,6 @@ from provgraph.backends.base import Capabilities, StepContext, StepResult
 from provgraph.backends.numba_algebra import EdgeAlgebra, edge_algebra
 from provgraph.backends.numba_weights import (
     conv_columns,
-    conv_negative_log,
     conv_rows,
     dense_rows,
 )
@@ -156,9 +155,8 @@ class NumbaBackend(TorchBackend):
             d = channels_last(form.stabilize(z), 1)
         else:
             d = channels_last(window_denominator(step, a, z, win), 1)
-        log_v = conv_negative_log(op, weights) if conv and algebra.factors_logs else None
         R = self._kernel_input(algebra, r_out, 2)
-        out = contract_window(algebra, S, V, Vpos, not conv, d, R, geo, log_v)
+        out = contract_window(algebra, S, V, Vpos, not conv, d, R, geo)
         r_in = self._from_kernel(step.carrier, out, (out.shape[0], out.shape[1]) + in_shape)
         den = torch.from_numpy(np.ascontiguousarray(d.transpose(0, 2, 1))).reshape(
             (d.shape[0],) + out_shape)

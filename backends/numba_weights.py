@@ -113,8 +113,3 @@ def negative_log(v: np.ndarray) -> np.ndarray:
         out = np.log(v, dtype=np.float64)
     return np.negative(out, out=out)
 
-
-def conv_negative_log(op: Conv, terms: Sequence[Weights]) -> np.ndarray:
-    """``−log V`` of :func:`conv_rows` in float64 (tropical with Θ = −log), cached like ``V``."""
-    key = ("neglog",) + tuple(terms)
-    return _cached(op, key, lambda: negative_log(conv_rows(op, terms)))

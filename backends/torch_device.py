@@ -69,12 +69,16 @@ def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
 CACHED_COPY_BYTES = 2**24
 
 
-def op_tensor(op: Op, field: str, device: torch.device, dtype: torch.dtype) -> torch.Tensor | None:
+def op_tensor(
+    op: Op, field: str, device: torch.device, dtype: torch.dtype, contiguous: bool = True
+) -> torch.Tensor | None:
     """``op.<field>`` (a numpy array) as a tensor on ``device``, cached when that is cheap.
 
     On the CPU in the array's own dtype the tensor shares the array's memory and is cached; on
     another device it is cached (device memory, converted once); a CPU copy into another dtype
-    is cached only up to :data:`CACHED_COPY_BYTES`.
+    is cached only up to :data:`CACHED_COPY_BYTES`. ``contiguous=False``: a CPU copy that is not
+    cached keeps the array's memory order (converting a transposed ``Gemm`` weight into a
+    row-major copy costs about three times as much, and a forward pass does not need it).
     """
     value = getattr(op, field, None)
     if value is None:
@@ -87,6 +91,10 @@ def op_tensor(op: Op, field: str, device: torch.device, dtype: torch.dtype) -> t
     shared = device.type == "cpu" and source.dtype == dtype
     if shared:  # the array itself, in whatever order it is stored (a transposed Gemm weight)
         tensor = source
+    elif not contiguous and device.type == "cpu" and (
+        source.numel() * dtype.itemsize > CACHED_COPY_BYTES
+    ):
+        tensor = source.to(dtype)  # the same strides: converted in memory order
     else:  # one contiguous copy: kernels slice it by rows
         tensor = torch.empty(tuple(source.shape), dtype=dtype, device=device).copy_(source)
     if device.type != "cpu" or shared or tensor.nbytes <= CACHED_COPY_BYTES:
@@ -98,7 +106,7 @@ def device_op(op: Op, device: torch.device, dtype: torch.dtype) -> Op:
     """``op`` with its weight arrays as tensors on ``device`` (:func:`op_tensor`)."""
     names = {f.name for f in dataclasses.fields(op)}
     changes = {
-        f: op_tensor(op, f, device, dtype)
+        f: op_tensor(op, f, device, dtype, contiguous=False)
         for f in _WEIGHT_FIELDS
         if f in names and isinstance(getattr(op, f), np.ndarray)
     }
