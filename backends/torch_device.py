@@ -18,7 +18,7 @@ import torch
 
 from provgraph.errors import ProvgraphError
 from provgraph.model.network import Network
-from provgraph.model.ops import Op
+from provgraph.model.ops import Dense, Op
 from provgraph.model.trace import Trace, as_batch, check_activations
 
 _WEIGHT_FIELDS = ("weight", "bias", "scale", "shift")
@@ -113,6 +113,30 @@ def device_op(op: Op, device: torch.device, dtype: torch.dtype) -> Op:
     return dataclasses.replace(op, **changes) if changes else op
 
 
+def _converted_in_blocks(op: Op, device: torch.device, dtype: torch.dtype) -> bool:
+    """A CPU dense op whose weight would be converted into a copy larger than
+    :data:`CACHED_COPY_BYTES` (VGG-16's first dense layer: 0.8 GB in float64)."""
+    w = getattr(op, "weight", None)
+    return (
+        isinstance(op, Dense) and device.type == "cpu" and isinstance(w, np.ndarray)
+        and torch.from_numpy(w[:0]).dtype != dtype and w.size * dtype.itemsize > CACHED_COPY_BYTES
+    )
+
+
+def _dense_forward_in_blocks(op: Dense, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``x @ W + b`` with ``W`` converted a block of output columns at a time, so that host
+    memory never holds the whole converted weight."""
+    w = np.asarray(op.weight)
+    n_out = w.shape[1]
+    step = max(1, CACHED_COPY_BYTES // (w.shape[0] * dtype.itemsize))
+    y = torch.empty(tuple(x.shape[:-1]) + (n_out,), dtype=dtype)
+    for k in range(0, n_out, step):
+        y[..., k:k + step] = x @ torch.from_numpy(w[:, k:k + step]).to(dtype)
+    if op.bias is not None:
+        y += torch.from_numpy(np.asarray(op.bias)).to(dtype)
+    return y
+
+
 def device_trace(
     network: Network,
     x: np.ndarray | torch.Tensor,
@@ -124,9 +148,11 @@ def device_trace(
     values = {network.input_name: torch.as_tensor(batch).to(device, dtype)}
     with torch.no_grad():
         for op in network.ops:  # one op's weights on the device at a time when not cached
-            values[op.output] = device_op(op, device, dtype).forward(
-                *(values[t] for t in op.inputs)
-            )
+            inputs = [values[t] for t in op.inputs]
+            if _converted_in_blocks(op, device, dtype):
+                values[op.output] = _dense_forward_in_blocks(op, inputs[0], dtype)
+            else:
+                values[op.output] = device_op(op, device, dtype).forward(*inputs)
         check_activations(network, network.ops, values)
     return Trace(network, values)
 

@@ -249,3 +249,31 @@ def test_tropical_factored_dense_equals_a_loop_over_edges(monkeypatch, spread: f
                 for k in range(n_out)
             ]
             assert out[0, 0, 0, j] == pytest.approx(min(costs), rel=1e-12)
+
+
+def test_a_large_dense_weight_is_converted_in_blocks_for_the_trace(tmp_path, monkeypatch) -> None:
+    """A float64 trace of a dense layer whose float64 weight would exceed the copy cache is
+    computed a block of output columns at a time; it equals onnxruntime's forward pass and the
+    reference trace."""
+    import onnxruntime as ort
+
+    from provgraph.backends import torch_device
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(2100, 1000), nn.ReLU(), nn.Linear(1000, 3)).eval()
+    model.input_shape = (2100,)
+    path = export_onnx(model, tmp_path / "wide.onnx")
+    net = importers.load_onnx(path)
+    assert net.ops[0].weight.size * 8 > torch_device.CACHED_COPY_BYTES
+    blocks = []
+    forward = torch_device._dense_forward_in_blocks
+    monkeypatch.setattr(torch_device, "_dense_forward_in_blocks",
+                        lambda *a: blocks.append(1) or forward(*a))
+    x = np.random.default_rng(0).uniform(-1.0, 1.0, size=(2, 2100))
+    logits = BatchGraph.from_inputs(net, x).logits
+    assert blocks, "the blocked conversion did not run"
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    expected = session.run(None, {name: x.astype(np.float32)})[0]
+    np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(logits, forward_trace(net, x).logits, rtol=1e-12, atol=1e-12)
