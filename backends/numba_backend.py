@@ -41,6 +41,7 @@ from provgraph.backends.numba_weights import (
     conv_columns,
     conv_rows,
     dense_rows,
+    read_only,
 )
 from provgraph.backends.torch_backend import DEFAULT_BUDGET, TorchBackend
 from provgraph.backends.torch_conv import Window, window_denominator
@@ -144,7 +145,7 @@ class NumbaBackend(TorchBackend):
         if conv:
             V, Vpos = conv_rows(op, weights), np.zeros((len(weights), 1))
         else:
-            V = np.zeros((len(weights), 1, 1, 1), dtype=np.float32)
+            V = read_only(np.zeros((len(weights), 1, 1, 1), dtype=np.float32))
             Vpos = np.stack([t.weight(win.scale).reshape(-1).numpy() for t in form.terms])
         if form.maxnorm:
             top = channels_last(bias_numerator(form, bias, z).abs(), 1)

@@ -47,12 +47,24 @@ def modified(w: np.ndarray, weights: Weights) -> np.ndarray:
     return weights(w if exact_in_storage(weights) else w.astype(np.float64))
 
 
+def read_only(a: np.ndarray) -> np.ndarray:
+    """A read-only view of ``a``.
+
+    numba compiles a kernel once per argument type, and a read-only array is another type: every
+    weight array the kernels get is read-only (a network's own weights are), so that a dense op,
+    whose weights are read in place, and a convolution share one compiled kernel.
+    """
+    view = a.view()
+    view.flags.writeable = False
+    return view
+
+
 def _common(arrays: Sequence[np.ndarray]) -> np.ndarray:
-    """The terms' arrays on a new leading axis (one array: a view), in one dtype."""
+    """The terms' arrays on a new leading axis (one array: a view), in one dtype, read-only."""
     if len(arrays) == 1:
-        return np.ascontiguousarray(arrays[0])[None]
+        return read_only(np.ascontiguousarray(arrays[0])[None])
     dtype = np.result_type(*arrays)
-    return np.stack([a.astype(dtype, copy=False) for a in arrays])
+    return read_only(np.stack([a.astype(dtype, copy=False) for a in arrays]))
 
 
 def _cached(op: Op, key: tuple, build: Callable[[], np.ndarray]) -> np.ndarray:
