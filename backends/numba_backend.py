@@ -13,10 +13,18 @@ Algebra exploited:
 - Viterbi with Θ = identity and a one-term rule with non-negative sources, weights and
   denominators (the max-normalised rule):
   ``max_k (s_j v_jk / d_k) R_k = s_j · max_k v_jk (R_k / d_k)``;
-- tropical with Θ = −log: ``−log r_jk = −log s_j − log v_jk + log d_k``, the logarithms taken once
-  per neuron and weight, never per edge;
+- tropical with Θ = −log: ``−log r_jk = −log s_j − log v_jk + log d_k``, and since ``−log`` is
+  decreasing, ``min_k (−log v_jk + t_k) = c − log max_k v_jk exp(c − t_k)``: a max-times
+  product of the weights themselves, logarithms only per neuron, never per edge or weight
+  (:mod:`~provgraph.backends.numba_contract`);
 - Counting in exact int64 (an overflow raises
-  :class:`~provgraph.algebra.counting_carriers.CountOverflowError`), Boolean as 0/1.
+  :class:`~provgraph.algebra.counting_carriers.CountOverflowError`), Boolean as 0/1; Counting in
+  float64 (and real with a threshold Θ) through a branch-free float64 row.
+
+Weights are prepared once per op in the kernels' layouts and the network's own dtype
+(:mod:`~provgraph.backends.numba_weights`): no float64 weight copy, a ``Gemm`` weight read in
+place; activations, denominators and relevance stay float64 (int64 for the integer carriers), so
+every edge weight is the float64 reference's.
 
 What the kernels do not cover takes the torch backend's step: the real semiring with
 Θ = identity (its gradient form, already a pair of convolutions), a user-defined semiring or Θ
