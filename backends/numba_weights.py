@@ -7,9 +7,10 @@ max-norm denominators). A dense op reads ``(n_out, n_in)``, which is how an ONNX
 its weight (the network holds the transposed view): no copy at all for ``v(w) = w``.
 
 The weights stay in the network's own dtype (float32 for most models) whenever ``v`` is exact
-there (``w``, ``−w``, ``|w|``, ``w⁺``, ``w⁻``: a sign or a zero, never a rounding); the kernels
+there (``w``, ``−w``, ``|w|``, ``−|w|``: a sign, never a rounding); the kernels
 convert each weight to float64 in registers, which is exact, so every edge weight equals the
-float64 reference. Any other ``v`` (``w + γw⁺``, ``w²``, …) is evaluated in float64.
+float64 reference. Any other ``v`` (``w⁺``, whose ``(w + |w|)/2`` could overflow in float32,
+``w + γw⁺``, ``w²``, …) is evaluated in float64.
 
 A prepared layout is cached on its op (a weak reference: it goes with the network) when it has at
 most :data:`CACHED_BYTES`; larger ones are rebuilt on use, so host memory holds at most one
@@ -34,10 +35,9 @@ _LAYOUTS: weakref.WeakKeyDictionary[Op, dict[tuple, np.ndarray]] = weakref.WeakK
 
 
 def exact_in_storage(weights: Weights) -> bool:
-    """Whether ``v(w)`` is exact in any float dtype: one of ``±w, ±|w|, ±w⁺, ±w⁻``."""
+    """Whether ``v(w)`` is exact in any float dtype: one of ``±w, ±|w|``."""
     used = [getattr(weights, f.name) for f in fields(weights) if getattr(weights, f.name)]
-    signed = (weights.w, weights.pos, weights.neg, weights.abs)
-    return len(used) == 1 and used[0] in (1.0, -1.0) and any(signed)
+    return len(used) == 1 and used[0] in (1.0, -1.0) and bool(weights.w or weights.abs)
 
 
 def modified(w: np.ndarray, weights: Weights) -> np.ndarray:
