@@ -13,10 +13,18 @@ Algebra exploited:
 - Viterbi with Θ = identity and a one-term rule with non-negative sources, weights and
   denominators (the max-normalised rule):
   ``max_k (s_j v_jk / d_k) R_k = s_j · max_k v_jk (R_k / d_k)``;
-- tropical with Θ = −log: ``−log r_jk = −log s_j − log v_jk + log d_k``, the logarithms taken once
-  per neuron and weight, never per edge;
+- tropical with Θ = −log: ``−log r_jk = −log s_j − log v_jk + log d_k``, and since ``−log`` is
+  decreasing, ``min_k (−log v_jk + t_k) = c − log max_k v_jk exp(c − t_k)``: a max-times
+  product of the weights themselves, logarithms only per neuron, never per edge or weight
+  (:mod:`~provgraph.backends.numba_contract`);
 - Counting in exact int64 (an overflow raises
-  :class:`~provgraph.algebra.counting_carriers.CountOverflowError`), Boolean as 0/1.
+  :class:`~provgraph.algebra.counting_carriers.CountOverflowError`), Boolean as 0/1; Counting in
+  float64 (and real with a threshold Θ) through a branch-free float64 row.
+
+Weights are prepared once per op in the kernels' layouts and the network's own dtype
+(:mod:`~provgraph.backends.numba_weights`): no float64 weight copy, a ``Gemm`` weight read in
+place; activations, denominators and relevance stay float64 (int64 for the integer carriers), so
+every edge weight is the float64 reference's.
 
 What the kernels do not cover takes the torch backend's step: the real semiring with
 Θ = identity (its gradient form, already a pair of convolutions), a user-defined semiring or Θ
@@ -37,6 +45,12 @@ from provgraph.algebra.semirings import RealSemiring, Semiring
 from provgraph.algebra.theta import IdentityTheta
 from provgraph.backends.base import Capabilities, StepContext, StepResult
 from provgraph.backends.numba_algebra import EdgeAlgebra, edge_algebra
+from provgraph.backends.numba_weights import (
+    conv_columns,
+    conv_rows,
+    dense_rows,
+    read_only,
+)
 from provgraph.backends.torch_backend import DEFAULT_BUDGET, TorchBackend
 from provgraph.backends.torch_conv import Window, window_denominator
 from provgraph.backends.torch_device import device_values, op_tensor
@@ -125,50 +139,56 @@ class NumbaBackend(TorchBackend):
 
         a, z = values[op.inputs[0]], values[op.output]
         in_shape, out_shape = tuple(a.shape[1:]), tuple(z.shape[1:])
-        win = _float64_window(self._window(op, in_shape, out_shape))
         form = step.form
-        geo = geometry(in_shape[1:], out_shape[1:], win.kernel, win.strides, win.dilations,
-                       win.pad_begin, win.groups)
+        weights = [t.weight for t in form.terms]
+        conv = isinstance(op, Conv)
+        # a sum denominator other than the output itself needs the torch window's convolutions
+        win = None if conv and (form.direct or form.maxnorm) else _float64_window(
+            self._window(op, in_shape, out_shape))
+        kernel, strides, dilations, pad_begin, groups, bias = (
+            self._conv_geometry(op, len(in_shape) - 1) if conv else
+            (win.kernel, win.strides, win.dilations, win.pad_begin, win.groups, win.bias))
+        geo = geometry(in_shape[1:], out_shape[1:], kernel, strides, dilations, pad_begin, groups)
         S = np.stack([channels_last(form.source(t, a, in_shape), 1) for t in form.terms])
-        pooled = win.scale is not None
-        c_out, cin_g = win.weight.shape[:2]
-        if pooled:
-            V = np.zeros((len(form.terms), 1, 1, 1))
-            Vpos = np.stack([t.weight(win.scale).reshape(-1).numpy() for t in form.terms])
+        if conv:
+            V, Vpos = conv_rows(op, weights), np.zeros((len(weights), 1))
         else:
-            V = np.stack([
-                t.weight(win.weight).reshape(c_out, cin_g, -1).transpose(1, 2).numpy()
-                for t in form.terms
-            ])
-            V = np.ascontiguousarray(V)
-            Vpos = np.zeros((len(form.terms), 1))
+            V = read_only(np.zeros((len(weights), 1, 1, 1), dtype=np.float32))
+            Vpos = np.stack([t.weight(win.scale).reshape(-1).numpy() for t in form.terms])
         if form.maxnorm:
-            top = channels_last(bias_numerator(form, win.bias, z).abs(), 1)
-            g = win.groups
-            VT = np.ascontiguousarray(V.reshape(V.shape[0], g, c_out // g, -1, cin_g)
-                                      .transpose(0, 1, 3, 4, 2)) if not pooled else V[..., None]
-            window_absmax(S, V, VT, Vpos, pooled, top, geo)
+            top = channels_last(bias_numerator(form, bias, z).abs(), 1)
+            VT = conv_columns(op, weights) if conv else V[..., None]
+            window_absmax(S, V, VT, Vpos, not conv, top, geo)
             d = top + form.epsilon
+        elif form.direct:
+            d = channels_last(form.stabilize(z), 1)
         else:
             d = channels_last(window_denominator(step, a, z, win), 1)
-        out = contract_window(algebra, S, V, Vpos, pooled, d, self._kernel_input(
-            algebra, r_out, 2), geo)
+        R = self._kernel_input(algebra, r_out, 2)
+        out = contract_window(algebra, S, V, Vpos, not conv, d, R, geo)
         r_in = self._from_kernel(step.carrier, out, (out.shape[0], out.shape[1]) + in_shape)
         den = torch.from_numpy(np.ascontiguousarray(d.transpose(0, 2, 1))).reshape(
             (d.shape[0],) + out_shape)
-        return [r_in], absorbed(step, win.bias, den, r_out)
+        return [r_in], absorbed(step, bias, den, r_out)
+
+    def _conv_geometry(self, op: Conv, d: int) -> tuple:
+        """Kernel, strides, dilations, leading pads, groups and ``(C_out, 1, …)`` bias of a Conv."""
+        bias = op_tensor(op, "bias", self.device, _F64)
+        return (tuple(op.weight.shape[2:]), tuple(op.strides), tuple(op.dilations),
+                tuple(op.pads[:d]), op.groups,
+                None if bias is None else bias.reshape((-1,) + (1,) * d))
 
     def _fused_dense(
         self, op: Dense, step: LinearStep, algebra: EdgeAlgebra,
         values: dict[str, torch.Tensor], r_out: torch.Tensor,
     ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
         from provgraph.backends.numba_contract import contract_window
-        from provgraph.backends.numba_window import geometry, window_absmax
+        from provgraph.backends.numba_window import geometry, rows_absmax
 
         # a dense op is a 1×1 convolution over one position with C_in = n_in, C_out = n_out
         a, z = values[op.inputs[0]], values[op.output]
-        w, b = op_tensor(op, "weight", self.device, _F64), op_tensor(op, "bias", self.device, _F64)
-        n_in, n_out = w.shape
+        b = op_tensor(op, "bias", self.device, _F64)
+        n_in, n_out = op.weight.shape
         n_b, n_t = r_out.shape[:2]
         n_pos = Dense.positions(tuple(a.shape[1:]))  # per token: positions join the samples
         a2, z2 = a.reshape(n_b * n_pos, n_in), z.reshape(n_b * n_pos, n_out)
@@ -176,14 +196,16 @@ class NumbaBackend(TorchBackend):
         form = step.form
         geo = geometry((1,), (1,), (1,), (1,), (1,), (0,), 1)
         S = np.stack([form.source(t, a2, (n_in,)).numpy() for t in form.terms])[:, :, None]
-        VT = _stacked([t.weight(w).numpy() for t in form.terms])  # (terms, n_in, n_out)
-        V = np.ascontiguousarray(VT.transpose(0, 2, 1))[:, :, None]
+        V = dense_rows(op, [t.weight for t in form.terms])[:, :, None]  # (terms, n_out, 1, n_in)
         no_pos = np.zeros((len(form.terms), 1))
         if form.maxnorm:
-            top = np.ascontiguousarray(bias_numerator(form, b, z2).abs().numpy())[:, None]
-            window_absmax(S, V, VT[:, None, None], no_pos, False, top, geo)
-            d = top[:, 0] + form.epsilon
+            top = np.ascontiguousarray(bias_numerator(form, b, z2).abs().numpy())
+            rows_absmax(S, V, top)
+            d = top + form.epsilon
+        elif form.direct:
+            d = np.ascontiguousarray(form.stabilize(z2).numpy())
         else:
+            w = op_tensor(op, "weight", self.device, _F64)
             d = np.ascontiguousarray(dense_denominator(step, a2, z2, w, b).numpy())
         R = self._kernel_input(algebra, rows, 0)[:, :, None]
         out = contract_window(algebra, S, V, no_pos, False, d[:, None], R, geo)[:, :, 0]
@@ -213,11 +235,6 @@ class NumbaBackend(TorchBackend):
         if carrier.storage == torch.bool:
             return t != 0
         return t.to(carrier.storage)
-
-
-def _stacked(arrays: list[np.ndarray]) -> np.ndarray:
-    """The arrays on a new leading axis; one array without a copy (dense weights are large)."""
-    return arrays[0][None] if len(arrays) == 1 else np.stack(arrays)
 
 
 def _float64_window(win: Window) -> Window:

@@ -27,6 +27,7 @@ from provgraph.backends.numba_algebra import (
     EdgeAlgebra,
     reciprocal,
 )
+from provgraph.backends.numba_weights import negative_log
 from provgraph.backends.numba_window import window_factored, window_float, window_integer
 
 OVERFLOW = (
@@ -58,23 +59,63 @@ def _factored(algebra: EdgeAlgebra, S: np.ndarray, V: np.ndarray, d: np.ndarray,
     return (viterbi or tropical) and _nonnegative(S, V, d)
 
 
-def _factors(algebra: EdgeAlgebra, S: np.ndarray, V: np.ndarray, d: np.ndarray, R: np.ndarray
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(source factor, inner weights, t)`` of a factored step (see ``window_factored``)."""
-    inv = reciprocal(d)
-    if algebra.semiring == VITERBI:
-        return S[0], V, R * inv[:, None]
+#: the widest spread of ``t`` scaled into ``exp(c − t)``: with any non-zero float32 weight
+#: (≥ 1.4e-45) the products ``|w| · exp(c − t) ≥ 1e-306`` stay normal floats
+SPREAD = 600.0
+
+
+def _scaled(t: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(exp(c − t), c)`` with ``c`` the least finite ``t`` of each sample and target, or
+    ``None`` where a product ``v · exp(c − t)`` could underflow."""
+    finite = np.isfinite(t)
+    axes = tuple(range(2, t.ndim))
+    c = np.where(finite, t, math.inf).min(axis=axes, keepdims=True)
+    c = np.where(np.isfinite(c), c, 0.0)
+    spread = np.where(finite, t - c, 0.0)
+    if spread.size and float(spread.max()) > SPREAD:
+        return None
+    if weights.dtype != np.float32:
+        tiny = float(np.min(weights, where=weights > 0, initial=math.inf))
+        if tiny < 1e-40:
+            return None
+    return np.exp(c - t), c
+
+
+def _factored_step(algebra: EdgeAlgebra, S: np.ndarray, V: np.ndarray, Vpos: np.ndarray,
+                   pooled: bool, d: np.ndarray, R: np.ndarray, geo: np.ndarray,
+                   shape: tuple[int, ...]) -> np.ndarray:
+    """A step whose edge term factors: ``s_j ⊗ (⊕_k v_jk ⊗ x_k)`` (see ``window_factored``).
+
+    Viterbi: ``max_k (s_j v_jk / d_k) R_k = s_j · max_k v_jk x_k`` with ``x = R/d``. Tropical
+    with Θ = −log: ``min_k (−log s_j − log v_jk + t_k)`` with ``t = log d + R``; since ``−log`` is
+    decreasing this is ``−log s_j + c − log max_k v_jk exp(c − t_k)``, a max-times product of the
+    weights themselves, so no logarithm is taken per edge (``c``: the least ``t``, which keeps
+    ``exp`` in range; where the spread of ``t`` is too wide the weights' logarithms are used).
+    """
+    weights = Vpos if pooled else V
     with np.errstate(divide="ignore", invalid="ignore"):
-        neg_log_s, neg_log_v, log_d = -np.log(S[0]), -np.log(V), np.log(d)
-        t = np.where(d[:, None] > 0, log_d[:, None] + R, math.inf)
-    return neg_log_s, neg_log_v, t
+        if algebra.semiring == VITERBI:
+            x, shift = R * reciprocal(d)[:, None], None
+        else:
+            t = np.where(d[:, None] > 0, np.log(d)[:, None] + R, math.inf)
+            scaled = _scaled(t, weights)
+            if scaled is None:
+                return _logs_step(S, V, Vpos, pooled, t, geo, shape)
+            x, shift = scaled
+        out = np.zeros(shape)
+        window_factored(V, Vpos, pooled, x, out, geo, VITERBI, 0.0)
+        if shift is None:
+            return out * S[0][:, None]
+        return shift - np.log(out) + negative_log(S[0])[:, None]
 
 
-def _finish(algebra: EdgeAlgebra, out: np.ndarray, outer: np.ndarray) -> np.ndarray:
-    """⊗ the source factor ``outer (B, P_in, C_in)`` onto the inner ⊕ ``out (B, T, …)``."""
-    if algebra.semiring == VITERBI:
-        return out * outer[:, None]
-    return out + outer[:, None]
+def _logs_step(S: np.ndarray, V: np.ndarray, Vpos: np.ndarray, pooled: bool, t: np.ndarray,
+               geo: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Tropical, Θ = −log: ``−log s_j + min_k (−log v_jk + t_k)`` from the weights' logarithms."""
+    inner_v, inner_pos = (V, negative_log(Vpos)) if pooled else (negative_log(V), Vpos)
+    out = np.full(shape, math.inf)
+    window_factored(inner_v, inner_pos, pooled, t, out, geo, TROPICAL, math.inf)
+    return out + negative_log(S[0])[:, None]
 
 
 def _blank(algebra: EdgeAlgebra, shape: tuple[int, ...], skip: bool) -> np.ndarray:
@@ -97,11 +138,7 @@ def contract_window(algebra: EdgeAlgebra, S: np.ndarray, V: np.ndarray, Vpos: np
     weights = Vpos if pooled else V
     skip = algebra.integer or _skips(algebra, S, weights, d, R)
     if _factored(algebra, S, weights, d, skip):
-        outer, inner, t = _factors(algebra, S, weights, d, R)
-        out = np.full(shape, algebra.zero)
-        inner_v, inner_pos = (V, inner) if pooled else (inner, Vpos)
-        window_factored(inner_v, inner_pos, pooled, t, out, geo, algebra.semiring, algebra.zero)
-        return _finish(algebra, out, outer)
+        return _factored_step(algebra, S, V, Vpos, pooled, d, R, geo, shape)
     out = _blank(algebra, shape, skip)
     inv = reciprocal(d)
     if algebra.integer:

@@ -166,6 +166,9 @@ def row_float(orow, srow, vrow, S, V, Vpos, pooled, fast, b, ip, cb, co, kap, o,
                 x = srow[ci] * vrow[ci] * ik + rk
                 orow[ci] = x if x < orow[ci] else orow[ci]
         return
+    if fast and th == THRESHOLD and sr == REAL:
+        row_threshold_sum(orow, srow, vrow, dk, ik, rk, theta)
+        return
     for ci in range(n):
         if fast:
             num = srow[ci] * vrow[ci]
@@ -195,3 +198,25 @@ def row_absmax(trow, vrow, s):
     for c in range(trow.shape[0]):
         a = abs(s * vrow[c])
         trow[c] = a if a > trow[c] else trow[c]
+
+
+@numba.njit(cache=True)
+def row_threshold_sum(orow, srow, vrow, dk, ik, rk, theta):
+    """Counting in float64 (⊕ = +, Θ a threshold): ``orow += R_k`` where ``r ≥ θ``.
+
+    The branch-free loop of :func:`row_integer` on floats: the edges within rounding of θ are
+    left out of it and decided afterwards by the exact ``r = s·v / d``.
+    """
+    n = orow.shape[0]
+    tol = GUARD * (abs(theta) + 1e-300)
+    near = 0
+    for ci in range(n):
+        x = srow[ci] * vrow[ci] * ik
+        close = abs(x - theta) <= tol
+        near += close
+        orow[ci] += rk * ((x >= theta) & (not close))
+    if near > 0 and dk != 0.0:
+        for ci in range(n):
+            x = srow[ci] * vrow[ci] * ik
+            if abs(x - theta) <= tol and srow[ci] * vrow[ci] / dk >= theta:
+                orow[ci] += rk

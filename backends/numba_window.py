@@ -251,3 +251,23 @@ def window_absmax(S, V, VT, Vpos, pooled, top, geo):
                                                           g * cin_g + ci, g * cout_g + cg,
                                                           kap, ci, o))
                                         trow[cg] = a if a > trow[cg] else trow[cg]
+
+
+@numba.njit(parallel=True, cache=True)
+def rows_absmax(S, V, top):
+    """A dense op's ``top[b, k] = max(top, max_j |Σ_t s_t(a)_j v_t(w_jk)|)``.
+
+    ``S (n_terms, B, 1, n_in)``, ``V (n_terms, n_out, 1, n_in)``, ``top (B, n_out)``: each output
+    reads its own row of weights (how a ``Gemm`` stores them), in parallel over outputs.
+    """
+    n_terms, n_b, n_in, n_out = S.shape[0], S.shape[1], S.shape[3], V.shape[1]
+    for item in prange(n_b * n_out):
+        b, k = item // n_out, item % n_out
+        m = top[b, k]
+        for j in range(n_in):
+            num = 0.0
+            for t in range(n_terms):
+                num += S[t, b, 0, j] * V[t, k, 0, j]
+            a = abs(num)
+            m = a if a > m else m
+        top[b, k] = m

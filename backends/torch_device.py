@@ -18,7 +18,7 @@ import torch
 
 from provgraph.errors import ProvgraphError
 from provgraph.model.network import Network
-from provgraph.model.ops import Op
+from provgraph.model.ops import Dense, Op
 from provgraph.model.trace import (
     Trace,
     activation_sum,
@@ -76,12 +76,16 @@ def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
 CACHED_COPY_BYTES = 2**24
 
 
-def op_tensor(op: Op, field: str, device: torch.device, dtype: torch.dtype) -> torch.Tensor | None:
+def op_tensor(
+    op: Op, field: str, device: torch.device, dtype: torch.dtype, contiguous: bool = True
+) -> torch.Tensor | None:
     """``op.<field>`` (a numpy array) as a tensor on ``device``, cached when that is cheap.
 
     On the CPU in the array's own dtype the tensor shares the array's memory and is cached; on
     another device it is cached (device memory, converted once); a CPU copy into another dtype
-    is cached only up to :data:`CACHED_COPY_BYTES`.
+    is cached only up to :data:`CACHED_COPY_BYTES`. ``contiguous=False``: a CPU copy that is not
+    cached keeps the array's memory order (converting a transposed ``Gemm`` weight into a
+    row-major copy costs about three times as much, and a forward pass does not need it).
     """
     value = getattr(op, field, None)
     if value is None:
@@ -94,6 +98,10 @@ def op_tensor(op: Op, field: str, device: torch.device, dtype: torch.dtype) -> t
     shared = device.type == "cpu" and source.dtype == dtype
     if shared:  # the array itself, in whatever order it is stored (a transposed Gemm weight)
         tensor = source
+    elif not contiguous and device.type == "cpu" and (
+        source.numel() * dtype.itemsize > CACHED_COPY_BYTES
+    ):
+        tensor = source.to(dtype)  # the same strides: converted in memory order
     else:  # one contiguous copy: kernels slice it by rows
         tensor = torch.empty(tuple(source.shape), dtype=dtype, device=device).copy_(source)
     if device.type != "cpu" or shared or tensor.nbytes <= CACHED_COPY_BYTES:
@@ -110,12 +118,36 @@ def device_op(op: Op, device: torch.device, dtype: torch.dtype) -> Op:
         return kept[key]
     names = {f.name for f in dataclasses.fields(op)}
     fields = [f for f in _WEIGHT_FIELDS if f in names and isinstance(getattr(op, f), np.ndarray)]
-    changes = {f: op_tensor(op, f, device, dtype) for f in fields}
+    changes = {f: op_tensor(op, f, device, dtype, contiguous=False) for f in fields}
     moved = dataclasses.replace(op, **changes) if changes else op
     cache = _TENSORS.get(op, {})
     if all((f, str(device), dtype) in cache for f in fields):
         kept[key] = moved
     return moved
+
+
+def _converted_in_blocks(op: Op, device: torch.device, dtype: torch.dtype) -> bool:
+    """A CPU dense op whose weight would be converted into a copy larger than
+    :data:`CACHED_COPY_BYTES` (VGG-16's first dense layer: 0.8 GB in float64)."""
+    w = getattr(op, "weight", None)
+    return (
+        isinstance(op, Dense) and device.type == "cpu" and isinstance(w, np.ndarray)
+        and torch.from_numpy(w[:0]).dtype != dtype and w.size * dtype.itemsize > CACHED_COPY_BYTES
+    )
+
+
+def _dense_forward_in_blocks(op: Dense, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``x @ W + b`` with ``W`` converted a block of output columns at a time, so that host
+    memory never holds the whole converted weight."""
+    w = np.asarray(op.weight)
+    n_out = w.shape[1]
+    step = max(1, CACHED_COPY_BYTES // (w.shape[0] * dtype.itemsize))
+    y = torch.empty(tuple(x.shape[:-1]) + (n_out,), dtype=dtype)
+    for k in range(0, n_out, step):
+        y[..., k:k + step] = x @ torch.from_numpy(w[:, k:k + step]).to(dtype)
+    if op.bias is not None:
+        y += torch.from_numpy(np.asarray(op.bias)).to(dtype)
+    return y
 
 
 def device_trace(
@@ -130,9 +162,11 @@ def device_trace(
     tested, sums = tested_outputs(network), []
     with torch.no_grad():
         for op in network.ops:  # one op's weights on the device at a time when not cached
-            values[op.output] = device_op(op, device, dtype).forward(
-                *(values[t] for t in op.inputs)
-            )
+            inputs = [values[t] for t in op.inputs]
+            if _converted_in_blocks(op, device, dtype):
+                values[op.output] = _dense_forward_in_blocks(op, inputs[0], dtype)
+            else:
+                values[op.output] = device_op(op, device, dtype).forward(*inputs)
             if op.output in tested:
                 sums.append(activation_sum(values[op.output]))
         check_activations(network, network.ops, values, sums)

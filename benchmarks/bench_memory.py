@@ -1,4 +1,4 @@
-"""Peak memory of one VGG-16 explanation: provgraph (real, Boolean) against Captum's LRP.
+"""Peak memory of one VGG-16 explanation: provgraph (every semiring) against Captum's LRP.
 
 Workload: VGG-16 (random weights, seed 0; ``tests/models.py``), one 1×3×224×224 input, its
 predicted class. Each case runs in a fresh subprocess that does everything a user's script does,
@@ -6,18 +6,21 @@ and reports its peak resident set size (``VmHWM`` of ``/proc/self/status``, whic
 byte the process held at its worst moment, the ONNX import included):
 
 - ``import only``: ``pg.load("vgg16.onnx")``;
-- ``provgraph real``: ``pg.explain("vgg16.onnx", x, semiring="real", backend="torch")``
-  (import + forward trace + explanation, one call);
-- ``provgraph boolean``: the same with ``semiring="boolean"``;
+- ``provgraph real``: ``pg.explain("vgg16.onnx", x, semiring="real", backend=B)``
+  (import + forward trace + explanation, one call; ``B`` is ``--backend``, ``auto`` by default,
+  which on the CPU is the numba backend);
+- ``provgraph boolean``, ``… counting``, ``… viterbi``, ``… tropical``, ``… fuzzy``: the same
+  with that semiring;
 - ``Captum LRP``: the torch module built and loaded from its state dict, then
   ``LRP(model).attribute(x, target=target)``.
 
-Target: every provgraph row ≤ 1.5× Captum's process. Also printed: the wall time of the call
-(import included for provgraph, module construction for Captum) and ``import only`` for
-reference.
+Target: real and Boolean ≤ 1.5× Captum's process (the other semirings: aim). Also printed:
+the wall time of the call (import included for provgraph, module construction for Captum) and
+``import only`` for reference.
 
 Run: ``.venv/bin/python benchmarks/bench_memory.py [--cases "provgraph real,Captum LRP"]
-[--quick]`` (``--quick``: a width-reduced VGG-16, channels ÷ 8 on 64×64, in seconds).
+[--backend auto] [--quick]`` (``--quick``: a width-reduced VGG-16, channels ÷ 8 on 64×64, in
+seconds).
 """
 
 from __future__ import annotations
@@ -37,7 +40,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 import models  # noqa: E402
 
-CASES = ("import only", "provgraph real", "provgraph boolean", "Captum LRP")
+SEMIRINGS = ("real", "boolean", "counting", "viterbi", "tropical", "fuzzy")
+CASES = ("import only", *(f"provgraph {s}" for s in SEMIRINGS), "Captum LRP")
+DEFAULT_CASES = ("import only", "provgraph real", "provgraph boolean", "Captum LRP")
 TARGET = 1.5
 
 
@@ -83,7 +88,7 @@ def run_case(case: str, paths: dict) -> dict:
         if case == "import only":
             pg.load(paths["onnx"])
         else:
-            pg.explain(paths["onnx"], x, semiring=case.split()[-1], backend="torch")
+            pg.explain(paths["onnx"], x, semiring=case.split()[-1], backend=paths["backend"])
     return {"rss": peak_rss(), "seconds": time.perf_counter() - start}
 
 
@@ -101,7 +106,9 @@ def measure(case: str, paths: dict) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", default=",".join(CASES))
+    parser.add_argument("--cases", default=",".join(DEFAULT_CASES),
+                        help=f"comma-separated, of: {', '.join(CASES)}")
+    parser.add_argument("--backend", default="auto", help="provgraph's backend (auto, torch, …)")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--paths", default=None, help=argparse.SUPPRESS)
@@ -116,12 +123,13 @@ def main() -> None:
     if "Captum LRP" in cases:  # first, so that every row can give its ratio
         cases = ["Captum LRP"] + [c for c in cases if c != "Captum LRP"]
     what = "VGG-16 ÷ 8, 1×3×64×64" if args.quick else "VGG-16, 1×3×224×224"
-    print(f"Peak RSS (VmHWM) of one explanation, each case in its own process: {what}\n")
+    print(f"Peak RSS (VmHWM) of one explanation, each case in its own process: {what}, "
+          f"backend={args.backend}\n")
     print("| case | peak RSS | × Captum | target | time |")
     print("|---|---:|---:|---:|---:|", flush=True)
     captum = None
     with tempfile.TemporaryDirectory() as tmp:
-        paths = build(Path(tmp), args.quick)
+        paths = {**build(Path(tmp), args.quick), "backend": args.backend}
         for case in cases:
             r = measure(case, paths)
             if case == "Captum LRP":
@@ -135,7 +143,7 @@ def _row(case: str, r: dict, captum: int | None) -> None:
         print(f"| {case} | failed: {r['error']} | | | |", flush=True)
         return
     ratio = f"{r['rss'] / captum:.2f}×" if captum else "—"
-    target = f"≤ {TARGET}×" if case.startswith("provgraph") else ""
+    target = f"≤ {TARGET}×" if case in ("provgraph real", "provgraph boolean") else ""
     print(f"| {case} | {r['rss'] / 2**30:.2f} GiB | {ratio} | {target} | "
           f"{r['seconds']:.1f} s |", flush=True)
 

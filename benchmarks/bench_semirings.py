@@ -16,9 +16,9 @@ Workloads (the models of ``bench_torch.py``):
 Counting on VGG-16 exceeds int64; the int64 row reports what the backend says, and a row with
 ``counting="float64"`` gives the time. Each row runs in its own process.
 
-Run: ``.venv/bin/python benchmarks/bench_semirings.py [--quick] [--runs 3] [--only vgg16|mnist]
-[--backends auto,torch] [--no-cold-start]``. (``--quick`` fits the scipy budget, so ``"auto"``
-picks scipy there; add ``numba`` to ``--backends``.)
+Run: ``.venv/bin/python benchmarks/bench_semirings.py [--quick] [--runs 3]
+[--only vgg16|mnist|cold-start] [--backends auto,torch] [--no-cold-start]``. (``--quick`` fits
+the scipy budget, so ``"auto"`` picks scipy there; add ``numba`` to ``--backends``.)
 """
 
 from __future__ import annotations
@@ -161,7 +161,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="VGG-16 ÷ 8 on 64×64")
     parser.add_argument("--runs", type=int, default=3, help="timed MNIST calls per row")
     parser.add_argument("--backends", default="auto", help="comma-separated, e.g. auto,torch")
-    parser.add_argument("--only", choices=("vgg16", "mnist"), default=None)
+    parser.add_argument("--only", choices=("vgg16", "mnist", "cold-start"), default=None)
     parser.add_argument("--limit", type=float, default=1800.0, help="seconds per row")
     parser.add_argument("--no-cold-start", action="store_true", help="skip the compile timing")
     parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
@@ -178,6 +178,8 @@ def main() -> None:
         print(f"cold start: {cold:.1f} s from an empty numba cache, {warm:.1f} s from the filled "
               f"one: compile ≈ {cold - warm:.1f} s (load average {os.getloadavg()[0]:.1f})\n",
               flush=True)
+    if args.only == "cold-start":
+        return
     backends = args.backends.split(",")
     with tempfile.TemporaryDirectory() as tmp:
         workloads = prepare(Path(tmp), args.quick, [args.only] if args.only else

@@ -215,3 +215,65 @@ def test_user_defined_semiring_takes_the_generic_steps(graphs) -> None:
     reference = graph.aggregate(MaxTimes(), backend="scipy", target=[1])
     assert_agree(reference, graph.aggregate(MaxTimes(), backend=engine, target=[1]))
     assert engine.fused_steps == 0
+
+
+@pytest.mark.parametrize("spread", [5.0, 1000.0])
+def test_tropical_factored_dense_equals_a_loop_over_edges(monkeypatch, spread: float) -> None:
+    """Tropical, Θ = −log on a dense op: a narrow spread of costs runs the max-times product of
+    the weights, a spread too wide for ``exp`` the weights' logarithms; both equal the plain
+    ``min_k (−log(s_j v_jk / d_k) + R_k)``."""
+    from provgraph.backends import numba_contract
+    from provgraph.backends.numba_algebra import NEGLOG, TROPICAL
+    from provgraph.backends.numba_contract import contract_window
+    from provgraph.backends.numba_window import geometry
+
+    logs = []
+    step = numba_contract._logs_step
+    monkeypatch.setattr(numba_contract, "_logs_step", lambda *a: logs.append(1) or step(*a))
+    rng = np.random.default_rng(7)
+    n_in, n_out = 6, 5
+    tropical = EdgeAlgebra(False, TROPICAL, NEGLOG, 0.0, np.inf, 0.0)
+    S = rng.uniform(0.1, 2.0, (1, 1, 1, n_in))
+    V = rng.uniform(0.0, 1.0, (1, n_out, 1, n_in)).astype(np.float32)
+    V[0, 1, 0, 2] = 0.0  # a zero weight: no finite cost through that edge
+    d = rng.uniform(0.5, 3.0, (1, 1, n_out))
+    R = np.linspace(0.0, spread, n_out).reshape(1, 1, 1, n_out)
+    R[0, 0, 0, 3] = np.inf  # K's zero: skipped
+    geo = geometry((1,), (1,), (1,), (1,), (1,), (0,), 1)
+    out = contract_window(tropical, S, V, np.zeros((1, 1)), False, d, R, geo)
+    assert bool(logs) == (spread > numba_contract.SPREAD)
+    with np.errstate(divide="ignore"):
+        for j in range(n_in):
+            costs = [
+                -np.log(S[0, 0, 0, j] * float(V[0, k, 0, j]) / d[0, 0, k]) + R[0, 0, 0, k]
+                for k in range(n_out)
+            ]
+            assert out[0, 0, 0, j] == pytest.approx(min(costs), rel=1e-12)
+
+
+def test_a_large_dense_weight_is_converted_in_blocks_for_the_trace(tmp_path, monkeypatch) -> None:
+    """A float64 trace of a dense layer whose float64 weight would exceed the copy cache is
+    computed a block of output columns at a time; it equals onnxruntime's forward pass and the
+    reference trace."""
+    import onnxruntime as ort
+
+    from provgraph.backends import torch_device
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(2100, 1000), nn.ReLU(), nn.Linear(1000, 3)).eval()
+    model.input_shape = (2100,)
+    path = export_onnx(model, tmp_path / "wide.onnx")
+    net = importers.load_onnx(path)
+    assert net.ops[0].weight.size * 8 > torch_device.CACHED_COPY_BYTES
+    blocks = []
+    forward = torch_device._dense_forward_in_blocks
+    monkeypatch.setattr(torch_device, "_dense_forward_in_blocks",
+                        lambda *a: blocks.append(1) or forward(*a))
+    x = np.random.default_rng(0).uniform(-1.0, 1.0, size=(2, 2100))
+    logits = BatchGraph.from_inputs(net, x).logits
+    assert blocks, "the blocked conversion did not run"
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    expected = session.run(None, {name: x.astype(np.float32)})[0]
+    np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(logits, forward_trace(net, x).logits, rtol=1e-12, atol=1e-12)
