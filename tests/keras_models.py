@@ -125,8 +125,11 @@ KEEP_EINSUM = {"keras_transformer_block"}
 #: exports that provgraph refuses, with the words its one-line error must contain: the same
 #: block with all of tf2onnx's optimizers (its batched products reshape across the batch axis)
 REFUSED: dict[str, tuple[str, str]] = {
-    "keras_transformer_block_all_optimizers": ("keras_transformer_block",
-                                               "would move or merge the batch axis"),
+    # the merged batch-and-heads reshape is read as a window fold; its softmax then feeds a
+    # product provgraph does not see as attention
+    "keras_transformer_block_all_optimizers": (
+        "keras_transformer_block",
+        "a softmax inside the network is supported only as attention weights"),
 }
 
 
