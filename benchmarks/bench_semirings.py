@@ -111,31 +111,39 @@ def worker(workload: str, case: str, paths: dict[str, str], runs: int) -> None:
                       "backend": info.get("backend", ""), "counting": info.get("counting", "")}))
 
 
-def interleaved(paths: dict[str, str], rounds: int) -> None:
-    """MNIST × 1,000 in one process: each round calls Captum and every semiring once, in turn.
+def interleaved(workload: str, paths: dict[str, str], rounds: int) -> None:
+    """Every row in one process: each round calls each row once, in turn (MNIST: Captum first).
 
     Load from other jobs comes in bursts of seconds; taking turns exposes every row to the same
-    bursts, and each row's best round is the figure least affected by them. (No peak RSS here:
-    the rows share the process.)
+    bursts, and each row's best round is the figure least affected by them. CPU time
+    (``time.process_time``, every thread) is given too. (No peak RSS: the rows share the
+    process.)
     """
     from bench_torch import case_function
 
-    calls = {"Captum LRP": case_function("Captum LRP", "mnist", paths)}
+    calls = {}
+    if workload == "mnist":
+        calls["Captum LRP"] = case_function("Captum LRP", "mnist", paths)
     for semiring in SEMIRINGS:
-        calls[semiring] = explain_call("mnist", semiring, "auto", paths)[1]
-    times: dict[str, list[float]] = {case: [] for case in calls}
+        calls[semiring] = explain_call(workload, semiring, "auto", paths)[1]
+    wall: dict[str, list[float]] = {case: [] for case in calls}
+    cpu: dict[str, list[float]] = {case: [] for case in calls}
     for i in range(rounds + 1):
         for case, call in calls.items():
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             call()
             if i:
-                times[case].append(time.perf_counter() - start)
-    best_ref = min(times["Captum LRP"])
-    print(f"| MNIST × 1,000, {rounds} rounds in turn | best | × Captum LRP (best) | median |")
-    print("|---|---:|---:|---:|")
-    for case, t in times.items():
-        print(f"| {case} | {min(t):.4f} s | {min(t) / best_ref:.1f}× | "
-              f"{statistics.median(t):.4f} s |")
+                wall[case].append(time.perf_counter() - start)
+                cpu[case].append(time.process_time() - start_cpu)
+    base = next(iter(calls))
+    best_ref, cpu_ref = min(wall[base]), min(cpu[base])
+    print(f"| {workload}, {rounds} rounds in turn | best | × {base} | median | best CPU time "
+          f"| × {base} (CPU) |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for case in calls:
+        t, c = min(wall[case]), min(cpu[case])
+        print(f"| {case} | {t:.4f} s | {t / best_ref:.1f}× | {statistics.median(wall[case]):.4f} s "
+              f"| {c:.4f} s | {c / cpu_ref:.1f}× |")
 
 
 def run(args: list[str], limit: float, env: dict[str, str] | None = None) -> dict:
@@ -197,7 +205,7 @@ def main() -> None:
     parser.add_argument("--limit", type=float, default=1800.0, help="seconds per row")
     parser.add_argument("--no-cold-start", action="store_true", help="skip the compile timing")
     parser.add_argument("--interleaved", type=int, metavar="ROUNDS", default=0,
-                        help="MNIST only: every row in one process, taking turns for ROUNDS")
+                        help="every row of --only (default mnist) in one process, in turn")
     parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -216,8 +224,10 @@ def main() -> None:
         return
     backends = args.backends.split(",")
     if args.interleaved:
+        workload = args.only if args.only in ("vgg16", "mnist") else "mnist"
         with tempfile.TemporaryDirectory() as tmp:
-            interleaved(prepare(Path(tmp), False, ["mnist"])["mnist"], args.interleaved)
+            paths = prepare(Path(tmp), args.quick, [workload])[workload]
+            interleaved(workload, paths, args.interleaved)
         print(f"(load average {os.getloadavg()[0]:.1f})")
         return
     with tempfile.TemporaryDirectory() as tmp:

@@ -156,7 +156,7 @@ def test_the_carrier_switches_at_the_overflowing_op_without_a_rerun(
     monkeypatch.setattr(backend, "step", spy)
     net = importers.load_onnx(deep_chain)
     graph = AnnotatedGraph(net, forward_trace(net, _sample()))
-    with pytest.warns(CountingFallbackWarning, match="overflowed at .* from there on"):
+    with pytest.warns(CountingFallbackWarning, match="int64 counts overflowed.* from there on"):
         rel = graph.aggregate("counting", theta="one", target=1, backend=backend)
     modes = [mode for _, mode in steps]
     switch = modes.index("float64")

@@ -190,13 +190,13 @@ class _Carrier:
         wider = wider_counting(self.k) if self.engine.counting == "auto" else None
         if wider is None:
             raise exc
-        reason = (f"{self.k.counting_mode} counts overflowed {where} ({exc}); "
+        reason = (f"{self.k.counting_mode} counts overflowed{where} ({exc}); "
                   f"counted in {wider.mode} from there on")
         warnings.warn(
             f"{reason} (approximate); backend='scipy' counts exactly, "
             "counting='int64' refuses instead",
             CountingFallbackWarning,
-            stacklevel=5,
+            stacklevel=6,
         )
         self.reasons.append(reason)
         self.k = wider
@@ -231,7 +231,9 @@ def _aggregate_in(
                 sent, bias = engine.step(op, StepContext(graph, k, op_rule, op_theta, layer,
                                                          r_out))
             except CountOverflowError as exc:
-                carrier.widen(exc, f"at {op.source or type(op).__name__} {op.name!r}")
+                named = op.name in str(exc)  # most steps name their op already
+                carrier.widen(exc, "" if named else f" at {op.source or type(op).__name__} "
+                                                    f"{op.name!r}")
                 r_out = carrier.read((k, r_out))
                 continue
             return [(t, (k, v)) for t, v in sent], None if bias is None else (k, bias)
@@ -242,7 +244,7 @@ def _aggregate_in(
             try:
                 return k, engine.accumulate(k, carrier.read(a), carrier.read(b))
             except CountOverflowError as exc:
-                carrier.widen(exc, "where relevance fans in")
+                carrier.widen(exc, "" if "fans in" in str(exc) else " where relevance fans in")
 
     seed = engine.seed(graph, k, seed_relevance(init, k, graph.logits, targets))
     relevance, biases = backward(
