@@ -210,7 +210,7 @@ class Backend(ABC):
     selection: str | None = None
     #: most edges one :meth:`contract` call sees (``None``: a whole op input at once)
     block_edges: int | None = None
-    #: exact counts that overflow: ``"auto"`` lets the driver rerun in a wider carrier
+    #: exact counts that overflow: ``"auto"`` lets the driver widen the carrier
     #: (:func:`~provgraph.algebra.counting_carriers.wider_counting`); any other mode is strict
     counting: str = "auto"
 
@@ -240,6 +240,13 @@ class Backend(ABC):
     def to_numpy(self, graph: Any, semiring: Semiring, value: Any, bias: bool = False) -> Any:
         """A final relevance array (``bias``: a bias source's) as stored in the result."""
         return value
+
+    def recast(self, source: Semiring, target: Semiring, value: Any) -> Any | None:
+        """A relevance array of ``source`` counts in ``target``'s carrier, for the driver to
+        switch carrier where counts overflow
+        (:func:`~provgraph.algebra.counting_carriers.recast_counts`); ``None`` where the
+        backend cannot, and the driver then reruns the explanation in ``target``."""
+        return None
 
     # ------------------------------------------------------------------ layout
     def neuron_first(self, graph: Any, value: Any) -> Any:

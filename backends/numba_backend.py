@@ -48,6 +48,7 @@ from provgraph.backends.numba_algebra import EdgeAlgebra, edge_algebra
 from provgraph.backends.numba_weights import (
     conv_columns,
     conv_rows,
+    dense_columns,
     dense_rows,
     read_only,
 )
@@ -63,6 +64,9 @@ from provgraph.model.ops import AvgPool, Conv, Dense, GlobalAvgPool, LinearOp
 
 #: kernels compute in float64 whatever the backend's dtype (Θ thresholds see float64 weights)
 _F64 = torch.float64
+#: the fewest rows (samples × positions) for which a dense op's max-norm denominators run by
+#: sources (parallel over samples, zero sources skipped) rather than by outputs
+_BY_SOURCES = 4
 
 
 def channels_last(t: torch.Tensor, lead: int) -> np.ndarray:
@@ -183,7 +187,7 @@ class NumbaBackend(TorchBackend):
         values: dict[str, torch.Tensor], r_out: torch.Tensor,
     ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
         from provgraph.backends.numba_contract import contract_window
-        from provgraph.backends.numba_window import geometry, rows_absmax
+        from provgraph.backends.numba_window import columns_absmax, geometry, rows_absmax
 
         # a dense op is a 1×1 convolution over one position with C_in = n_in, C_out = n_out
         a, z = values[op.inputs[0]], values[op.output]
@@ -200,7 +204,11 @@ class NumbaBackend(TorchBackend):
         no_pos = np.zeros((len(form.terms), 1))
         if form.maxnorm:
             top = np.ascontiguousarray(bias_numerator(form, b, z2).abs().numpy())
-            rows_absmax(S, V, top)
+            VT = dense_columns(op, form.terms[0].weight) if len(form.terms) == 1 else None
+            if VT is None or n_b * n_pos < _BY_SOURCES:
+                rows_absmax(S, V, top)
+            else:
+                columns_absmax(S, VT, top)
             d = top + form.epsilon
         elif form.direct:
             d = np.ascontiguousarray(form.stabilize(z2).numpy())

@@ -14,7 +14,12 @@ float64 reference. Any other ``v`` (``w⁺``, whose ``(w + |w|)/2`` could overfl
 
 A prepared layout is cached on its op (a weak reference: it goes with the network) when it has at
 most :data:`CACHED_BYTES`; larger ones are rebuilt on use, so host memory holds at most one
-extra copy of each convolution's weights per layout in use.
+extra copy of each convolution's weights per layout in use. A dense op's ``v(w)`` that is exact
+in storage (``|w|`` of the max-norm rules of Viterbi, tropical and fuzzy) is cached whatever its
+size: rebuilding it per call would cost a pass over the largest weights of the network (0.4 GB
+for VGG-16's first classifier layer) on every explanation. A dense op's second layout,
+``(n_in, n_out)`` (rows of output channels, for the max-norm denominators of a batch), is only
+built within :data:`CACHED_BYTES`.
 """
 
 from __future__ import annotations
@@ -67,12 +72,13 @@ def _common(arrays: Sequence[np.ndarray]) -> np.ndarray:
     return read_only(np.stack([a.astype(dtype, copy=False) for a in arrays]))
 
 
-def _cached(op: Op, key: tuple, build: Callable[[], np.ndarray]) -> np.ndarray:
+def _cached(op: Op, key: tuple, build: Callable[[], np.ndarray], always: bool = False
+            ) -> np.ndarray:
     store = _LAYOUTS.setdefault(op, {})
     if key in store:
         return store[key]
     value = build()
-    if value.nbytes <= CACHED_BYTES:
+    if always or value.nbytes <= CACHED_BYTES:
         store[key] = value
     return value
 
@@ -114,9 +120,26 @@ def dense_rows(op: Dense, terms: Sequence[Weights]) -> np.ndarray:
         def build() -> np.ndarray:
             return np.ascontiguousarray(modified(np.asarray(op.weight), weights).T)
 
-        return _cached(op, ("rows", weights), build)
+        return _cached(op, ("rows", weights), build, always=exact_in_storage(weights))
 
     return _common([one(t) for t in terms])
+
+
+def dense_columns(op: Dense, weights: Weights) -> np.ndarray | None:
+    """``v(w) (n_in, n_out)`` of a one-term rule, rows of output channels, read-only.
+
+    ``None`` when it would exceed :data:`CACHED_BYTES` (the caller then reads the rows of
+    :func:`dense_rows`).
+    """
+    w = np.asarray(op.weight)
+    itemsize = w.itemsize if exact_in_storage(weights) or weights.is_identity else 8
+    if w.size * itemsize > CACHED_BYTES:
+        return None
+
+    def build() -> np.ndarray:
+        return read_only(np.ascontiguousarray(modified(w, weights)))
+
+    return _cached(op, ("columns", weights), build)
 
 
 def negative_log(v: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ winner-takes-all op other than max pooling) takes the generic step of
 - Every other (semiring, Θ): exact chunked kernels that evaluate at most ``budget`` edge weights
   at a time (:mod:`~provgraph.backends.torch_conv`, :mod:`~provgraph.backends.torch_linear`).
 - Counting: exact int64 with overflow detection; under the default ``counting="auto"`` the
-  driver reruns an overflowing explanation in float64 (then log) counts, ``counting="int64"``
+  driver switches to float64 (then log) counts at the op that overflows, ``counting="int64"``
   raises instead, ``counting="float64"`` / ``counting="log"`` ask for those carriers directly;
   the carrier is stated in ``Relevance.info["counting"]``.
 
@@ -34,6 +34,7 @@ from provgraph.algebra.counting_carriers import (
     CountOverflowError,
     counting_mode,
     counting_semiring,
+    recast_counts,
 )
 from provgraph.algebra.semirings import CountingSemiring, RealSemiring, Semiring
 from provgraph.algebra.theta import IdentityTheta
@@ -82,8 +83,9 @@ class TorchBackend(Backend):
         ``float64`` (default; agrees with the scipy reference to rounding) or ``float32``
         (faster; Θ thresholds then see float32 edge weights).
     counting
-        ``"auto"`` (default: exact int64; where counts outgrow it the driver reruns in float64,
-        then log counts, and says so in ``info["counting"]`` and a warning), ``"int64"`` (exact,
+        ``"auto"`` (default: exact int64; where counts outgrow it the driver goes on in float64,
+        then log counts, from the op that overflowed, and says so in ``info["counting"]`` and a
+        warning), ``"int64"`` (exact,
         overflow raises :class:`~provgraph.algebra.counting_carriers.CountOverflowError`),
         ``"float64"`` or ``"log"`` (log-domain counts).
     budget
@@ -154,6 +156,10 @@ class TorchBackend(Backend):
         if not bias:
             arr = arr.reshape(arr.shape[0], arr.shape[1], -1).transpose(0, 2, 1)
         return arr if batched else arr[0]
+
+    def recast(self, source: Semiring, target: Semiring, value: Any) -> torch.Tensor:
+        counts = recast_counts(self.carrier(source).decode(value), source, target)
+        return self.carrier(target).encode(counts)
 
     # --- layout of the contraction primitive: (n, B, T) ---
     def neuron_first(self, graph: Any, value: torch.Tensor) -> torch.Tensor:

@@ -137,3 +137,50 @@ def test_a_batch_whose_later_chunk_overflows_is_all_in_the_wider_carrier(wide_ch
         exact = graph.aggregate("counting", target=1, backend="scipy").input.reshape(-1)
         got = np.asarray(batch.input[i], dtype=np.float64).reshape(-1)
         assert np.allclose(got, [float(int(v)) for v in exact], rtol=1e-12)
+
+
+@pytest.mark.parametrize("engine", ["torch", "numba"])
+def test_the_carrier_switches_at_the_overflowing_op_without_a_rerun(
+    deep_chain: Path, monkeypatch: pytest.MonkeyPatch, engine: str
+) -> None:
+    from provgraph.backends import NumbaBackend
+
+    backend = TorchBackend() if engine == "torch" else NumbaBackend()
+    steps: list[tuple[str, str]] = []
+    real_step = backend.step
+
+    def spy(op, ctx):
+        steps.append((op.name, ctx.semiring.counting_mode))
+        return real_step(op, ctx)
+
+    monkeypatch.setattr(backend, "step", spy)
+    net = importers.load_onnx(deep_chain)
+    graph = AnnotatedGraph(net, forward_trace(net, _sample()))
+    with pytest.warns(CountingFallbackWarning, match="int64 counts overflowed.* from there on"):
+        rel = graph.aggregate("counting", theta="one", target=1, backend=backend)
+    modes = [mode for _, mode in steps]
+    switch = modes.index("float64")
+    assert switch > 0 and set(modes[:switch]) == {"int64"} and set(modes[switch:]) == {"float64"}
+    # only the op that overflowed is stepped twice, once in each carrier
+    assert steps[switch - 1][0] == steps[switch][0]
+    assert len(steps) == len({name for name, _ in steps}) + 1
+    assert rel.info["counting"] == "float64" and steps[switch][0] in rel.info["counting_reason"]
+    assert [float(c) for c in rel.input.reshape(-1)] == [float(WIDTH**HIDDEN)] * INPUTS
+
+
+def test_a_backend_that_cannot_recast_reruns_in_the_wider_carrier(
+    deep_chain: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend = TorchBackend()
+    monkeypatch.setattr(backend, "recast", lambda source, target, value: None)
+    calls: list[str] = []
+    real_step = backend.step
+    monkeypatch.setattr(backend, "step", lambda op, ctx: (
+        calls.append(ctx.semiring.counting_mode), real_step(op, ctx))[1])
+    net = importers.load_onnx(deep_chain)
+    graph = AnnotatedGraph(net, forward_trace(net, _sample()))
+    with pytest.warns(CountingFallbackWarning):
+        rel = graph.aggregate("counting", theta="one", target=1, backend=backend)
+    assert calls.count("float64") == len(net.ops)  # the whole walk again
+    assert rel.info["counting"] == "float64"
+    assert [float(c) for c in rel.input.reshape(-1)] == [float(WIDTH**HIDDEN)] * INPUTS

@@ -277,3 +277,34 @@ def test_a_large_dense_weight_is_converted_in_blocks_for_the_trace(tmp_path, mon
     expected = session.run(None, {name: x.astype(np.float32)})[0]
     np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(logits, forward_trace(net, x).logits, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("semiring", ["viterbi", "tropical", "fuzzy"])
+def test_dense_max_norm_by_sources_equals_each_sample(monkeypatch, semiring: str) -> None:
+    """A batch of real digits (mostly zero pixels) through the bundled MLP: the max-norm
+    denominators computed by sources, zero sources skipped, equal per-sample scipy calls."""
+    from importlib.resources import files
+
+    from provgraph.backends import numba_window
+
+    calls = []
+    by_sources = numba_window.columns_absmax
+
+    def spy(*args):
+        calls.append(args[0].shape[1])
+        return by_sources(*args)
+
+    monkeypatch.setattr(numba_window, "columns_absmax", spy)
+    data = files("provgraph") / "data"
+    net = importers.load_onnx(str(data / "mnist_mlp.onnx"))
+    with np.load(str(data / "mnist_test.npz")) as digits:
+        x = digits["x"][:6].astype(np.float64).reshape((6,) + net.input_shape)
+    x = x / 255.0 if x.max() > 1.5 else x
+    assert (x == 0).mean() > 0.5  # the sparsity the kernel skips
+    batch = BatchGraph.from_inputs(net, x).aggregate(semiring, backend=NumbaBackend())
+    assert calls == [6, 6, 6]  # every dense layer took the by-sources kernel
+    for i in range(len(x)):
+        single = AnnotatedGraph(net, forward_trace(net, x[i]))
+        target = [int(t) for t in batch.targets[i]]
+        reference = single.aggregate(semiring, backend="scipy", target=target)
+        assert_agree(reference, batch[i], f"{semiring} digit {i}")

@@ -16,14 +16,15 @@ Both subclass :class:`~provgraph.algebra.semirings.CountingSemiring`'s defaults 
 
 **Counting never fails by default.** Under the default mode ``"auto"`` a backend counts in exact
 int64; when a count outgrows it (a :class:`CountOverflowError` from any backend) the driver
-(:func:`provgraph.engine.driver.aggregate`) reruns the explanation in the next carrier of
-:func:`wider_counting` (int64 → float64 → log), warns once with a
-:class:`CountingFallbackWarning` and records the carrier in ``Relevance.info["counting"]`` and the
-reason in ``info["counting_reason"]``. float64 was chosen over an exact multi-limb carrier
-because counts past 2⁶³ are only ever read as magnitudes (heatmaps, rankings, ``log10p``) and an
-exact carrier would cost tens of bytes per count on every edge of VGG-16; exact counts of any size
-remain available from the scipy backend (Python integers). ``counting="int64"`` asks for the
-exact carrier strictly (an overflow raises).
+(:func:`provgraph.engine.driver.aggregate`) goes on in the next carrier of :func:`wider_counting`
+(int64 → float64 → log) from the op that overflowed, the relevance counted so far recast by
+:func:`recast_counts` (a backend that cannot recast reruns the explanation), warns once per
+widening with a :class:`CountingFallbackWarning` and records the carrier in
+``Relevance.info["counting"]`` and where and why in ``info["counting_reason"]``. float64 was chosen
+over an exact multi-limb carrier because counts past 2⁶³ are only ever read as magnitudes
+(heatmaps, rankings, ``log10p``) and an exact carrier would cost tens of bytes per count on every
+edge of VGG-16; exact counts of any size remain available from the scipy backend (Python integers).
+``counting="int64"`` asks for the exact carrier strictly (an overflow raises).
 """
 
 from __future__ import annotations
@@ -120,6 +121,21 @@ def wider_counting(semiring: Semiring) -> Semiring | None:
     wider = {"int64": CountingFloat64Semiring, "float64": LogCountingSemiring}
     mode = semiring.counting_mode
     return wider[mode]() if mode in wider and isinstance(semiring, CountingSemiring) else None
+
+
+def recast_counts(values: Any, source: Semiring, target: Semiring) -> np.ndarray:
+    """Counts held in ``source``'s carrier as ``target``'s values.
+
+    int64 (or Python integer) counts become float64 counts ``float(n)`` (exact up to 2⁵³, one
+    rounding above: what float64 counting computes for the same sum up to its own roundings)
+    or log counts ``log n``; float64 counts become log counts. ``0`` paths is ``log 0 = −∞``,
+    the log carrier's zero.
+    """
+    counts = np.asarray(values, dtype=np.float64)
+    if source.counting_mode == "log" or target.counting_mode != "log":
+        return counts
+    with np.errstate(divide="ignore"):
+        return np.log(counts)
 
 
 def counting_semiring(mode: str) -> Semiring:

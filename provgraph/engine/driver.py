@@ -130,43 +130,84 @@ def aggregate(
     -----
     Counting never fails by default: when exact int64 counts overflow
     (:class:`~provgraph.algebra.counting_carriers.CountOverflowError`) on any backend whose
-    ``counting`` mode is ``"auto"``, the explanation is rerun in float64 counts, and in log
-    counts should those overflow too
-    (:func:`~provgraph.algebra.counting_carriers.wider_counting`), with a
-    :class:`~provgraph.algebra.counting_carriers.CountingFallbackWarning`;
-    ``info["counting"]`` names the carrier and ``info["counting_reason"]`` why.
+    ``counting`` mode is ``"auto"``, the walk switches carrier at the op that overflowed: the
+    relevance counted so far is recast into float64 counts (and into log counts should those
+    overflow too; :func:`~provgraph.algebra.counting_carriers.wider_counting`,
+    :meth:`~provgraph.backends.base.Backend.recast`) and the walk goes on from that op, with a
+    :class:`~provgraph.algebra.counting_carriers.CountingFallbackWarning`; a backend that cannot
+    recast reruns the explanation in the wider carrier. ``info["counting"]`` names the carrier
+    of the result and ``info["counting_reason"]`` where and why it was widened.
     """
     engine: Backend = get_backend(backend, graph)
     engine.check(graph)
     k = engine.result_semiring(get_semiring(semiring))
     options = dict(rule=rule, theta=theta, init=init, target=target, keep=keep)
-    reason = None
+    reasons: list[str] = []
     while True:
         try:
-            result = _aggregate_in(graph, k, engine, **options)
-        except CountOverflowError as exc:
-            wider = wider_counting(k) if engine.counting == "auto" else None
-            if wider is None:
-                raise
-            reason = f"{k.counting_mode} counts overflowed ({exc}); counted in {wider.mode}"
-            warnings.warn(
-                f"{reason} (approximate); backend='scipy' counts exactly, "
-                "counting='int64' refuses instead",
-                CountingFallbackWarning,
-                stacklevel=2,
-            )
-            k = wider
-            continue
-        if reason is not None:
-            result.info["counting"] = k.counting_mode
-            result.info["counting_reason"] = reason
-        return result
+            return _aggregate_in(graph, k, engine, reasons, **options)
+        except _RerunIn as rerun:
+            k = rerun.semiring
+
+
+class _RerunIn(Exception):
+    """The backend cannot recast relevance: the explanation is rerun in ``semiring``."""
+
+    def __init__(self, semiring: Semiring) -> None:
+        super().__init__(semiring.name)
+        self.semiring = semiring
+
+
+class _Carrier:
+    """The semiring a walk computes in, widened where exact counts overflow.
+
+    Relevance travels through :func:`backward` as ``(semiring, value)`` pairs; a value computed
+    before a switch is recast into the current carrier when it is next read.
+    """
+
+    def __init__(self, engine: Backend, k: Semiring, rule: Any, theta: Any,
+                 reasons: list[str]) -> None:
+        self.engine, self.k, self.reasons = engine, k, reasons
+        self._rule, self._theta = rule, theta
+        self._method()
+
+    def _method(self) -> None:
+        self.composite = get_composite(self._rule, self.k)
+        self.theta = get_theta(self._theta, self.k)
+
+    def read(self, held: tuple[Semiring, Any]) -> Any:
+        """A held value in the current carrier."""
+        semiring, value = held
+        if semiring is self.k:
+            return value
+        recast = self.engine.recast(semiring, self.k, value)
+        if recast is None:
+            raise _RerunIn(self.k)
+        return recast
+
+    def widen(self, exc: CountOverflowError, where: str) -> None:
+        """Switch to the next carrier of :func:`wider_counting`, or re-raise ``exc``."""
+        wider = wider_counting(self.k) if self.engine.counting == "auto" else None
+        if wider is None:
+            raise exc
+        reason = (f"{self.k.counting_mode} counts overflowed{where} ({exc}); "
+                  f"counted in {wider.mode} from there on")
+        warnings.warn(
+            f"{reason} (approximate); backend='scipy' counts exactly, "
+            "counting='int64' refuses instead",
+            CountingFallbackWarning,
+            stacklevel=6,
+        )
+        self.reasons.append(reason)
+        self.k = wider
+        self._method()
 
 
 def _aggregate_in(
     graph: ExplainedGraph,
     k: Semiring,
     engine: Backend,
+    reasons: list[str],
     *,
     rule: Composite | Rule | str | None,
     theta: Theta | str | float | Callable | None,
@@ -174,41 +215,64 @@ def _aggregate_in(
     target: int | Sequence[int] | None,
     keep: Collection[str] | None,
 ) -> Relevance:
-    """:func:`aggregate` in the carrier ``k`` on ``engine``, without any fallback."""
-    composite = get_composite(rule, k)
-    base_theta = get_theta(theta, k)
+    """:func:`aggregate` from the carrier ``k`` on ``engine`` (``reasons``: its widenings)."""
+    carrier = _Carrier(engine, k, rule, theta, reasons)
     net = graph.network
     targets = resolve_targets(target, net.num_classes, graph.predicted_class)
 
-    def step(op: Op, r_out: Any) -> tuple[list[tuple[str, Any]], Any]:
+    def step(op: Op, held: tuple[Semiring, Any]) -> tuple[list[tuple[str, Any]], Any]:
         layer = graph.layers.get(op.name)  # linear ops only: the others take no rule nor Θ
-        op_rule = composite.rule_for(layer) if layer is not None else None
-        op_theta = composite.theta_for(layer, base_theta) if layer is not None else None
-        return engine.step(op, StepContext(graph, k, op_rule, op_theta, layer, r_out))
+        r_out = carrier.read(held)
+        while True:
+            k, composite = carrier.k, carrier.composite
+            op_rule = composite.rule_for(layer) if layer is not None else None
+            op_theta = composite.theta_for(layer, carrier.theta) if layer is not None else None
+            try:
+                sent, bias = engine.step(op, StepContext(graph, k, op_rule, op_theta, layer,
+                                                         r_out))
+            except CountOverflowError as exc:
+                named = op.name in str(exc)  # most steps name their op already
+                carrier.widen(exc, "" if named else f" at {op.source or type(op).__name__} "
+                                                    f"{op.name!r}")
+                r_out = carrier.read((k, r_out))
+                continue
+            return [(t, (k, v)) for t, v in sent], None if bias is None else (k, bias)
+
+    def accumulate(a: tuple[Semiring, Any], b: tuple[Semiring, Any]) -> tuple[Semiring, Any]:
+        while True:
+            k = carrier.k
+            try:
+                return k, engine.accumulate(k, carrier.read(a), carrier.read(b))
+            except CountOverflowError as exc:
+                carrier.widen(exc, "" if "fans in" in str(exc) else " where relevance fans in")
 
     seed = engine.seed(graph, k, seed_relevance(init, k, graph.logits, targets))
     relevance, biases = backward(
         net.ops,
-        {net.output_name: seed},
+        {net.output_name: (k, seed)},
         step,
-        lambda a, b: engine.accumulate(k, a, b),
+        accumulate,
         None if keep is None else set(keep) | {net.input_name},
     )
+    k = carrier.k
     info = {
-        "rule": repr(composite),
-        "theta": repr(base_theta),
+        "rule": repr(carrier.composite),
+        "theta": repr(carrier.theta),
         "init": init if isinstance(init, str) else repr(init),
         "backend": engine.name,
         **engine.describe(k),
     }
     if engine.selection:
         info["backend_selection"] = engine.selection
+    if reasons:
+        info["counting"] = k.counting_mode
+        info["counting_reason"] = "; ".join(reasons)
     return Relevance(
         net,
         k,
         targets,
-        {t: engine.to_numpy(graph, k, v) for t, v in relevance.items()},
-        {n: engine.to_numpy(graph, k, v, bias=True) for n, v in biases.items()},
+        {t: engine.to_numpy(graph, k, carrier.read(v)) for t, v in relevance.items()},
+        {n: engine.to_numpy(graph, k, carrier.read(v), bias=True) for n, v in biases.items()},
         graph.logits,
         info,
     )
