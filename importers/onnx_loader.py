@@ -36,6 +36,7 @@ from provgraph.importers.validation import (
     read_initializers,
     without_weight_payloads,
 )
+from provgraph.importers.written_gelu import fuse_written_gelus
 from provgraph.model.network import Network
 
 MIN_OPSET = 9
@@ -351,7 +352,7 @@ def load_onnx(
     token = None
     if inputs is not None or token_inputs(proto):
         proto, token = bind_inputs(proto, inputs or {}, name)
-    proto = fuse_moment_layer_norms(batch_first_recurrences(proto))
+    proto = fuse_written_gelus(fuse_moment_layer_norms(batch_first_recurrences(proto)))
     graph = proto.graph
     opsets = opsets_of(proto)
     nodes = graph_nodes(graph)
