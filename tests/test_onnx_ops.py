@@ -21,6 +21,7 @@ from provgraph.importers import load_onnx
 from provgraph.importers.reference import onnxruntime_outputs
 from provgraph.model.ops import (
     LRN,
+    Activation,
     Concat,
     Gate,
     LinearOp,
@@ -176,6 +177,17 @@ CASES: dict[str, Case] = {
         ],
         ["N", 7],
         {"sqrt2": np.float32(np.sqrt(2)), "one": np.float32(1), "half": np.float32(0.5)},
+        ops=(Activation,),
+    ),
+    "erf_gate": Case(
+        [
+            n("Div", ["x", "sqrt2"], ["d"]),
+            n("Erf", ["d"], ["e"]),
+            n("Add", ["e", "one"], ["e1"]),
+            n("Mul", ["x", "e1"], ["y"]),
+        ],
+        ["N", 7],
+        {"sqrt2": np.float32(np.sqrt(2)), "one": np.float32(1)},
         ops=(Gate,),
     ),
     "decomposed_hard_swish": Case(
@@ -367,8 +379,9 @@ def test_gate_relevance_follows_the_signal(name: str) -> None:
 
 
 def test_pattern_gates_pass_relevance_like_activations() -> None:
-    """GELU written with Erf and HardSwish written with Clip: relevance reaches x unchanged."""
-    for name, shape in (("erf_gelu", (7,)), ("decomposed_hard_swish", (2, 3))):
+    """``x · (1 + erf(x / √2))`` (GELU without its ½, left a gate) and HardSwish written with
+    Clip: relevance reaches x unchanged."""
+    for name, shape in (("erf_gate", (7,)), ("decomposed_hard_swish", (2, 3))):
         net = load_onnx(CASES[name].model(13))
         gate = next(op for op in net.ops if isinstance(op, Gate))
         assert gate.inputs[0] == "x"
