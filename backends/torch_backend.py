@@ -23,6 +23,7 @@ rule raises a :class:`~provgraph.errors.ProvgraphError` that points to the scipy
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -266,12 +267,16 @@ class TorchBackend(Backend):
             r_in, absorbed = dense_step(step, a, z, w, b, r_out)
             return [r_in], absorbed
         # per token: the positions join the sample axis, (B, T, *pos, n) → (B·P, T, n)
-        n_b, n_t, n_pos = a.shape[0], r_out.shape[1], Dense.positions(tuple(a.shape[1:]))
-        rows = r_out.reshape(n_b, n_t, n_pos, -1).transpose(1, 2).reshape(n_b * n_pos, n_t, -1)
+        n_b, n_t, n_pos = a.shape[0], r_out.shape[1], math.prod(a.shape[1:-1])
+        if n_t == 1:  # one target: the rows are a view
+            rows = r_out.reshape(n_b * n_pos, 1, -1)
+        else:
+            rows = r_out.reshape(n_b, n_t, n_pos, -1).transpose(1, 2).reshape(n_b * n_pos, n_t, -1)
         r_in, absorbed = dense_step(
             step, a.reshape(n_b * n_pos, -1), z.reshape(n_b * n_pos, -1), w, b, rows
         )
-        r_in = r_in.reshape(n_b, n_pos, n_t, -1).transpose(1, 2)
+        if n_t > 1:
+            r_in = r_in.reshape(n_b, n_pos, n_t, -1).transpose(1, 2)
         r_in = r_in.reshape(tuple(r_out.shape[:2]) + tuple(a.shape[1:]))
         if absorbed is not None:
             absorbed = step.carrier.reduce(absorbed.reshape(n_b, n_pos, n_t), (1,))
