@@ -1,8 +1,9 @@
 """PRelu, LRN, Erf and onnxruntime's Gelu / FastGelu → passthrough ops (one edge ``k → k``).
 
 ``Erf`` appears in the GELU pattern ``x · 0.5 · (1 + erf(x / √2))`` that exporters write before
-opset 20; with the gate rule of :mod:`provgraph.importers.gating` relevance passes through that
-pattern from ``x`` as through a GELU activation.
+opset 20; :mod:`provgraph.importers.written_gelu` fuses that pattern into onnxruntime's ``Gelu``
+before conversion, and where it cannot (an intermediate tensor read elsewhere) the gate rule of
+:mod:`provgraph.importers.gating` passes relevance through it from ``x`` all the same.
 """
 
 from __future__ import annotations
