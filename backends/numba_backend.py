@@ -60,7 +60,7 @@ from provgraph.backends.torch_rules import TorchForm, rule_form
 from provgraph.backends.torch_semiring import TorchSemiring
 from provgraph.backends.torch_theta import TorchTheta
 from provgraph.errors import ProvgraphError
-from provgraph.model.ops import AvgPool, Conv, Dense, GlobalAvgPool, LinearOp
+from provgraph.model.ops import AvgPool, Conv, Dense, GlobalAvgPool, LinearOp, MatProduct
 
 #: kernels compute in float64 whatever the backend's dtype (Θ thresholds see float64 weights)
 _F64 = torch.float64
@@ -118,6 +118,27 @@ class NumbaBackend(TorchBackend):
         sent, bias_part = kernel(self, op, step, algebra, values, ctx.r_out)
         self.fused_steps += 1
         return list(zip(op.inputs, sent)), bias_part
+
+    def bilinear(self, op: LinearOp, ctx: StepContext) -> StepResult:
+        """A product of two computed tensors: under ``cp`` (edges from one operand) a fused
+        dense kernel per sample and head (:mod:`~provgraph.backends.numba_attention`)."""
+        plan = self._plan(ctx) if isinstance(op, MatProduct) else None
+        if plan is None:
+            return super().bilinear(op, ctx)
+        from provgraph.backends.numba_attention import product_kernel
+
+        form, k_theta, algebra = plan
+        step = LinearStep(form, k_theta, self.carrier(ctx.semiring), self.budget)
+        values = device_values(ctx.graph, self.device, _F64)
+        a, b = (values[t] for t in op.inputs)
+        sent = product_kernel(step, algebra, a, b, values[op.output], ctx.r_out,
+                              op.edge_inputs(ctx.rule),
+                              lambda r: self._kernel_input(algebra, r, 0))
+        if sent is None:
+            return super().bilinear(op, ctx)
+        self.fused_steps += 1
+        return [(t, self._carried(step.carrier, r)) for t, r in zip(op.inputs, sent)
+                if r is not None], None
 
     def _plan(self, ctx: StepContext) -> tuple[TorchForm, TorchTheta, EdgeAlgebra] | None:
         if ctx.rule is None or ctx.theta is None or ctx.layer is None:
@@ -231,6 +252,12 @@ class NumbaBackend(TorchBackend):
         dtype = torch.int64 if algebra.integer else _F64
         r = r_out.to(dtype)
         return channels_last(r, 2) if spatial else np.ascontiguousarray(r.numpy())
+
+    @staticmethod
+    def _carried(carrier: TorchSemiring, out: np.ndarray) -> torch.Tensor:
+        """A kernel's result already in the relevance layout, as a carrier tensor."""
+        t = torch.from_numpy(np.ascontiguousarray(out))
+        return t != 0 if carrier.storage == torch.bool else t.to(carrier.storage)
 
     @staticmethod
     def _from_kernel(carrier: TorchSemiring, out: np.ndarray, shape: tuple[int, ...]
