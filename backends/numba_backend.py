@@ -34,6 +34,8 @@ counting carrier and ops without a kernel.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, ClassVar
 
@@ -45,11 +47,13 @@ from provgraph.algebra.semirings import RealSemiring, Semiring
 from provgraph.algebra.theta import IdentityTheta
 from provgraph.backends.base import Capabilities, StepContext, StepResult
 from provgraph.backends.numba_algebra import EdgeAlgebra, edge_algebra
+from provgraph.backends.numba_patches import from_patches, patches, positions_last, tiles
 from provgraph.backends.numba_weights import (
     conv_columns,
     conv_rows,
     dense_columns,
     dense_rows,
+    modified,
     read_only,
 )
 from provgraph.backends.torch_backend import DEFAULT_BUDGET, TorchBackend
@@ -167,6 +171,8 @@ class NumbaBackend(TorchBackend):
         form = step.form
         weights = [t.weight for t in form.terms]
         conv = isinstance(op, Conv)
+        if conv and (form.direct or form.maxnorm) and tiles(op, in_shape, out_shape):
+            return self._fused_patches(op, step, algebra, values, r_out)
         # a sum denominator other than the output itself needs the torch window's convolutions
         win = None if conv and (form.direct or form.maxnorm) else _float64_window(
             self._window(op, in_shape, out_shape))
@@ -207,9 +213,6 @@ class NumbaBackend(TorchBackend):
         self, op: Dense, step: LinearStep, algebra: EdgeAlgebra,
         values: dict[str, torch.Tensor], r_out: torch.Tensor,
     ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
-        from provgraph.backends.numba_contract import contract_window
-        from provgraph.backends.numba_window import columns_absmax, geometry, rows_absmax
-
         # a dense op is a 1×1 convolution over one position with C_in = n_in, C_out = n_out
         a, z = values[op.inputs[0]], values[op.output]
         b = op_tensor(op, "bias", self.device, _F64)
@@ -219,32 +222,74 @@ class NumbaBackend(TorchBackend):
         a2, z2 = a.reshape(n_b * n_pos, n_in), z.reshape(n_b * n_pos, n_out)
         rows = r_out.reshape(n_b, n_t, n_pos, n_out).transpose(1, 2).reshape(n_b * n_pos, n_t, -1)
         form = step.form
-        geo = geometry((1,), (1,), (1,), (1,), (1,), (0,), 1)
         S = np.stack([form.source(t, a2, (n_in,)).numpy() for t in form.terms])[:, :, None]
         V = dense_rows(op, [t.weight for t in form.terms])[:, :, None]  # (terms, n_out, 1, n_in)
+        VT = dense_columns(op, form.terms[0].weight) if len(form.terms) == 1 else None
+        w = None if form.direct or form.maxnorm else op_tensor(op, "weight", self.device, _F64)
+        r_in, part = self._rows_step(step, algebra, S, V, VT, lambda: dense_denominator(
+            step, a2, z2, w, b), z2, b, rows)
+        r_in = r_in.reshape(n_b, n_pos, n_t, n_in).transpose(1, 2)
+        r_in = r_in.reshape((n_b, n_t) + tuple(a.shape[1:]))
+        if part is not None and n_pos > 1:
+            part = step.carrier.reduce(part.reshape(n_b, n_pos, n_t), (1,))
+        return [r_in], part
+
+    def _fused_patches(
+        self, op: Conv, step: LinearStep, algebra: EdgeAlgebra,
+        values: dict[str, torch.Tensor], r_out: torch.Tensor,
+    ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+        """A convolution whose windows tile its input as a dense op per patch
+        (:mod:`~provgraph.backends.numba_patches`; direct and max-norm denominators)."""
+        a, z = values[op.inputs[0]], values[op.output]
+        in_shape, kernel = tuple(a.shape[1:]), tuple(op.weight.shape[2:])
+        n_b, n_t = r_out.shape[:2]
+        n_pos = math.prod(z.shape[2:])
+        b = op_tensor(op, "bias", self.device, _F64)
+        form = step.form
+        S = np.stack([np.ascontiguousarray(patches(form.source(t, a, in_shape), kernel).numpy())
+                      for t in form.terms])[:, :, None]
+        flat = np.asarray(op.weight).reshape(op.weight.shape[0], -1)  # (C_out, C_in·K)
+        terms = [modified(flat, t.weight) for t in form.terms]
+        dtype = np.result_type(*terms)
+        V = read_only(np.stack([np.ascontiguousarray(v, dtype=dtype) for v in terms])[:, :, None])
+        z2 = positions_last(z, 1)
+        r_in, part = self._rows_step(step, algebra, S, V, None, None, z2, b,
+                                     positions_last(r_out, 2))
+        r_in = from_patches(r_in, n_b, in_shape, kernel)
+        if part is not None and n_pos > 1:
+            part = step.carrier.reduce(part.reshape(n_b, n_pos, n_t), (1,))
+        return [r_in], part
+
+    def _rows_step(
+        self, step: LinearStep, algebra: EdgeAlgebra, S: np.ndarray, V: np.ndarray,
+        VT: np.ndarray | None, sum_denominator: Callable[[], torch.Tensor] | None,
+        z2: torch.Tensor, b: torch.Tensor | None, rows: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The fused dense kernel on rows: ``S (terms, rows, 1, n_in)``, ``V (terms, n_out, 1,
+        n_in)``, ``VT (n_in, n_out)`` of a one-term rule or ``None``, the output ``z2 (rows,
+        n_out)`` and its relevance ``(rows, T, n_out)`` → ``R_in (rows, T, n_in)`` and the bias
+        part ``(rows, T)``."""
+        from provgraph.backends.numba_contract import contract_window
+        from provgraph.backends.numba_window import columns_absmax, geometry, rows_absmax
+
+        form = step.form
+        geo = geometry((1,), (1,), (1,), (1,), (1,), (0,), 1)
         no_pos = np.zeros((len(form.terms), 1))
         if form.maxnorm:
             top = np.ascontiguousarray(bias_numerator(form, b, z2).abs().numpy())
-            VT = dense_columns(op, form.terms[0].weight) if len(form.terms) == 1 else None
-            if VT is None or n_b * n_pos < _BY_SOURCES:
+            if VT is None or S.shape[1] < _BY_SOURCES:
                 rows_absmax(S, V, top)
             else:
                 columns_absmax(S, VT, top)
             d = top + form.epsilon
-        elif form.direct:
+        elif form.direct or sum_denominator is None:
             d = np.ascontiguousarray(form.stabilize(z2).numpy())
         else:
-            w = op_tensor(op, "weight", self.device, _F64)
-            d = np.ascontiguousarray(dense_denominator(step, a2, z2, w, b).numpy())
+            d = np.ascontiguousarray(sum_denominator().numpy())
         R = self._kernel_input(algebra, rows, 0)[:, :, None]
         out = contract_window(algebra, S, V, no_pos, False, d[:, None], R, geo)[:, :, 0]
         r_in = self._from_kernel(step.carrier, out, tuple(out.shape))
-        r_in = r_in.reshape(n_b, n_pos, n_t, n_in).transpose(1, 2)
-        r_in = r_in.reshape((n_b, n_t) + tuple(a.shape[1:]))
-        part = absorbed(step, b, torch.from_numpy(d), rows)
-        if part is not None and n_pos > 1:
-            part = step.carrier.reduce(part.reshape(n_b, n_pos, n_t), (1,))
-        return [r_in], part
+        return r_in, absorbed(step, b, torch.from_numpy(d), rows)
 
     @staticmethod
     def _kernel_input(algebra: EdgeAlgebra, r_out: torch.Tensor, spatial: int) -> np.ndarray:

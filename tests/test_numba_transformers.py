@@ -14,10 +14,15 @@ from collections import Counter
 
 import numpy as np
 import pytest
+import torch
+from models import export_onnx
+from test_numba_kernels import THETAS, _rules
+from torch import nn
 from torch_checks import assert_agree, one_thread_per_worker  # noqa: F401 (autouse fixture)
 from transformer_models import example_inputs, exported
 
 import provgraph as pg
+from provgraph import importers
 from provgraph.algebra.semirings import get_semiring
 from provgraph.algebra.theta import Threshold
 from provgraph.backends import NumbaBackend
@@ -134,3 +139,41 @@ def test_a_batch_equals_each_sample() -> None:
         single = AnnotatedGraph(net, forward_trace(net, x[i].astype(np.float64)))
         reference = single.aggregate("viterbi", backend="scipy", target=[0, 3])
         assert_agree(reference, batch[i], f"sample {i}")
+
+
+class _PatchNet(nn.Module):
+    """A patch embedding (4×4 windows tiling a 3×8×12 input), then a dense classifier."""
+
+    input_shape = (3, 8, 12)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.patch = nn.Conv2d(3, 5, 4, stride=4)
+        self.fc = nn.Linear(5 * 2 * 3, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(torch.relu(self.patch(x)), 1))
+
+
+@pytest.fixture(scope="module")
+def patch_graph(tmp_path_factory: pytest.TempPathFactory) -> AnnotatedGraph:
+    torch.manual_seed(0)
+    path = export_onnx(_PatchNet().eval(), tmp_path_factory.mktemp("patch") / "p.onnx")
+    net = importers.load_onnx(path)
+    x = np.random.default_rng(0).uniform(-0.2, 1.0, size=net.input_shape)
+    return AnnotatedGraph(net, forward_trace(net, x))
+
+
+@pytest.mark.parametrize("semiring", [*SEMIRINGS, "real"])
+def test_patch_embedding_as_dense_equals_scipy(patch_graph, semiring: str) -> None:
+    """Every rule and Θ of the kernel tests: direct and max-norm denominators take the dense
+    kernel per patch, the others the window kernel; both equal the reference."""
+    k = get_semiring(semiring)
+    for rule in _rules(patch_graph.network.input_shape):
+        for theta in THETAS[semiring]:
+            kw = {"rule": rule, "theta": theta, "target": [0, 3]}
+            reference = patch_graph.aggregate(k, backend="scipy", **kw)
+            engine = _Counted()
+            result = patch_graph.aggregate(k, backend=engine, **kw)
+            assert_agree(reference, result, f"{semiring} {rule!r} {theta!r}")
+            assert (engine.fused_steps == 0) == (semiring == "real" and theta is None)
