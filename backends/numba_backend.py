@@ -6,7 +6,10 @@ check) whose dense, convolution and average-pooling steps run as fused
 ``@numba.njit(parallel=True, cache=True)`` kernels (:mod:`~provgraph.backends.numba_window`,
 :mod:`~provgraph.backends.numba_contract`; a dense op is a 1×1 convolution): channels-last, the
 edge weight ``r_jk`` and ``Θ(r_jk)`` computed in registers and never stored, outputs whose
-relevance is K's zero skipped.
+relevance is K's zero skipped. A per-token dense op takes samples × tokens as its rows; a
+convolution whose windows tile its input is a dense op per patch
+(:mod:`~provgraph.backends.numba_patches`); under ``cp`` the product of the attention weights and
+the values is a dense op per sample and head (:mod:`~provgraph.backends.numba_attention`).
 
 Algebra exploited:
 
