@@ -6,7 +6,10 @@ check) whose dense, convolution and average-pooling steps run as fused
 ``@numba.njit(parallel=True, cache=True)`` kernels (:mod:`~provgraph.backends.numba_window`,
 :mod:`~provgraph.backends.numba_contract`; a dense op is a 1×1 convolution): channels-last, the
 edge weight ``r_jk`` and ``Θ(r_jk)`` computed in registers and never stored, outputs whose
-relevance is K's zero skipped.
+relevance is K's zero skipped. A per-token dense op takes samples × tokens as its rows; a
+convolution whose windows tile its input is a dense op per patch
+(:mod:`~provgraph.backends.numba_patches`); under ``cp`` the product of the attention weights and
+the values is a dense op per sample and head (:mod:`~provgraph.backends.numba_attention`).
 
 Algebra exploited:
 
@@ -34,6 +37,8 @@ counting carrier and ops without a kernel.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, ClassVar
 
@@ -45,11 +50,13 @@ from provgraph.algebra.semirings import RealSemiring, Semiring
 from provgraph.algebra.theta import IdentityTheta
 from provgraph.backends.base import Capabilities, StepContext, StepResult
 from provgraph.backends.numba_algebra import EdgeAlgebra, edge_algebra
+from provgraph.backends.numba_patches import from_patches, patches, positions_last, tiles
 from provgraph.backends.numba_weights import (
     conv_columns,
     conv_rows,
     dense_columns,
     dense_rows,
+    modified,
     read_only,
 )
 from provgraph.backends.torch_backend import DEFAULT_BUDGET, TorchBackend
@@ -60,7 +67,7 @@ from provgraph.backends.torch_rules import TorchForm, rule_form
 from provgraph.backends.torch_semiring import TorchSemiring
 from provgraph.backends.torch_theta import TorchTheta
 from provgraph.errors import ProvgraphError
-from provgraph.model.ops import AvgPool, Conv, Dense, GlobalAvgPool, LinearOp
+from provgraph.model.ops import AvgPool, Conv, Dense, GlobalAvgPool, LinearOp, MatProduct
 
 #: kernels compute in float64 whatever the backend's dtype (Θ thresholds see float64 weights)
 _F64 = torch.float64
@@ -119,6 +126,27 @@ class NumbaBackend(TorchBackend):
         self.fused_steps += 1
         return list(zip(op.inputs, sent)), bias_part
 
+    def bilinear(self, op: LinearOp, ctx: StepContext) -> StepResult:
+        """A product of two computed tensors: under ``cp`` (edges from one operand) a fused
+        dense kernel per sample and head (:mod:`~provgraph.backends.numba_attention`)."""
+        plan = self._plan(ctx) if isinstance(op, MatProduct) else None
+        if plan is None:
+            return super().bilinear(op, ctx)
+        from provgraph.backends.numba_attention import product_kernel
+
+        form, k_theta, algebra = plan
+        step = LinearStep(form, k_theta, self.carrier(ctx.semiring), self.budget)
+        values = device_values(ctx.graph, self.device, _F64)
+        a, b = (values[t] for t in op.inputs)
+        sent = product_kernel(step, algebra, a, b, values[op.output], ctx.r_out,
+                              op.edge_inputs(ctx.rule),
+                              lambda r: self._kernel_input(algebra, r, 0))
+        if sent is None:
+            return super().bilinear(op, ctx)
+        self.fused_steps += 1
+        return [(t, self._carried(step.carrier, r)) for t, r in zip(op.inputs, sent)
+                if r is not None], None
+
     def _plan(self, ctx: StepContext) -> tuple[TorchForm, TorchTheta, EdgeAlgebra] | None:
         if ctx.rule is None or ctx.theta is None or ctx.layer is None:
             return None
@@ -146,6 +174,8 @@ class NumbaBackend(TorchBackend):
         form = step.form
         weights = [t.weight for t in form.terms]
         conv = isinstance(op, Conv)
+        if conv and (form.direct or form.maxnorm) and tiles(op, in_shape, out_shape):
+            return self._fused_patches(op, step, algebra, values, r_out)
         # a sum denominator other than the output itself needs the torch window's convolutions
         win = None if conv and (form.direct or form.maxnorm) else _float64_window(
             self._window(op, in_shape, out_shape))
@@ -186,9 +216,6 @@ class NumbaBackend(TorchBackend):
         self, op: Dense, step: LinearStep, algebra: EdgeAlgebra,
         values: dict[str, torch.Tensor], r_out: torch.Tensor,
     ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
-        from provgraph.backends.numba_contract import contract_window
-        from provgraph.backends.numba_window import columns_absmax, geometry, rows_absmax
-
         # a dense op is a 1×1 convolution over one position with C_in = n_in, C_out = n_out
         a, z = values[op.inputs[0]], values[op.output]
         b = op_tensor(op, "bias", self.device, _F64)
@@ -198,32 +225,74 @@ class NumbaBackend(TorchBackend):
         a2, z2 = a.reshape(n_b * n_pos, n_in), z.reshape(n_b * n_pos, n_out)
         rows = r_out.reshape(n_b, n_t, n_pos, n_out).transpose(1, 2).reshape(n_b * n_pos, n_t, -1)
         form = step.form
-        geo = geometry((1,), (1,), (1,), (1,), (1,), (0,), 1)
         S = np.stack([form.source(t, a2, (n_in,)).numpy() for t in form.terms])[:, :, None]
         V = dense_rows(op, [t.weight for t in form.terms])[:, :, None]  # (terms, n_out, 1, n_in)
+        VT = dense_columns(op, form.terms[0].weight) if len(form.terms) == 1 else None
+        w = None if form.direct or form.maxnorm else op_tensor(op, "weight", self.device, _F64)
+        r_in, part = self._rows_step(step, algebra, S, V, VT, lambda: dense_denominator(
+            step, a2, z2, w, b), z2, b, rows)
+        r_in = r_in.reshape(n_b, n_pos, n_t, n_in).transpose(1, 2)
+        r_in = r_in.reshape((n_b, n_t) + tuple(a.shape[1:]))
+        if part is not None and n_pos > 1:
+            part = step.carrier.reduce(part.reshape(n_b, n_pos, n_t), (1,))
+        return [r_in], part
+
+    def _fused_patches(
+        self, op: Conv, step: LinearStep, algebra: EdgeAlgebra,
+        values: dict[str, torch.Tensor], r_out: torch.Tensor,
+    ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+        """A convolution whose windows tile its input as a dense op per patch
+        (:mod:`~provgraph.backends.numba_patches`; direct and max-norm denominators)."""
+        a, z = values[op.inputs[0]], values[op.output]
+        in_shape, kernel = tuple(a.shape[1:]), tuple(op.weight.shape[2:])
+        n_b, n_t = r_out.shape[:2]
+        n_pos = math.prod(z.shape[2:])
+        b = op_tensor(op, "bias", self.device, _F64)
+        form = step.form
+        S = np.stack([np.ascontiguousarray(patches(form.source(t, a, in_shape), kernel).numpy())
+                      for t in form.terms])[:, :, None]
+        flat = np.asarray(op.weight).reshape(op.weight.shape[0], -1)  # (C_out, C_in·K)
+        terms = [modified(flat, t.weight) for t in form.terms]
+        dtype = np.result_type(*terms)
+        V = read_only(np.stack([np.ascontiguousarray(v, dtype=dtype) for v in terms])[:, :, None])
+        z2 = positions_last(z, 1)
+        r_in, part = self._rows_step(step, algebra, S, V, None, None, z2, b,
+                                     positions_last(r_out, 2))
+        r_in = from_patches(r_in, n_b, in_shape, kernel)
+        if part is not None and n_pos > 1:
+            part = step.carrier.reduce(part.reshape(n_b, n_pos, n_t), (1,))
+        return [r_in], part
+
+    def _rows_step(
+        self, step: LinearStep, algebra: EdgeAlgebra, S: np.ndarray, V: np.ndarray,
+        VT: np.ndarray | None, sum_denominator: Callable[[], torch.Tensor] | None,
+        z2: torch.Tensor, b: torch.Tensor | None, rows: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The fused dense kernel on rows: ``S (terms, rows, 1, n_in)``, ``V (terms, n_out, 1,
+        n_in)``, ``VT (n_in, n_out)`` of a one-term rule or ``None``, the output ``z2 (rows,
+        n_out)`` and its relevance ``(rows, T, n_out)`` → ``R_in (rows, T, n_in)`` and the bias
+        part ``(rows, T)``."""
+        from provgraph.backends.numba_contract import contract_window
+        from provgraph.backends.numba_window import columns_absmax, geometry, rows_absmax
+
+        form = step.form
+        geo = geometry((1,), (1,), (1,), (1,), (1,), (0,), 1)
         no_pos = np.zeros((len(form.terms), 1))
         if form.maxnorm:
             top = np.ascontiguousarray(bias_numerator(form, b, z2).abs().numpy())
-            VT = dense_columns(op, form.terms[0].weight) if len(form.terms) == 1 else None
-            if VT is None or n_b * n_pos < _BY_SOURCES:
+            if VT is None or S.shape[1] < _BY_SOURCES:
                 rows_absmax(S, V, top)
             else:
                 columns_absmax(S, VT, top)
             d = top + form.epsilon
-        elif form.direct:
+        elif form.direct or sum_denominator is None:
             d = np.ascontiguousarray(form.stabilize(z2).numpy())
         else:
-            w = op_tensor(op, "weight", self.device, _F64)
-            d = np.ascontiguousarray(dense_denominator(step, a2, z2, w, b).numpy())
+            d = np.ascontiguousarray(sum_denominator().numpy())
         R = self._kernel_input(algebra, rows, 0)[:, :, None]
         out = contract_window(algebra, S, V, no_pos, False, d[:, None], R, geo)[:, :, 0]
         r_in = self._from_kernel(step.carrier, out, tuple(out.shape))
-        r_in = r_in.reshape(n_b, n_pos, n_t, n_in).transpose(1, 2)
-        r_in = r_in.reshape((n_b, n_t) + tuple(a.shape[1:]))
-        part = absorbed(step, b, torch.from_numpy(d), rows)
-        if part is not None and n_pos > 1:
-            part = step.carrier.reduce(part.reshape(n_b, n_pos, n_t), (1,))
-        return [r_in], part
+        return r_in, absorbed(step, b, torch.from_numpy(d), rows)
 
     @staticmethod
     def _kernel_input(algebra: EdgeAlgebra, r_out: torch.Tensor, spatial: int) -> np.ndarray:
@@ -231,6 +300,12 @@ class NumbaBackend(TorchBackend):
         dtype = torch.int64 if algebra.integer else _F64
         r = r_out.to(dtype)
         return channels_last(r, 2) if spatial else np.ascontiguousarray(r.numpy())
+
+    @staticmethod
+    def _carried(carrier: TorchSemiring, out: np.ndarray) -> torch.Tensor:
+        """A kernel's result already in the relevance layout, as a carrier tensor."""
+        t = torch.from_numpy(np.ascontiguousarray(out))
+        return t != 0 if carrier.storage == torch.bool else t.to(carrier.storage)
 
     @staticmethod
     def _from_kernel(carrier: TorchSemiring, out: np.ndarray, shape: tuple[int, ...]

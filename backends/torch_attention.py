@@ -42,7 +42,7 @@ def _numerator(step: LinearStep, src: torch.Tensor, other: torch.Tensor,
     return num
 
 
-def _den_from_products(step: LinearStep, a: torch.Tensor, b: torch.Tensor,
+def products_denominator(step: LinearStep, a: torch.Tensor, b: torch.Tensor,
                        live: tuple[int, ...]) -> torch.Tensor:
     """The sum denominator ``(B, L, m, p)`` by matrix products (no edge is materialised)."""
     form = step.form
@@ -74,7 +74,7 @@ def product_step(
         if form.direct and z is not None:  # every existing edge block sums to z
             den = form.stabilize(z.reshape(n_b, n_l, m, p) * len(live))
         else:
-            den = _den_from_products(step, a, b, live)
+            den = products_denominator(step, a, b, live)
         s = form.divide(r, den.unsqueeze(1))
         for t in form.terms:
             if 0 in live:
