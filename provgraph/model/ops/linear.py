@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -13,8 +14,18 @@ from provgraph.model.ops.base import LinearOp, Shape, csr_from_edges
 from provgraph.model.ops.pooling import crop_ceil_windows
 
 
-def _as_tensor(a: np.ndarray, like: torch.Tensor) -> torch.Tensor:
-    return torch.as_tensor(a, dtype=like.dtype, device=like.device)
+def constant_tensor(a: np.ndarray | torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A constant of the network (a weight, a bias) as a tensor of ``like``'s dtype and device.
+
+    Weights are kept read-only (the kernels share them without copies), and torch warns when it
+    wraps a read-only array without copying; forward passes only read the tensor, so the
+    warning is silenced here rather than paid for with a copy.
+    """
+    if not isinstance(a, np.ndarray) or a.flags.writeable:
+        return torch.as_tensor(a, dtype=like.dtype, device=like.device)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.as_tensor(a, dtype=like.dtype, device=like.device)
 
 
 @dataclass(eq=False)
@@ -32,8 +43,8 @@ class Dense(LinearOp):
     bias: np.ndarray | None = field(default=None, kw_only=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        bias = None if self.bias is None else _as_tensor(self.bias, x)
-        return F.linear(x, _as_tensor(self.weight, x).T, bias)  # one fused matrix product
+        bias = None if self.bias is None else constant_tensor(self.bias, x)
+        return F.linear(x, constant_tensor(self.weight, x).T, bias)  # one fused matrix product
 
     @staticmethod
     def positions(in_shape: Shape) -> int:
@@ -113,8 +124,8 @@ class Conv(LinearOp):
             torch_pads = [p for axis in reversed(range(d)) for p in (begin[axis], end[axis])]
             x = F.pad(x, torch_pads)
             padding = 0
-        w = _as_tensor(self.weight, x)
-        b = None if self.bias is None else _as_tensor(self.bias, x)
+        w = constant_tensor(self.weight, x)
+        b = None if self.bias is None else constant_tensor(self.bias, x)
         return conv(x, w, b, self.strides, padding, self.dilations, self.groups)
 
     def weight_matrices(self, in_shapes: list[Shape], out_shape: Shape) -> list[sp.csr_array]:
@@ -228,10 +239,10 @@ class Affine(LinearOp):
     shift: np.ndarray | None = field(default=None, kw_only=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        scale = _as_tensor(self.scale, x)
+        scale = constant_tensor(self.scale, x)
         if self.shift is None:
             return x * scale
-        return torch.addcmul(_as_tensor(self.shift, x), x, scale)  # one pass
+        return torch.addcmul(constant_tensor(self.shift, x), x, scale)  # one pass
 
     def weight_matrices(self, in_shapes: list[Shape], out_shape: Shape) -> list[sp.csr_array]:
         n = int(np.prod(out_shape))

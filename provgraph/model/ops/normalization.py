@@ -57,13 +57,10 @@ import torch.nn.functional as F
 
 from provgraph.errors import ProvgraphError
 from provgraph.model.ops.base import LinearOp, Shape, csr_from_edges
+from provgraph.model.ops.linear import constant_tensor
 
 #: γ and β of each normalisation as vectors over its block (:meth:`Normalization.forward`)
 _BLOCK_VECTORS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _as_tensor(a: np.ndarray, like: torch.Tensor) -> torch.Tensor:
-    return torch.as_tensor(a, dtype=like.dtype, device=like.device)
 
 
 class SampleAffineOp(LinearOp):
@@ -169,7 +166,7 @@ class Normalization(SampleAffineOp):
             if np.ndim(value) > len(block) or np.broadcast_shapes(np.shape(value), block) != block:
                 raise ValueError("not a vector over the block")
             vector = np.ascontiguousarray(np.broadcast_to(value, block)).reshape(-1)
-            kept[key] = (value, _as_tensor(vector, x))
+            kept[key] = (value, constant_tensor(vector, x))
         return kept[key][1]
 
     def _blocks(self, x: torch.Tensor) -> torch.Tensor:
@@ -198,11 +195,11 @@ class Normalization(SampleAffineOp):
         if self.weight is None:
             s = inv.expand(x.shape)
         else:
-            gamma = _as_tensor(self.weight, x)
+            gamma = constant_tensor(self.weight, x)
             s = (inv * gamma).expand(x.shape)
             shift = None if shift is None else shift * gamma
         if self.bias is not None:
-            beta = _as_tensor(self.bias, x)
+            beta = constant_tensor(self.bias, x)
             shift = beta.expand(x.shape) if shift is None else shift + beta
         t = None if shift is None else shift.expand(x.shape)
         return s, t

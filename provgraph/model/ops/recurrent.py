@@ -18,11 +18,7 @@ import scipy.sparse as sp
 import torch
 
 from provgraph.model.ops.base import LinearOp, Shape, csr_from_edges
-from provgraph.model.ops.linear import Dense
-
-
-def _as_tensor(a: np.ndarray, like: torch.Tensor) -> torch.Tensor:
-    return torch.as_tensor(a, dtype=like.dtype, device=like.device)
+from provgraph.model.ops.linear import Dense, constant_tensor
 
 
 @dataclass(eq=False)
@@ -43,8 +39,8 @@ class GatedBiasDense(LinearOp):
         return Dense(self.name, self.inputs[:1], self.output, weight=self.weight, bias=None)
 
     def forward(self, x: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
-        y = x @ _as_tensor(self.weight, x) + _as_tensor(self.bias, x)
-        return y + gate * _as_tensor(self.gated_bias, x)
+        y = x @ constant_tensor(self.weight, x) + constant_tensor(self.bias, x)
+        return y + gate * constant_tensor(self.gated_bias, x)
 
     def weight_matrices(self, in_shapes: list[Shape], out_shape: Shape) -> list[sp.csr_array]:
         n_gate, n_out = int(np.prod(in_shapes[1])), int(np.prod(out_shape))
