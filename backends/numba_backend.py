@@ -44,7 +44,7 @@ from provgraph.algebra.rule_form import RuleFormError
 from provgraph.algebra.semirings import RealSemiring, Semiring
 from provgraph.algebra.theta import IdentityTheta
 from provgraph.backends.base import Capabilities, StepContext, StepResult
-from provgraph.backends.numba_algebra import EdgeAlgebra, edge_algebra
+from provgraph.backends.numba_algebra import BOOL, EdgeAlgebra, edge_algebra
 from provgraph.backends.numba_weights import (
     conv_columns,
     conv_rows,
@@ -169,7 +169,8 @@ class NumbaBackend(TorchBackend):
         else:
             d = channels_last(window_denominator(step, a, z, win), 1)
         R = self._kernel_input(algebra, r_out, 2)
-        out = contract_window(algebra, S, V, Vpos, not conv, d, R, geo)
+        columns = conv_columns(op, weights) if conv and _by_inputs(algebra, weights) else None
+        out = contract_window(algebra, S, V, Vpos, not conv, d, R, geo, columns)
         r_in = self._from_kernel(step.carrier, out, (out.shape[0], out.shape[1]) + in_shape)
         den = torch.from_numpy(np.ascontiguousarray(d.transpose(0, 2, 1))).reshape(
             (d.shape[0],) + out_shape)
@@ -216,7 +217,10 @@ class NumbaBackend(TorchBackend):
             w = op_tensor(op, "weight", self.device, _F64)
             d = np.ascontiguousarray(dense_denominator(step, a2, z2, w, b).numpy())
         R = self._kernel_input(algebra, rows, 0)[:, :, None]
-        out = contract_window(algebra, S, V, no_pos, False, d[:, None], R, geo)[:, :, 0]
+        VT = (dense_columns(op, form.terms[0].weight)
+              if _by_inputs(algebra, [t.weight for t in form.terms]) else None)
+        columns = None if VT is None else VT[None, None, None]
+        out = contract_window(algebra, S, V, no_pos, False, d[:, None], R, geo, columns)[:, :, 0]
         r_in = self._from_kernel(step.carrier, out, tuple(out.shape))
         r_in = r_in.reshape(n_b, n_pos, n_t, n_in).transpose(1, 2)
         r_in = r_in.reshape((n_b, n_t) + tuple(a.shape[1:]))
@@ -243,6 +247,11 @@ class NumbaBackend(TorchBackend):
         if carrier.storage == torch.bool:
             return t != 0
         return t.to(carrier.storage)
+
+
+def _by_inputs(algebra: EdgeAlgebra, weights: list) -> bool:
+    """Boolean with a one-term rule: the kernel by input neurons reads rows of outputs."""
+    return algebra.integer and algebra.semiring == BOOL and len(weights) == 1
 
 
 def _float64_window(win: Window) -> Window:

@@ -20,6 +20,7 @@ import numpy as np
 
 from provgraph.algebra.counting_carriers import CountOverflowError
 from provgraph.backends.numba_algebra import (
+    BOOL,
     IDENTITY,
     NEGLOG,
     TROPICAL,
@@ -132,8 +133,14 @@ def _settle(algebra: EdgeAlgebra, out: np.ndarray, skip: bool) -> np.ndarray:
 
 
 def contract_window(algebra: EdgeAlgebra, S: np.ndarray, V: np.ndarray, Vpos: np.ndarray,
-                    pooled: bool, d: np.ndarray, R: np.ndarray, geo: np.ndarray) -> np.ndarray:
-    """``R_in (B, T, P_in, C_in)`` of a window op."""
+                    pooled: bool, d: np.ndarray, R: np.ndarray, geo: np.ndarray,
+                    columns: np.ndarray | None = None) -> np.ndarray:
+    """``R_in (B, T, P_in, C_in)`` of a window op.
+
+    ``columns``: the one term's weights by rows of output channels
+    ``(1, groups, K, C_in/groups, C_out/groups)``, with which Boolean runs by input neurons
+    (:mod:`~provgraph.backends.numba_boolean`).
+    """
     shape = (R.shape[0], R.shape[1], S.shape[2], S.shape[3])
     weights = Vpos if pooled else V
     skip = algebra.integer or _skips(algebra, S, weights, d, R)
@@ -141,6 +148,11 @@ def contract_window(algebra: EdgeAlgebra, S: np.ndarray, V: np.ndarray, Vpos: np
         return _factored_step(algebra, S, V, Vpos, pooled, d, R, geo, shape)
     out = _blank(algebra, shape, skip)
     inv = reciprocal(d)
+    if algebra.integer and algebra.semiring == BOOL and columns is not None and not pooled:
+        from provgraph.backends.numba_boolean import window_boolean
+
+        window_boolean(S, columns, d, inv, R, out, geo, algebra.theta, algebra.threshold)
+        return out
     if algebra.integer:
         if window_integer(S, V, Vpos, pooled, d, inv, R, out, geo, algebra.semiring,
                           algebra.theta, algebra.threshold):

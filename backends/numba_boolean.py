@@ -1,0 +1,115 @@
+r"""Boolean by input neurons: each input's edges read until the first one that holds.
+
+Boolean ⊕ = ∨ has ⊤ as its absorbing element: an input neuron ``j`` is ⊤ as soon as one edge
+``j → k`` has ``Θ(r_jk)`` true and ``R_k`` set, and none of its other edges can change that. The
+kernel therefore visits inputs, not outputs (no two tasks write the same neuron: no races), and
+reads each input's edges, a contiguous row of output channels per kernel offset, in chunks of
+:data:`CHUNK`, stopping at the first chunk with an edge that holds. A zero source with a threshold
+``θ > 0`` has ``r_jk = 0 < θ`` on every edge and is not read at all.
+
+Arrays (channels-last, spatial axes padded to three, as in
+:mod:`~provgraph.backends.numba_window`): ``S (1, B, P_in, C_in)`` the one term's sources,
+``VT (1, groups, K, C_in/groups, C_out/groups)`` its modified weights by rows of output channels,
+``d, inv (B, P_out, C_out)``, ``R (B, T, P_out, C_out)`` (0/1), ``out (B, T, P_in, C_in)``.
+Each edge is decided as the scatter kernels decide it: ``x = s·v·(1/d)`` against θ, and the exact
+``r = s·v / d`` within :data:`~provgraph.backends.numba_algebra.GUARD` of θ.
+"""
+
+from __future__ import annotations
+
+import numba
+from numba import prange
+
+from provgraph.backends.numba_algebra import GUARD, ONE
+
+#: output channels decided together before the kernel checks for an edge that holds
+CHUNK = 16
+
+
+@numba.njit(inline="always", cache=True)
+def _offset(i: int, p: int, q: int, dil: int, s: int, n_out: int) -> int:
+    """The output position whose window reaches input ``i`` at offset ``q`` (−1: none)."""
+    m = i + p - q * dil
+    if m < 0 or m % s != 0:
+        return -1
+    o = m // s
+    return o if o < n_out else -1
+
+
+@numba.njit(cache=True)
+def any_edge(vrow, sv, irow, drow, rrow, th, theta, tol) -> bool:
+    """Whether one of the edges ``s·v_c / d_c`` (with ``R_c`` set) passes Θ."""
+    n = vrow.shape[0]
+    for c0 in range(0, n, CHUNK):
+        c1 = min(n, c0 + CHUNK)
+        hit, near = 0, 0
+        if th == ONE:
+            for c in range(c0, c1):
+                hit |= rrow[c] != 0
+        else:
+            for c in range(c0, c1):
+                x = sv * vrow[c] * irow[c]
+                close = abs(x - theta) <= tol
+                live = rrow[c] != 0
+                hit |= live & (x >= theta) & (not close)
+                near |= live & close
+        if hit:
+            return True
+        if near:
+            for c in range(c0, c1):
+                x = sv * vrow[c] * irow[c]
+                if (rrow[c] != 0 and abs(x - theta) <= tol and drow[c] != 0.0
+                        and sv * vrow[c] / drow[c] >= theta):
+                    return True
+    return False
+
+
+@numba.njit(parallel=True, cache=True)
+def window_boolean(S, VT, d, inv, R, out, geo, th, theta):
+    """``out[b, t, j] = ∨_k Θ(r_jk) ∧ R_k`` by input neurons, in parallel over input rows."""
+    n_b, n_t, c_out, c_in = R.shape[0], R.shape[1], R.shape[3], out.shape[3]
+    in0, in1, in2, out0, out1, out2 = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5]
+    kk0, kk1, kk2, s0, s1, s2 = geo[6], geo[7], geo[8], geo[9], geo[10], geo[11]
+    d0, d1, d2, p0, p1, p2, groups = (
+        geo[12], geo[13], geo[14], geo[15], geo[16], geo[17], geo[18])
+    cin_g, cout_g = c_in // groups, c_out // groups
+    tol = GUARD * (abs(theta) + 1e-300)
+    silent = th != ONE and theta > tol  # r = 0 on every edge of a zero source: none holds
+    for item in prange(n_b * in0):
+        b, i0 = item // in0, item % in0
+        for i1 in range(in1):
+            for i2 in range(in2):
+                ip = (i0 * in1 + i1) * in2 + i2
+                for cj in range(c_in):
+                    sv = S[0, b, ip, cj]
+                    if silent and sv == 0.0:
+                        continue
+                    g, ci = cj // cin_g, cj % cin_g
+                    cb = g * cout_g
+                    for t in range(n_t):
+                        found = False
+                        for q0 in range(kk0):
+                            o0 = _offset(i0, p0, q0, d0, s0, out0)
+                            if o0 < 0:
+                                continue
+                            for q1 in range(kk1):
+                                o1 = _offset(i1, p1, q1, d1, s1, out1)
+                                if o1 < 0:
+                                    continue
+                                for q2 in range(kk2):
+                                    o2 = _offset(i2, p2, q2, d2, s2, out2)
+                                    if o2 < 0:
+                                        continue
+                                    o = (o0 * out1 + o1) * out2 + o2
+                                    kap = (q0 * kk1 + q1) * kk2 + q2
+                                    if any_edge(VT[0, g, kap, ci], sv,
+                                                inv[b, o, cb:cb + cout_g],
+                                                d[b, o, cb:cb + cout_g],
+                                                R[b, t, o, cb:cb + cout_g], th, theta, tol):
+                                        found = True
+                                        break
+                                if found:
+                                    break
+                            if found:
+                                break
+                        out[b, t, ip, cj] = found
