@@ -57,9 +57,9 @@ def any_edge(vrow, sv, irow, drow, rrow, th, theta, tol) -> bool:
             return True
         if near:
             for c in range(c0, c1):
-                x = sv * vrow[c] * irow[c]
-                if (rrow[c] != 0 and abs(x - theta) <= tol and drow[c] != 0.0
-                        and sv * vrow[c] / drow[c] >= theta):
+                x = sv * vrow[c] * irow[c]  # the exact r where d = 0 (1/d = 0: r = 0)
+                r = sv * vrow[c] / drow[c] if drow[c] != 0.0 else x
+                if rrow[c] != 0 and abs(x - theta) <= tol and r >= theta:
                     return True
     return False
 
