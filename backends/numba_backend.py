@@ -44,7 +44,7 @@ from provgraph.algebra.rule_form import RuleFormError
 from provgraph.algebra.semirings import RealSemiring, Semiring
 from provgraph.algebra.theta import IdentityTheta
 from provgraph.backends.base import Capabilities, StepContext, StepResult
-from provgraph.backends.numba_algebra import BOOL, EdgeAlgebra, edge_algebra
+from provgraph.backends.numba_algebra import EdgeAlgebra, edge_algebra
 from provgraph.backends.numba_weights import (
     conv_columns,
     conv_rows,
@@ -250,8 +250,8 @@ class NumbaBackend(TorchBackend):
 
 
 def _by_inputs(algebra: EdgeAlgebra, weights: list) -> bool:
-    """Boolean with a one-term rule: the kernel by input neurons reads rows of outputs."""
-    return algebra.integer and algebra.semiring == BOOL and len(weights) == 1
+    """Boolean or int64 Counting with a one-term rule: the kernel by input neurons."""
+    return algebra.integer and len(weights) == 1
 
 
 def _float64_window(win: Window) -> Window:

@@ -28,6 +28,7 @@ from provgraph.backends.numba_algebra import (
     EdgeAlgebra,
     reciprocal,
 )
+from provgraph.backends.numba_rows import INT_MAX
 from provgraph.backends.numba_weights import negative_log
 from provgraph.backends.numba_window import window_factored, window_float, window_integer
 
@@ -119,6 +120,15 @@ def _logs_step(S: np.ndarray, V: np.ndarray, Vpos: np.ndarray, pooled: bool, t: 
     return out + negative_log(S[0])[:, None]
 
 
+def _may_overflow(algebra: EdgeAlgebra, R: np.ndarray, columns: np.ndarray) -> bool:
+    """Whether a Counting sum over an input's edges could leave int64: ``max |R|`` times the
+    number of edges of one input (kernel offsets × output channels of its group)."""
+    if algebra.semiring == BOOL or R.size == 0:
+        return False
+    fan = columns.shape[2] * columns.shape[4]
+    return int(np.abs(R).max()) * fan > INT_MAX
+
+
 def _blank(algebra: EdgeAlgebra, shape: tuple[int, ...], skip: bool) -> np.ndarray:
     if algebra.integer:
         return np.zeros(shape, dtype=np.int64)
@@ -138,8 +148,8 @@ def contract_window(algebra: EdgeAlgebra, S: np.ndarray, V: np.ndarray, Vpos: np
     """``R_in (B, T, P_in, C_in)`` of a window op.
 
     ``columns``: the one term's weights by rows of output channels
-    ``(1, groups, K, C_in/groups, C_out/groups)``, with which Boolean runs by input neurons
-    (:mod:`~provgraph.backends.numba_boolean`).
+    ``(1, groups, K, C_in/groups, C_out/groups)``, with which Boolean and Counting run by input
+    neurons (:mod:`~provgraph.backends.numba_inputs`).
     """
     shape = (R.shape[0], R.shape[1], S.shape[2], S.shape[3])
     weights = Vpos if pooled else V
@@ -148,10 +158,14 @@ def contract_window(algebra: EdgeAlgebra, S: np.ndarray, V: np.ndarray, Vpos: np
         return _factored_step(algebra, S, V, Vpos, pooled, d, R, geo, shape)
     out = _blank(algebra, shape, skip)
     inv = reciprocal(d)
-    if algebra.integer and algebra.semiring == BOOL and columns is not None and not pooled:
-        from provgraph.backends.numba_boolean import window_boolean
+    if algebra.integer and columns is not None and not pooled and not _may_overflow(
+            algebra, R, columns):
+        # by inputs: zero sources skipped, each sum in a register (where no sum can overflow;
+        # otherwise the checked scatter kernel below is faster)
+        from provgraph.backends.numba_inputs import window_inputs
 
-        window_boolean(S, columns, d, inv, R, out, geo, algebra.theta, algebra.threshold)
+        window_inputs(S, columns, d, inv, R, out, geo, algebra.semiring, algebra.theta,
+                      algebra.threshold, False)
         return out
     if algebra.integer:
         if window_integer(S, V, Vpos, pooled, d, inv, R, out, geo, algebra.semiring,

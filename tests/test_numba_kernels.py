@@ -310,14 +310,15 @@ def test_dense_max_norm_by_sources_equals_each_sample(monkeypatch, semiring: str
         assert_agree(reference, batch[i], f"{semiring} digit {i}")
 
 
-def _boolean_by_edges(S, VT, d, R, geo, theta, one):
-    """Brute force: every edge of the window op, decided by ``r = s·v / d`` (0 where d = 0)."""
+def _count_by_edges(S, VT, d, R, geo, theta, one):
+    """Brute force: ``Σ_k Θ(r_jk) R_k`` over every edge of the window op, in Python integers,
+    each edge decided by ``r = s·v / d`` (0 where d = 0)."""
     n_b, n_t, _, c_out = R.shape
     in_sp, out_sp, kern = geo[0:3], geo[3:6], geo[6:9]
     strides, dil, pads, groups = geo[9:12], geo[12:15], geo[15:18], geo[18]
     c_in = S.shape[3]
     cin_g, cout_g = c_in // groups, c_out // groups
-    out = np.zeros((n_b, n_t, S.shape[2], c_in), dtype=np.int64)
+    out = np.zeros((n_b, n_t, S.shape[2], c_in), dtype=object)
     for o in np.ndindex(*out_sp):
         for q in np.ndindex(*kern):
             i = [o[a] * strides[a] - pads[a] + q[a] * dil[a] for a in range(3)]
@@ -333,8 +334,7 @@ def _boolean_by_edges(S, VT, d, R, geo, theta, one):
                     den = d[:, op_, co]
                     r = np.divide(num, den, out=np.zeros_like(num), where=den != 0)
                     holds = np.ones_like(r, bool) if one else r >= theta
-                    live = (R[:, :, op_, co] != 0) & holds[:, None]
-                    out[:, :, ip, cj] |= live
+                    out[:, :, ip, cj] += R[:, :, op_, co].astype(object) * holds[:, None]
     return out
 
 
@@ -346,11 +346,12 @@ def _boolean_by_edges(S, VT, d, R, geo, theta, one):
     ((3, 4, 5), 4, 8, (2, 2, 3), (1, 2, 1), (1, 1, 2), (1, 0, 1), 2),  # 3-D
 ])
 @pytest.mark.parametrize("mode", ["threshold", "near", "one"])
-def test_boolean_by_inputs_equals_every_edge(spatial, c_in, c_out, kernel, stride, dil, pad,
-                                             groups, mode) -> None:
-    """The Boolean kernel by input neurons (first edge that holds) against every edge."""
+@pytest.mark.parametrize("semiring", ["boolean", "counting"])
+def test_by_inputs_equals_every_edge(spatial, c_in, c_out, kernel, stride, dil, pad, groups,
+                                     mode, semiring) -> None:
+    """Boolean and Counting by input neurons, and the scatter kernel, against every edge."""
     from provgraph.backends.numba_algebra import BOOL, THRESHOLD, reciprocal
-    from provgraph.backends.numba_boolean import window_boolean
+    from provgraph.backends.numba_inputs import window_inputs
     from provgraph.backends.numba_window import geometry, window_integer
 
     rng = np.random.default_rng(len(spatial) * 100 + c_in)
@@ -362,19 +363,29 @@ def test_boolean_by_inputs_equals_every_edge(spatial, c_in, c_out, kernel, strid
     VT = rng.normal(size=(1, groups, int(np.prod(kernel)), c_in // groups, c_out // groups))
     VT = VT.astype(np.float32)
     d = rng.normal(size=(n_b, p_out, c_out)) * (rng.uniform(size=(n_b, p_out, c_out)) < 0.9)
-    R = (rng.uniform(size=(n_b, n_t, p_out, c_out)) < 0.05).astype(np.int64)
+    sparse = rng.uniform(size=(n_b, n_t, p_out, c_out)) < 0.05
+    R = sparse * (1 if semiring == "boolean" else rng.integers(1, 2**40, size=sparse.shape))
     theta = 0.8
     if mode == "near":  # θ equal to one edge's exact r: decided by the division, not 1/d
         theta = float(S[0, 0, 0, 0] * float(VT[0, 0, 0, 0, 0]) / d[0, 0, 0]) if d[0, 0, 0] else 0.8
-    expected = _boolean_by_edges(S, VT, d, R, geo, theta, mode == "one")
-    out = np.zeros_like(expected)
+    counts = _count_by_edges(S, VT, d, R, geo, theta, mode == "one")
+    expected = (counts > 0 if semiring == "boolean" else counts).astype(np.int64)
+    assert 0 < np.count_nonzero(expected) < expected.size  # neither trivially empty nor full
     th = ONE if mode == "one" else THRESHOLD
-    window_boolean(S, VT, d, reciprocal(d), R, out, geo, th, theta)
-    assert 0 < expected.sum() < expected.size  # neither trivially empty nor full
-    np.testing.assert_array_equal(out, expected)
+    sr = BOOL if semiring == "boolean" else COUNT
+    for checked in (False, True):
+        out = np.zeros_like(expected)
+        assert not window_inputs(S, VT, d, reciprocal(d), R, out, geo, sr, th, theta, checked)
+        np.testing.assert_array_equal(out, expected)
     # the scatter kernel (by outputs) on the same edges, weights by rows of input channels
     V = np.concatenate([VT[0, g].transpose(2, 0, 1) for g in range(groups)])[None]
     scattered = np.zeros_like(expected)
-    window_integer(S, V, np.zeros((1, 1)), False, d, reciprocal(d), R, scattered, geo, BOOL, th,
+    window_integer(S, V, np.zeros((1, 1)), False, d, reciprocal(d), R, scattered, geo, sr, th,
                    theta)
     np.testing.assert_array_equal(scattered, expected)
+    if semiring == "counting":  # sums past int64 are reported, not wrapped
+        scale = (2**63 - 1) // int(R.max())  # every R within int64, some sums past it
+        big = R * scale
+        assert int(counts.max()) * scale > 2**63 - 1
+        assert window_inputs(S, VT, d, reciprocal(d), big, np.zeros_like(out), geo, sr, th,
+                             theta, True)

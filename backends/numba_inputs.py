@@ -1,11 +1,16 @@
-r"""Boolean by input neurons: each input's edges read until the first one that holds.
+r"""Boolean and Counting by input neurons: a zero source's edges are never read.
 
-Boolean ⊕ = ∨ has ⊤ as its absorbing element: an input neuron ``j`` is ⊤ as soon as one edge
-``j → k`` has ``Θ(r_jk)`` true and ``R_k`` set, and none of its other edges can change that. The
-kernel therefore visits inputs, not outputs (no two tasks write the same neuron: no races), and
-reads each input's edges, a contiguous row of output channels per kernel offset, in chunks of
-:data:`CHUNK`, stopping at the first chunk with an edge that holds. A zero source with a threshold
-``θ > 0`` has ``r_jk = 0 < θ`` on every edge and is not read at all.
+The kernel visits inputs, not outputs (no two tasks write the same neuron: no races, and the
+sum of an input's contributions is formed in a register), reading each input's edges as a
+contiguous row of output channels per kernel offset. With a threshold ``θ > 0`` a zero source
+has ``r_jk = 0 < θ`` on every edge and is not read at all (after a ReLU, about half the inputs).
+
+- Boolean: ⊕ = ∨ has ⊤ as its absorbing element, so an input is ⊤ as soon as one edge
+  ``j → k`` has ``Θ(r_jk)`` true and ``R_k`` set; its edges are read in chunks of
+  :data:`CHUNK`, stopping at the first chunk with an edge that holds.
+- Counting (int64): ``R_j = Σ_k Θ(r_jk) R_k``. Where the caller cannot bound the sum below
+  ``2**63`` (``checked``), each addition is checked before it is formed, as in
+  :func:`~provgraph.backends.numba_rows.row_integer`; otherwise the row is a branch-free sum.
 
 Arrays (channels-last, spatial axes padded to three, as in
 :mod:`~provgraph.backends.numba_window`): ``S (1, B, P_in, C_in)`` the one term's sources,
@@ -18,9 +23,11 @@ Each edge is decided as the scatter kernels decide it: ``x = s·v·(1/d)`` again
 from __future__ import annotations
 
 import numba
+import numpy as np
 from numba import prange
 
-from provgraph.backends.numba_algebra import GUARD, ONE
+from provgraph.backends.numba_algebra import BOOL, GUARD, ONE
+from provgraph.backends.numba_rows import INT_MAX
 
 #: output channels decided together before the kernel checks for an edge that holds
 CHUNK = 16
@@ -64,9 +71,44 @@ def any_edge(vrow, sv, irow, drow, rrow, th, theta, tol) -> bool:
     return False
 
 
+@numba.njit(cache=True)
+def count_edges(acc, vrow, sv, irow, drow, rrow, th, theta, tol, checked):
+    """``(acc + Σ_c Θ(s·v_c / d_c) R_c, overflows)``."""
+    n = vrow.shape[0]
+    near, overflow = 0, 0
+    if checked:
+        for c in range(n):
+            x = sv * vrow[c] * irow[c]
+            close = abs(x - theta) <= tol
+            near += close
+            add = rrow[c] * ((th == ONE) | ((x >= theta) & (not close)))
+            overflow += acc > INT_MAX - add
+            acc += add
+    elif th == ONE:
+        for c in range(n):
+            acc += rrow[c]
+    else:
+        for c in range(n):
+            x = sv * vrow[c] * irow[c]
+            close = abs(x - theta) <= tol
+            near += close
+            acc += rrow[c] * ((x >= theta) & (not close))
+    if near > 0 and th != ONE:
+        for c in range(n):
+            x = sv * vrow[c] * irow[c]
+            r = sv * vrow[c] / drow[c] if drow[c] != 0.0 else x
+            if abs(x - theta) <= tol and r >= theta:
+                overflow += acc > INT_MAX - rrow[c]
+                acc += rrow[c]
+    return acc, overflow
+
+
 @numba.njit(parallel=True, cache=True)
-def window_boolean(S, VT, d, inv, R, out, geo, th, theta):
-    """``out[b, t, j] = ∨_k Θ(r_jk) ∧ R_k`` by input neurons, in parallel over input rows."""
+def window_inputs(S, VT, d, inv, R, out, geo, sr, th, theta, checked):
+    """``out[b, t, j] = ⊕_k Θ(r_jk) ⊗ R_k`` by input neurons, in parallel over input rows.
+
+    ``sr``: Boolean (∨, ∧) or Counting (+, ×); returns whether a Counting sum overflowed.
+    """
     n_b, n_t, c_out, c_in = R.shape[0], R.shape[1], R.shape[3], out.shape[3]
     in0, in1, in2, out0, out1, out2 = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5]
     kk0, kk1, kk2, s0, s1, s2 = geo[6], geo[7], geo[8], geo[9], geo[10], geo[11]
@@ -75,6 +117,7 @@ def window_boolean(S, VT, d, inv, R, out, geo, th, theta):
     cin_g, cout_g = c_in // groups, c_out // groups
     tol = GUARD * (abs(theta) + 1e-300)
     silent = th != ONE and theta > tol  # r = 0 on every edge of a zero source: none holds
+    overflows = np.zeros(n_b * in0, dtype=np.int64)  # one slot per task: no shared sum
     for item in prange(n_b * in0):
         b, i0 = item // in0, item % in0
         for i1 in range(in1):
@@ -88,6 +131,7 @@ def window_boolean(S, VT, d, inv, R, out, geo, th, theta):
                     cb = g * cout_g
                     for t in range(n_t):
                         found = False
+                        acc = 0
                         for q0 in range(kk0):
                             o0 = _offset(i0, p0, q0, d0, s0, out0)
                             if o0 < 0:
@@ -102,7 +146,13 @@ def window_boolean(S, VT, d, inv, R, out, geo, th, theta):
                                         continue
                                     o = (o0 * out1 + o1) * out2 + o2
                                     kap = (q0 * kk1 + q1) * kk2 + q2
-                                    if any_edge(VT[0, g, kap, ci], sv,
+                                    if sr != BOOL:
+                                        acc, over = count_edges(
+                                            acc, VT[0, g, kap, ci], sv,
+                                            inv[b, o, cb:cb + cout_g], d[b, o, cb:cb + cout_g],
+                                            R[b, t, o, cb:cb + cout_g], th, theta, tol, checked)
+                                        overflows[item] += over
+                                    elif any_edge(VT[0, g, kap, ci], sv,
                                                 inv[b, o, cb:cb + cout_g],
                                                 d[b, o, cb:cb + cout_g],
                                                 R[b, t, o, cb:cb + cout_g], th, theta, tol):
@@ -112,4 +162,5 @@ def window_boolean(S, VT, d, inv, R, out, geo, th, theta):
                                     break
                             if found:
                                 break
-                        out[b, t, ip, cj] = found
+                        out[b, t, ip, cj] = found if sr == BOOL else acc
+    return overflows.sum() > 0
