@@ -8,8 +8,9 @@ has ``r_jk = 0 < θ`` on every edge and is not read at all (after a ReLU, about 
 - Boolean: ⊕ = ∨ has ⊤ as its absorbing element, so an input is ⊤ as soon as one edge
   ``j → k`` has ``Θ(r_jk)`` true and ``R_k`` set; its edges are read in chunks of
   :data:`CHUNK`, stopping at the first chunk with an edge that holds.
-- Counting (int64): ``R_j = Σ_k Θ(r_jk) R_k``. Where the caller cannot bound the sum below
-  ``2**63`` (``checked``), each addition is checked before it is formed, as in
+- Counting (int64 or float64) and the real semiring with a threshold Θ:
+  ``R_j = Σ_k Θ(r_jk) R_k``. Where the caller cannot bound an int64 sum below ``2**63``
+  (``checked``), each addition is checked before it is formed, as in
   :func:`~provgraph.backends.numba_rows.row_integer`; otherwise the row is a branch-free sum.
 
 Arrays (channels-last, spatial axes padded to three, as in
@@ -26,7 +27,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from provgraph.backends.numba_algebra import BOOL, GUARD, ONE
+from provgraph.backends.numba_algebra import GUARD, ONE
 from provgraph.backends.numba_rows import INT_MAX
 
 #: output channels decided together before the kernel checks for an edge that holds
@@ -71,6 +72,46 @@ def any_edge(vrow, sv, irow, drow, rrow, th, theta, tol) -> bool:
     return False
 
 
+@numba.njit(inline="always", cache=True)
+def _held(x: float, theta: float, tol: float) -> bool:
+    """``x ≥ θ`` and not within rounding of θ (those are decided by the exact ratio)."""
+    return (x >= theta) & (abs(x - theta) > tol)
+
+
+@numba.njit(cache=True)
+def sum_held(acc, vrow, sv, irow, rrow, th, theta, tol):
+    """``(acc + Σ R_c`` over the edges that hold and are not within rounding of θ, how many
+    are within it``)``.
+
+    Four partial sums, so that the loop vectorises without reassociating float64 additions
+    (which the compiler may not do): a float64 sum of counts is exact below ``2**53`` and
+    otherwise within rounding of the reference's order.
+    """
+    n = vrow.shape[0]
+    near = 0
+    a0, a1, a2, a3 = acc * 0, acc * 0, acc * 0, acc * 0
+    m = n - n % 4
+    if th == ONE:
+        for c in range(0, m, 4):
+            a0 += rrow[c]
+            a1 += rrow[c + 1]
+            a2 += rrow[c + 2]
+            a3 += rrow[c + 3]
+        for c in range(m, n):
+            a0 += rrow[c]
+        return acc + ((a0 + a1) + (a2 + a3)), near
+    for c in range(n):
+        near += abs(sv * vrow[c] * irow[c] - theta) <= tol
+    for c in range(0, m, 4):
+        a0 += rrow[c] * _held(sv * vrow[c] * irow[c], theta, tol)
+        a1 += rrow[c + 1] * _held(sv * vrow[c + 1] * irow[c + 1], theta, tol)
+        a2 += rrow[c + 2] * _held(sv * vrow[c + 2] * irow[c + 2], theta, tol)
+        a3 += rrow[c + 3] * _held(sv * vrow[c + 3] * irow[c + 3], theta, tol)
+    for c in range(m, n):
+        a0 += rrow[c] * _held(sv * vrow[c] * irow[c], theta, tol)
+    return acc + ((a0 + a1) + (a2 + a3)), near
+
+
 @numba.njit(cache=True)
 def count_edges(acc, vrow, sv, irow, drow, rrow, th, theta, tol, checked):
     """``(acc + Σ_c Θ(s·v_c / d_c) R_c, overflows)``."""
@@ -84,15 +125,8 @@ def count_edges(acc, vrow, sv, irow, drow, rrow, th, theta, tol, checked):
             add = rrow[c] * ((th == ONE) | ((x >= theta) & (not close)))
             overflow += acc > INT_MAX - add
             acc += add
-    elif th == ONE:
-        for c in range(n):
-            acc += rrow[c]
     else:
-        for c in range(n):
-            x = sv * vrow[c] * irow[c]
-            close = abs(x - theta) <= tol
-            near += close
-            acc += rrow[c] * ((x >= theta) & (not close))
+        acc, near = sum_held(acc, vrow, sv, irow, rrow, th, theta, tol)
     if near > 0 and th != ONE:
         for c in range(n):
             x = sv * vrow[c] * irow[c]
@@ -104,10 +138,12 @@ def count_edges(acc, vrow, sv, irow, drow, rrow, th, theta, tol, checked):
 
 
 @numba.njit(parallel=True, cache=True)
-def window_inputs(S, VT, d, inv, R, out, geo, sr, th, theta, checked):
+def window_inputs(S, VT, d, inv, R, out, geo, boolean, th, theta, checked):
     """``out[b, t, j] = ⊕_k Θ(r_jk) ⊗ R_k`` by input neurons, in parallel over input rows.
 
-    ``sr``: Boolean (∨, ∧) or Counting (+, ×); returns whether a Counting sum overflowed.
+    ``boolean``: Boolean (∨, ∧, the first edge that holds), else a sum (+, ×) in ``out``'s
+    carrier (Counting in int64 or float64, the real semiring with a threshold Θ); returns whether
+    an int64 sum overflowed (only computed when ``checked``).
     """
     n_b, n_t, c_out, c_in = R.shape[0], R.shape[1], R.shape[3], out.shape[3]
     in0, in1, in2, out0, out1, out2 = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5]
@@ -131,7 +167,7 @@ def window_inputs(S, VT, d, inv, R, out, geo, sr, th, theta, checked):
                     cb = g * cout_g
                     for t in range(n_t):
                         found = False
-                        acc = 0
+                        acc = out[b, t, ip, cj]  # the blank: 0 in the carrier
                         for q0 in range(kk0):
                             o0 = _offset(i0, p0, q0, d0, s0, out0)
                             if o0 < 0:
@@ -146,7 +182,7 @@ def window_inputs(S, VT, d, inv, R, out, geo, sr, th, theta, checked):
                                         continue
                                     o = (o0 * out1 + o1) * out2 + o2
                                     kap = (q0 * kk1 + q1) * kk2 + q2
-                                    if sr != BOOL:
+                                    if not boolean:
                                         acc, over = count_edges(
                                             acc, VT[0, g, kap, ci], sv,
                                             inv[b, o, cb:cb + cout_g], d[b, o, cb:cb + cout_g],
@@ -162,5 +198,5 @@ def window_inputs(S, VT, d, inv, R, out, geo, sr, th, theta, checked):
                                     break
                             if found:
                                 break
-                        out[b, t, ip, cj] = found if sr == BOOL else acc
+                        out[b, t, ip, cj] = found if boolean else acc
     return overflows.sum() > 0

@@ -375,8 +375,15 @@ def test_by_inputs_equals_every_edge(spatial, c_in, c_out, kernel, stride, dil, 
     sr = BOOL if semiring == "boolean" else COUNT
     for checked in (False, True):
         out = np.zeros_like(expected)
-        assert not window_inputs(S, VT, d, reciprocal(d), R, out, geo, sr, th, theta, checked)
+        boolean = semiring == "boolean"
+        assert not window_inputs(S, VT, d, reciprocal(d), R, out, geo, boolean, th, theta,
+                                 checked)
         np.testing.assert_array_equal(out, expected)
+    if semiring == "counting":  # in float64 (Counting's float carrier, real with a threshold)
+        summed = np.zeros(expected.shape)
+        window_inputs(S, VT, d, reciprocal(d), R.astype(np.float64), summed, geo, False, th,
+                      theta, False)
+        np.testing.assert_allclose(summed, counts.astype(np.float64), rtol=1e-15)
     # the scatter kernel (by outputs) on the same edges, weights by rows of input channels
     V = np.concatenate([VT[0, g].transpose(2, 0, 1) for g in range(groups)])[None]
     scattered = np.zeros_like(expected)
@@ -387,5 +394,5 @@ def test_by_inputs_equals_every_edge(spatial, c_in, c_out, kernel, stride, dil, 
         scale = (2**63 - 1) // int(R.max())  # every R within int64, some sums past it
         big = R * scale
         assert int(counts.max()) * scale > 2**63 - 1
-        assert window_inputs(S, VT, d, reciprocal(d), big, np.zeros_like(out), geo, sr, th,
+        assert window_inputs(S, VT, d, reciprocal(d), big, np.zeros_like(out), geo, False, th,
                              theta, True)
