@@ -44,7 +44,7 @@ from provgraph.algebra.rule_form import RuleFormError
 from provgraph.algebra.semirings import RealSemiring, Semiring
 from provgraph.algebra.theta import IdentityTheta
 from provgraph.backends.base import Capabilities, StepContext, StepResult
-from provgraph.backends.numba_algebra import ONE, REAL, THRESHOLD, EdgeAlgebra, edge_algebra
+from provgraph.backends.numba_algebra import EdgeAlgebra, edge_algebra
 from provgraph.backends.numba_weights import (
     conv_columns,
     conv_rows,
@@ -250,10 +250,8 @@ class NumbaBackend(TorchBackend):
 
 
 def _by_inputs(algebra: EdgeAlgebra, weights: list) -> bool:
-    """A one-term rule in Boolean or a sum of thresholds (Counting, real with a threshold Θ):
-    the kernel by input neurons."""
-    summed = algebra.semiring == REAL and algebra.theta in (THRESHOLD, ONE)
-    return len(weights) == 1 and (algebra.integer or summed)
+    """Boolean or int64 Counting with a one-term rule: the kernel by input neurons may run."""
+    return algebra.integer and len(weights) == 1
 
 
 def _float64_window(win: Window) -> Window:
