@@ -199,7 +199,8 @@ class NumbaBackend(TorchBackend):
         else:
             d = channels_last(window_denominator(step, a, z, win), 1)
         R = self._kernel_input(algebra, r_out, 2)
-        out = contract_window(algebra, S, V, Vpos, not conv, d, R, geo)
+        columns = conv_columns(op, weights) if conv and _by_inputs(algebra, weights) else None
+        out = contract_window(algebra, S, V, Vpos, not conv, d, R, geo, columns)
         r_in = self._from_kernel(step.carrier, out, (out.shape[0], out.shape[1]) + in_shape)
         den = torch.from_numpy(np.ascontiguousarray(d.transpose(0, 2, 1))).reshape(
             (d.shape[0],) + out_shape)
@@ -290,7 +291,10 @@ class NumbaBackend(TorchBackend):
         else:
             d = np.ascontiguousarray(sum_denominator().numpy())
         R = self._kernel_input(algebra, rows, 0)[:, :, None]
-        out = contract_window(algebra, S, V, no_pos, False, d[:, None], R, geo)[:, :, 0]
+        VT = (dense_columns(op, form.terms[0].weight)
+              if _by_inputs(algebra, [t.weight for t in form.terms]) else None)
+        columns = None if VT is None else VT[None, None, None]
+        out = contract_window(algebra, S, V, no_pos, False, d[:, None], R, geo, columns)[:, :, 0]
         r_in = self._from_kernel(step.carrier, out, tuple(out.shape))
         return r_in, absorbed(step, b, torch.from_numpy(d), rows)
 
@@ -318,6 +322,11 @@ class NumbaBackend(TorchBackend):
         if carrier.storage == torch.bool:
             return t != 0
         return t.to(carrier.storage)
+
+
+def _by_inputs(algebra: EdgeAlgebra, weights: list) -> bool:
+    """Boolean or int64 Counting with a one-term rule: the kernel by input neurons may run."""
+    return algebra.integer and len(weights) == 1
 
 
 def _float64_window(win: Window) -> Window:

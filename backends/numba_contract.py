@@ -20,13 +20,16 @@ import numpy as np
 
 from provgraph.algebra.counting_carriers import CountOverflowError
 from provgraph.backends.numba_algebra import (
+    BOOL,
     IDENTITY,
     NEGLOG,
+    THRESHOLD,
     TROPICAL,
     VITERBI,
     EdgeAlgebra,
     reciprocal,
 )
+from provgraph.backends.numba_rows import INT_MAX
 from provgraph.backends.numba_weights import negative_log
 from provgraph.backends.numba_window import window_factored, window_float, window_integer
 
@@ -118,6 +121,33 @@ def _logs_step(S: np.ndarray, V: np.ndarray, Vpos: np.ndarray, pooled: bool, t: 
     return out + negative_log(S[0])[:, None]
 
 
+#: how much more an edge costs by inputs than by outputs, for a sum (measured on VGG-16's
+#: convolutions: a register sum of three loads per edge against a vectorised row update)
+BY_INPUTS_COST = 2.5
+
+
+def _sparse_sources(algebra: EdgeAlgebra, S: np.ndarray, R: np.ndarray,
+                    columns: np.ndarray) -> bool:
+    """Whether an int64 sum by inputs (zero sources skipped, θ > 0) reads fewer edges than by
+    outputs (zero relevance skipped) by more than :data:`BY_INPUTS_COST`, with no sum that could
+    overflow."""
+    if (not algebra.integer or algebra.theta != THRESHOLD or algebra.threshold <= 0.0
+            or _may_overflow(algebra, R, columns)):
+        return False  # a float64 sum by inputs does not vectorise (measured: slower)
+    sources = np.count_nonzero(S) / max(S.size, 1)
+    outputs = np.count_nonzero(R) / max(R.size, 1)
+    return sources * BY_INPUTS_COST < outputs
+
+
+def _may_overflow(algebra: EdgeAlgebra, R: np.ndarray, columns: np.ndarray) -> bool:
+    """Whether a Counting sum over an input's edges could leave int64: ``max |R|`` times the
+    number of edges of one input (kernel offsets × output channels of its group)."""
+    if not algebra.integer or algebra.semiring == BOOL or R.size == 0:
+        return False
+    fan = columns.shape[2] * columns.shape[4]
+    return int(np.abs(R).max()) * fan > INT_MAX
+
+
 def _blank(algebra: EdgeAlgebra, shape: tuple[int, ...], skip: bool) -> np.ndarray:
     if algebra.integer:
         return np.zeros(shape, dtype=np.int64)
@@ -132,8 +162,15 @@ def _settle(algebra: EdgeAlgebra, out: np.ndarray, skip: bool) -> np.ndarray:
 
 
 def contract_window(algebra: EdgeAlgebra, S: np.ndarray, V: np.ndarray, Vpos: np.ndarray,
-                    pooled: bool, d: np.ndarray, R: np.ndarray, geo: np.ndarray) -> np.ndarray:
-    """``R_in (B, T, P_in, C_in)`` of a window op."""
+                    pooled: bool, d: np.ndarray, R: np.ndarray, geo: np.ndarray,
+                    columns: np.ndarray | None = None) -> np.ndarray:
+    """``R_in (B, T, P_in, C_in)`` of a window op.
+
+    ``columns``: the one term's weights by rows of output channels
+    ``(1, groups, K, C_in/groups, C_out/groups)``, with which Boolean, Counting and the real
+    semiring with a threshold Θ or constant one run by input neurons
+    (:mod:`~provgraph.backends.numba_inputs`).
+    """
     shape = (R.shape[0], R.shape[1], S.shape[2], S.shape[3])
     weights = Vpos if pooled else V
     skip = algebra.integer or _skips(algebra, S, weights, d, R)
@@ -141,6 +178,14 @@ def contract_window(algebra: EdgeAlgebra, S: np.ndarray, V: np.ndarray, Vpos: np
         return _factored_step(algebra, S, V, Vpos, pooled, d, R, geo, shape)
     out = _blank(algebra, shape, skip)
     inv = reciprocal(d)
+    boolean = algebra.integer and algebra.semiring == BOOL
+    if columns is not None and not pooled and (boolean or _sparse_sources(algebra, S, R, columns)):
+        # by inputs: Boolean stops at an input's first edge that holds; a sum skips zero sources
+        from provgraph.backends.numba_inputs import window_inputs
+
+        window_inputs(S, columns, d, inv, R, out, geo, boolean, algebra.theta, algebra.threshold,
+                      False)
+        return out
     if algebra.integer:
         if window_integer(S, V, Vpos, pooled, d, inv, R, out, geo, algebra.semiring,
                           algebra.theta, algebra.threshold):

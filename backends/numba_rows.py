@@ -43,6 +43,12 @@ def edge_ratio(num: float, dk: float, inv: float, th: int, theta: float) -> floa
 
 
 @numba.njit(inline="always", cache=True)
+def exact_ratio(num: float, dk: float, x: float) -> float:
+    """``r = num / d``; where ``d = 0`` it is ``x = num · 0``, the reference's ``r = 0``."""
+    return num / dk if dk != 0.0 else x
+
+
+@numba.njit(inline="always", cache=True)
 def present(th: int, theta: float, r: float) -> bool:
     """Whether Θ maps ``r`` to K's one (threshold or constant one)."""
     return th == ONE or r >= theta
@@ -131,10 +137,10 @@ def row_integer(orow, srow, vrow, S, V, Vpos, pooled, fast, b, ip, cb, co, kap, 
             add = rk * ((x >= theta) & (not close))
             overflow += orow[ci] > INT_MAX - add
             orow[ci] += add
-    if near > 0 and dk != 0.0:
+    if near > 0:
         for ci in range(n):
             x = srow[ci] * vrow[ci] * ik
-            if abs(x - theta) <= tol and srow[ci] * vrow[ci] / dk >= theta:
+            if abs(x - theta) <= tol and exact_ratio(srow[ci] * vrow[ci], dk, x) >= theta:
                 if sr == BOOL:
                     orow[ci] = 1
                 else:
@@ -215,8 +221,8 @@ def row_threshold_sum(orow, srow, vrow, dk, ik, rk, theta):
         close = abs(x - theta) <= tol
         near += close
         orow[ci] += rk * ((x >= theta) & (not close))
-    if near > 0 and dk != 0.0:
+    if near > 0:
         for ci in range(n):
             x = srow[ci] * vrow[ci] * ik
-            if abs(x - theta) <= tol and srow[ci] * vrow[ci] / dk >= theta:
+            if abs(x - theta) <= tol and exact_ratio(srow[ci] * vrow[ci], dk, x) >= theta:
                 orow[ci] += rk

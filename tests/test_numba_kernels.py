@@ -308,3 +308,91 @@ def test_dense_max_norm_by_sources_equals_each_sample(monkeypatch, semiring: str
         target = [int(t) for t in batch.targets[i]]
         reference = single.aggregate(semiring, backend="scipy", target=target)
         assert_agree(reference, batch[i], f"{semiring} digit {i}")
+
+
+def _count_by_edges(S, VT, d, R, geo, theta, one):
+    """Brute force: ``Σ_k Θ(r_jk) R_k`` over every edge of the window op, in Python integers,
+    each edge decided by ``r = s·v / d`` (0 where d = 0)."""
+    n_b, n_t, _, c_out = R.shape
+    in_sp, out_sp, kern = geo[0:3], geo[3:6], geo[6:9]
+    strides, dil, pads, groups = geo[9:12], geo[12:15], geo[15:18], geo[18]
+    c_in = S.shape[3]
+    cin_g, cout_g = c_in // groups, c_out // groups
+    out = np.zeros((n_b, n_t, S.shape[2], c_in), dtype=object)
+    for o in np.ndindex(*out_sp):
+        for q in np.ndindex(*kern):
+            i = [o[a] * strides[a] - pads[a] + q[a] * dil[a] for a in range(3)]
+            if any(i[a] < 0 or i[a] >= in_sp[a] for a in range(3)):
+                continue
+            ip, op_ = np.ravel_multi_index(i, in_sp), np.ravel_multi_index(o, out_sp)
+            kap = np.ravel_multi_index(q, kern)
+            for co in range(c_out):
+                g = co // cout_g
+                for ci in range(cin_g):
+                    cj = g * cin_g + ci
+                    num = S[0, :, ip, cj] * float(VT[0, g, kap, ci, co - g * cout_g])
+                    den = d[:, op_, co]
+                    r = np.divide(num, den, out=np.zeros_like(num), where=den != 0)
+                    holds = np.ones_like(r, bool) if one else r >= theta
+                    out[:, :, ip, cj] += R[:, :, op_, co].astype(object) * holds[:, None]
+    return out
+
+
+@pytest.mark.parametrize(("spatial", "c_in", "c_out", "kernel", "stride", "dil", "pad", "groups"), [
+    ((7, 6), 3, 5, (3, 3), (1, 1), (1, 1), (1, 1), 1),
+    ((9, 8), 34, 19, (3, 2), (2, 1), (1, 2), (1, 0), 1),   # channels past one chunk of 16
+    ((8, 7), 6, 9, (2, 3), (1, 2), (2, 1), (0, 2), 3),     # groups, stride, dilation, padding
+    ((11,), 20, 36, (3,), (2,), (2,), (2,), 4),             # 1-D
+    ((3, 4, 5), 4, 8, (2, 2, 3), (1, 2, 1), (1, 1, 2), (1, 0, 1), 2),  # 3-D
+])
+@pytest.mark.parametrize("mode", ["threshold", "near", "one"])
+@pytest.mark.parametrize("semiring", ["boolean", "counting"])
+def test_by_inputs_equals_every_edge(spatial, c_in, c_out, kernel, stride, dil, pad, groups,
+                                     mode, semiring) -> None:
+    """Boolean and Counting by input neurons, and the scatter kernel, against every edge."""
+    from provgraph.backends.numba_algebra import BOOL, THRESHOLD, reciprocal
+    from provgraph.backends.numba_inputs import window_inputs
+    from provgraph.backends.numba_window import geometry, window_integer
+
+    rng = np.random.default_rng(len(spatial) * 100 + c_in)
+    out_sp = tuple((n + 2 * p - g * (k - 1) - 1) // s + 1
+                   for n, p, g, k, s in zip(spatial, pad, dil, kernel, stride))
+    geo = geometry(spatial, out_sp, kernel, stride, dil, pad, groups)
+    n_b, n_t, p_in, p_out = 2, 3, int(np.prod(spatial)), int(np.prod(out_sp))
+    S = rng.normal(size=(1, n_b, p_in, c_in)) * (rng.uniform(size=(1, n_b, p_in, c_in)) < 0.6)
+    VT = rng.normal(size=(1, groups, int(np.prod(kernel)), c_in // groups, c_out // groups))
+    VT = VT.astype(np.float32)
+    d = rng.normal(size=(n_b, p_out, c_out)) * (rng.uniform(size=(n_b, p_out, c_out)) < 0.9)
+    sparse = rng.uniform(size=(n_b, n_t, p_out, c_out)) < 0.05
+    R = sparse * (1 if semiring == "boolean" else rng.integers(1, 2**40, size=sparse.shape))
+    theta = 0.8
+    if mode == "near":  # θ equal to one edge's exact r: decided by the division, not 1/d
+        theta = float(S[0, 0, 0, 0] * float(VT[0, 0, 0, 0, 0]) / d[0, 0, 0]) if d[0, 0, 0] else 0.8
+    counts = _count_by_edges(S, VT, d, R, geo, theta, mode == "one")
+    expected = (counts > 0 if semiring == "boolean" else counts).astype(np.int64)
+    assert 0 < np.count_nonzero(expected) < expected.size  # neither trivially empty nor full
+    th = ONE if mode == "one" else THRESHOLD
+    sr = BOOL if semiring == "boolean" else COUNT
+    for checked in (False, True):
+        out = np.zeros_like(expected)
+        boolean = semiring == "boolean"
+        assert not window_inputs(S, VT, d, reciprocal(d), R, out, geo, boolean, th, theta,
+                                 checked)
+        np.testing.assert_array_equal(out, expected)
+    if semiring == "counting":  # in float64 (Counting's float carrier, real with a threshold)
+        summed = np.zeros(expected.shape)
+        window_inputs(S, VT, d, reciprocal(d), R.astype(np.float64), summed, geo, False, th,
+                      theta, False)
+        np.testing.assert_allclose(summed, counts.astype(np.float64), rtol=1e-15)
+    # the scatter kernel (by outputs) on the same edges, weights by rows of input channels
+    V = np.concatenate([VT[0, g].transpose(2, 0, 1) for g in range(groups)])[None]
+    scattered = np.zeros_like(expected)
+    window_integer(S, V, np.zeros((1, 1)), False, d, reciprocal(d), R, scattered, geo, sr, th,
+                   theta)
+    np.testing.assert_array_equal(scattered, expected)
+    if semiring == "counting":  # sums past int64 are reported, not wrapped
+        scale = (2**63 - 1) // int(R.max())  # every R within int64, some sums past it
+        big = R * scale
+        assert int(counts.max()) * scale > 2**63 - 1
+        assert window_inputs(S, VT, d, reciprocal(d), big, np.zeros_like(out), geo, False, th,
+                             theta, True)
