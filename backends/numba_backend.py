@@ -270,7 +270,8 @@ class NumbaBackend(TorchBackend):
         z2: torch.Tensor, b: torch.Tensor | None, rows: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The fused dense kernel on rows: ``S (terms, rows, 1, n_in)``, ``V (terms, n_out, 1,
-        n_in)``, ``VT (n_in, n_out)`` of a one-term rule or ``None``, the output ``z2 (rows,
+        n_in)``, ``VT (n_in, n_out)`` of a one-term rule or ``None`` (read by the max-norm
+        denominators by sources, and by Boolean and Counting by inputs), the output ``z2 (rows,
         n_out)`` and its relevance ``(rows, T, n_out)`` → ``R_in (rows, T, n_in)`` and the bias
         part ``(rows, T)``."""
         from provgraph.backends.numba_contract import contract_window
@@ -291,9 +292,8 @@ class NumbaBackend(TorchBackend):
         else:
             d = np.ascontiguousarray(sum_denominator().numpy())
         R = self._kernel_input(algebra, rows, 0)[:, :, None]
-        VT = (dense_columns(op, form.terms[0].weight)
-              if _by_inputs(algebra, [t.weight for t in form.terms]) else None)
-        columns = None if VT is None else VT[None, None, None]
+        by_inputs = VT is not None and _by_inputs(algebra, [t.weight for t in form.terms])
+        columns = VT[None, None, None] if by_inputs else None
         out = contract_window(algebra, S, V, no_pos, False, d[:, None], R, geo, columns)[:, :, 0]
         r_in = self._from_kernel(step.carrier, out, tuple(out.shape))
         return r_in, absorbed(step, b, torch.from_numpy(d), rows)
