@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# The CPU build of torch; a plain requirement could pull a multi-GB CUDA build.
+# The CPU build of torch, pinned in every install that could upgrade it (timm requires
+# torchvision, whose newest release would otherwise pull a newer, multi-GB CUDA torch).
 TORCH_PIN := torch==2.13.0
 
 .PHONY: install demo test lint docs clean
@@ -12,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH_PIN)
-	$(BIN)/python -m pip install --quiet -e ".[test,docs]"
+	$(BIN)/python -m pip install --quiet $(TORCH_PIN) -e ".[test,docs]"
 	$(BIN)/python -m pip install --quiet --no-deps zennit==0.5.1
 	$(BIN)/python -m pip install --quiet --no-deps quantus==0.6.0
 	$(BIN)/python -m pip install --quiet --no-deps lxt==2.1
