@@ -15,6 +15,37 @@ import onnx
 from onnx import helper, numpy_helper
 
 
+class ConstantValues:
+    """The values of a graph's constant tensors, read from their protos only when asked for.
+
+    Rewrites ask for a few scalars; reading every initializer up front would copy the weights
+    and would fail on data that :mod:`~provgraph.importers.validation` reports later, in one
+    line, as the broken tensor it is. An unreadable tensor therefore reads as ``None`` here.
+    """
+
+    def __init__(self) -> None:
+        self._protos: dict[str, onnx.TensorProto] = {}
+        self._read: dict[str, np.ndarray | None] = {}
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._protos
+
+    def add(self, name: str, proto: onnx.TensorProto) -> None:
+        """Register ``proto`` as the value of ``name``."""
+        self._protos[name] = proto
+        self._read.pop(name, None)
+
+    def get(self, name: str) -> np.ndarray | None:
+        """The value of ``name``; ``None`` for a tensor that is not constant or not readable."""
+        if name not in self._read:
+            proto = self._protos.get(name)
+            try:
+                self._read[name] = None if proto is None else numpy_helper.to_array(proto)
+            except (ValueError, KeyError, TypeError):
+                self._read[name] = None
+        return self._read[name]
+
+
 @dataclass
 class GraphIndex:
     """Producers, reader counts and constant tensors of an ONNX graph."""
@@ -22,19 +53,21 @@ class GraphIndex:
     producer: dict[str, onnx.NodeProto]
     readers: Counter
     constants: set[str]
-    values: dict[str, np.ndarray]
+    values: ConstantValues
     outputs: set[str]
 
     @classmethod
     def of(cls, graph: onnx.GraphProto) -> GraphIndex:
-        values = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
-        constants = set(values)
+        values = ConstantValues()
+        for t in graph.initializer:
+            values.add(t.name, t)
+        constants = {t.name for t in graph.initializer}
         producer = {}
         for node in graph.node:
             for out in node.output:
                 producer[out] = node
             if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
-                values[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+                values.add(node.output[0], node.attribute[0].t)
             random = node.op_type.startswith(("Random", "Bernoulli", "Multinomial"))
             if not random and all(t in constants for t in node.input if t):
                 constants.update(node.output)
