@@ -37,7 +37,6 @@ counting carrier and ops without a kernel.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, ClassVar
@@ -231,12 +230,9 @@ class NumbaBackend(TorchBackend):
         VT = dense_columns(op, form.terms[0].weight) if len(form.terms) == 1 else None
         w = None if form.direct or form.maxnorm else op_tensor(op, "weight", self.device, _F64)
         r_in, part = self._rows_step(step, algebra, S, V, VT, lambda: dense_denominator(
-            step, a2, z2, w, b), z2, b, rows)
+            step, a2, z2, w, b), z2, b, rows, n_b)
         r_in = r_in.reshape(n_b, n_pos, n_t, n_in).transpose(1, 2)
-        r_in = r_in.reshape((n_b, n_t) + tuple(a.shape[1:]))
-        if part is not None and n_pos > 1:
-            part = step.carrier.reduce(part.reshape(n_b, n_pos, n_t), (1,))
-        return [r_in], part
+        return [r_in.reshape((n_b, n_t) + tuple(a.shape[1:]))], part
 
     def _fused_patches(
         self, op: Conv, step: LinearStep, algebra: EdgeAlgebra,
@@ -246,8 +242,7 @@ class NumbaBackend(TorchBackend):
         (:mod:`~provgraph.backends.numba_patches`; direct and max-norm denominators)."""
         a, z = values[op.inputs[0]], values[op.output]
         in_shape, kernel = tuple(a.shape[1:]), tuple(op.weight.shape[2:])
-        n_b, n_t = r_out.shape[:2]
-        n_pos = math.prod(z.shape[2:])
+        n_b = r_out.shape[0]
         b = op_tensor(op, "bias", self.device, _F64)
         form = step.form
         S = np.stack([np.ascontiguousarray(patches(form.source(t, a, in_shape), kernel).numpy())
@@ -258,22 +253,19 @@ class NumbaBackend(TorchBackend):
         V = read_only(np.stack([np.ascontiguousarray(v, dtype=dtype) for v in terms])[:, :, None])
         z2 = positions_last(z, 1)
         r_in, part = self._rows_step(step, algebra, S, V, None, None, z2, b,
-                                     positions_last(r_out, 2))
-        r_in = from_patches(r_in, n_b, in_shape, kernel)
-        if part is not None and n_pos > 1:
-            part = step.carrier.reduce(part.reshape(n_b, n_pos, n_t), (1,))
-        return [r_in], part
+                                     positions_last(r_out, 2), n_b)
+        return [from_patches(r_in, n_b, in_shape, kernel)], part
 
     def _rows_step(
         self, step: LinearStep, algebra: EdgeAlgebra, S: np.ndarray, V: np.ndarray,
         VT: np.ndarray | None, sum_denominator: Callable[[], torch.Tensor] | None,
-        z2: torch.Tensor, b: torch.Tensor | None, rows: torch.Tensor,
+        z2: torch.Tensor, b: torch.Tensor | None, rows: torch.Tensor, n_b: int,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The fused dense kernel on rows: ``S (terms, rows, 1, n_in)``, ``V (terms, n_out, 1,
         n_in)``, ``VT (n_in, n_out)`` of a one-term rule or ``None`` (read by the max-norm
         denominators by sources, and by Boolean and Counting by inputs), the output ``z2 (rows,
-        n_out)`` and its relevance ``(rows, T, n_out)`` → ``R_in (rows, T, n_in)`` and the bias
-        part ``(rows, T)``."""
+        n_out)`` and its relevance ``(rows, T, n_out)``, the rows being ``n_b`` samples × their
+        positions → ``R_in (rows, T, n_in)`` and the bias part ``(n_b, T)``, ⊕ over positions."""
         from provgraph.backends.numba_contract import contract_window
         from provgraph.backends.numba_window import columns_absmax, geometry, rows_absmax
 
@@ -296,7 +288,11 @@ class NumbaBackend(TorchBackend):
         columns = VT[None, None, None] if by_inputs else None
         out = contract_window(algebra, S, V, no_pos, False, d[:, None], R, geo, columns)[:, :, 0]
         r_in = self._from_kernel(step.carrier, out, tuple(out.shape))
-        return r_in, absorbed(step, b, torch.from_numpy(d), rows)
+        part = absorbed(step, b, torch.from_numpy(d), rows)
+        n_pos = rows.shape[0] // n_b
+        if part is not None and n_pos > 1:
+            part = step.carrier.reduce(part.reshape(n_b, n_pos, -1), (1,))
+        return r_in, part
 
     @staticmethod
     def _kernel_input(algebra: EdgeAlgebra, r_out: torch.Tensor, spatial: int) -> np.ndarray:

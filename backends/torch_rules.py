@@ -13,7 +13,6 @@ Any rule that declares a form runs here; nothing depends on the rule's class.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,11 +45,6 @@ class TorchForm(RuleForm):
     @classmethod
     def of(cls, form: RuleForm, rule: Rule | None = None) -> TorchForm:
         return cls(form.terms, form.bias, form.denominator, form.epsilon, form.low, form.high, rule)
-
-    @functools.cached_property
-    def direct(self) -> bool:
-        """:attr:`RuleForm.direct`, computed once: the kernels ask it at every op of a walk."""
-        return RuleForm.direct.fget(self)
 
     def source(self, term: Term, a: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
         """``s_t(a)`` for activations ``a`` of shape ``(B, *shape)``."""

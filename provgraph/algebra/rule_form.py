@@ -22,6 +22,7 @@ Interpreting, Explaining and Visualizing Deep Learning, LNCS 11700, 2019.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from dataclasses import dataclass, fields
@@ -177,10 +178,11 @@ class RuleForm:
         """Whether the denominator is the max-norm ``max(|b'_k|, max_j |z_jk|) + ε``."""
         return self.denominator == "maxnorm"
 
-    @property
+    @functools.cached_property
     def direct(self) -> bool:
         """Whether ``z_jk = a_j w_jk`` and ``b' = b`` with a sum: the denominator is then the
-        op's own output ``z_k`` stabilised (kernels may reuse the forward pass)."""
+        op's own output ``z_k`` stabilised (kernels may reuse the forward pass). Computed once
+        per form: kernels ask it at every op of a walk."""
         plain = (Term("a", IDENTITY),)
         return not self.maxnorm and self.terms == plain and self.bias == IDENTITY
 
