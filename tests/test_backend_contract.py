@@ -23,12 +23,11 @@ from test_brute_force import (
     PROVGRAPH_RULES,
     assert_path_folds,
     case,
-    default_theta,
+    edge_annotations,
 )
 from torch_checks import one_thread_per_worker  # noqa: F401 (autouse fixture)
 
 import provgraph.engine.driver as driver
-from provgraph.algebra.semirings import get_semiring
 from provgraph.backends import (
     BACKENDS,
     Backend,
@@ -96,9 +95,7 @@ def test_the_primitive_alone_equals_brute_force(
         pytest.skip("no CUDA device")
     engine = ENGINES[engine_name]()
     c = case(model)
-    k = get_semiring(semiring)
-    theta = default_theta(semiring)
-    ann = [theta(r) if e.w is not None else k.one for r, e in zip(c.r(rule), c.ref.edges)]
+    k, ann = edge_annotations(c, semiring, c.r(rule))
     rel = c.graph.aggregate(
         k, rule=PROVGRAPH_RULES[rule], target=list(range(c.classes)), backend=engine
     )

@@ -468,20 +468,30 @@ def _close(k: Semiring, got: Any, want: Any, scale: float = 0.0) -> bool:
     return abs(got - want) <= 1e-9 * max(abs(want), scale)
 
 
-@pytest.mark.parametrize("model", MODELS)
-def test_reference_forward_matches_the_network(model: str) -> None:
-    c = case(model)
+def assert_forward_matches(c: Case) -> None:
+    """provgraph's forward trace equals the reference's value of every tensor."""
     for tensor, value in c.ref.values.items():
         np.testing.assert_allclose(c.graph.trace.flat(tensor), value.reshape(-1), atol=1e-12)
+
+
+def edge_annotations(c: Case, semiring: str, r: list) -> tuple[Semiring, list]:
+    """The semiring and each reference edge's annotation: ``Θ(r)`` on weighted edges (the
+    semiring's default Θ), K's one on the others."""
+    k = get_semiring(semiring)
+    theta = default_theta(semiring)
+    return k, [theta(w) if e.w is not None else k.one for w, e in zip(r, c.ref.edges)]
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_reference_forward_matches_the_network(model: str) -> None:
+    assert_forward_matches(case(model))
 
 
 @pytest.mark.parametrize("model", MODELS)
 @pytest.mark.parametrize(("semiring", "rule"), CONFIGS)
 def test_every_neuron_equals_the_fold_over_its_paths(model: str, semiring: str, rule: str) -> None:
     c = case(model)
-    k = get_semiring(semiring)
-    theta = default_theta(semiring)
-    ann = [theta(r) if e.w is not None else k.one for r, e in zip(c.r(rule), c.ref.edges)]
+    k, ann = edge_annotations(c, semiring, c.r(rule))
     rel = c.graph.aggregate(
         k, rule=PROVGRAPH_RULES[rule], target=list(range(c.classes)), init="one"
     )

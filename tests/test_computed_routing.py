@@ -26,14 +26,14 @@ from test_brute_force import (
     Reference,
     _all_paths,
     apply_layer,
+    assert_forward_matches,
     assert_path_folds,
-    default_theta,
+    edge_annotations,
     rule_weights,
     to_op,
 )
 from torch import nn
 
-from provgraph.algebra.semirings import get_semiring
 from provgraph.engine.annotation import AnnotatedGraph
 from provgraph.errors import UnsupportedOpError
 from provgraph.importers import load_onnx
@@ -287,19 +287,14 @@ def brute_case(kind: str) -> Case:
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_brute_force_forward_matches_the_network(kind: str) -> None:
-    c = brute_case(kind)
-    for tensor, value in c.ref.values.items():
-        np.testing.assert_allclose(c.graph.trace.flat(tensor), value.reshape(-1), atol=1e-12)
+    assert_forward_matches(brute_case(kind))
 
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize(("semiring", "rule"), CONFIGS)
 def test_every_neuron_equals_the_fold_over_its_paths(kind: str, semiring: str, rule: str) -> None:
     c = brute_case(kind)
-    k = get_semiring(semiring)
-    theta = default_theta(semiring)
-    ann = [theta(r) if e.w is not None else k.one for r, e in zip(_reference_r(c.ref, rule),
-                                                                   c.ref.edges)]
+    k, ann = edge_annotations(c, semiring, _reference_r(c.ref, rule))
     rel = c.graph.aggregate(k, rule=PROVGRAPH_RULES[rule], target=[0, 1], init="one")
     assert assert_path_folds(c, k, ann, rel) > 0
 

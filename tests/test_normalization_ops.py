@@ -31,8 +31,9 @@ from test_brute_force import (
     Reference,
     _all_paths,
     apply_layer,
+    assert_forward_matches,
     assert_path_folds,
-    default_theta,
+    edge_annotations,
 )
 from test_symbolic import assert_relevance_equal
 
@@ -376,9 +377,7 @@ def norm_case(kind: str) -> Case:
 
 def test_reference_forward_matches_the_normalisation() -> None:
     for kind in NORMS:
-        c = norm_case(kind)
-        for tensor, value in c.ref.values.items():
-            np.testing.assert_allclose(c.graph.trace.flat(tensor), value.reshape(-1), atol=1e-12)
+        assert_forward_matches(norm_case(kind))
 
 
 @pytest.mark.parametrize("kind", list(NORMS))
@@ -388,9 +387,7 @@ def test_every_neuron_equals_the_fold_over_its_paths(
     kind: str, semiring: str, rule: str, backend: str
 ) -> None:
     c = norm_case(kind)
-    k = get_semiring(semiring)
-    theta = default_theta(semiring)
-    ann = [theta(r) if e.w is not None else k.one for r, e in zip(c.r(rule), c.ref.edges)]
+    k, ann = edge_annotations(c, semiring, c.r(rule))
     rel = c.graph.aggregate(k, rule=PROVGRAPH_RULES[rule], target=[0, 1], init="one",
                             backend=backend)
     assert assert_path_folds(c, k, ann, rel) > 0
