@@ -57,6 +57,7 @@ from provgraph.backends.numba_weights import (
     dense_rows,
     modified,
     read_only,
+    small_weights,
 )
 from provgraph.backends.torch_backend import DEFAULT_BUDGET, TorchBackend
 from provgraph.backends.torch_conv import Window, window_denominator
@@ -166,6 +167,7 @@ class NumbaBackend(TorchBackend):
         values: dict[str, torch.Tensor], r_out: torch.Tensor,
     ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
         from provgraph.backends.numba_contract import contract_window
+        from provgraph.backends.numba_masks import applies as masks_apply
         from provgraph.backends.numba_window import geometry, window_absmax
 
         a, z = values[op.inputs[0]], values[op.output]
@@ -198,12 +200,33 @@ class NumbaBackend(TorchBackend):
         else:
             d = channels_last(window_denominator(step, a, z, win), 1)
         R = self._kernel_input(algebra, r_out, 2)
-        columns = conv_columns(op, weights) if conv and _by_inputs(algebra, weights) else None
-        out = contract_window(algebra, S, V, Vpos, not conv, d, R, geo, columns)
-        r_in = self._from_kernel(step.carrier, out, (out.shape[0], out.shape[1]) + in_shape)
+        if conv and masks_apply(algebra, len(weights), R):
+            r_in = self._masked(op, step, algebra, S, d, R, r_out, geo, in_shape, out_shape)
+        else:
+            columns = conv_columns(op, weights) if conv and _by_inputs(algebra, weights) else None
+            out = contract_window(algebra, S, V, Vpos, not conv, d, R, geo, columns)
+            r_in = self._from_kernel(step.carrier, out, (out.shape[0], out.shape[1]) + in_shape)
         den = torch.from_numpy(np.ascontiguousarray(d.transpose(0, 2, 1))).reshape(
             (d.shape[0],) + out_shape)
         return [r_in], absorbed(step, bias, den, r_out)
+
+    def _masked(
+        self, op: Conv, step: LinearStep, algebra: EdgeAlgebra, S: np.ndarray, d: np.ndarray,
+        R: np.ndarray, r_out: torch.Tensor, geo: np.ndarray, in_shape: tuple, out_shape: tuple,
+    ) -> torch.Tensor:
+        """A threshold sum over a convolution as transposed convolutions of sign masks with the
+        edges near θ corrected (:mod:`~provgraph.backends.numba_masks`)."""
+        from provgraph.backends.numba_masks import mask_contract
+
+        weights = step.form.terms[0].weight
+        w = np.asarray(op.weight)
+        v = torch.from_numpy(np.ascontiguousarray(modified(w, weights)))
+        win = self._window(op, in_shape, out_shape)
+        r_in = mask_contract(win.adjoint, algebra, S, v, small_weights(op, weights),
+                             conv_columns(op, [weights]), d, R, r_out, geo, in_shape)
+        if step.carrier.storage == torch.bool:
+            return r_in != 0
+        return r_in.to(step.carrier.storage)
 
     def _conv_geometry(self, op: Conv, d: int) -> tuple:
         """Kernel, strides, dilations, leading pads, groups and ``(C_out, 1, …)`` bias of a Conv."""

@@ -35,7 +35,7 @@ CHUNK = 16
 
 
 @numba.njit(inline="always", cache=True)
-def _offset(i: int, p: int, q: int, dil: int, s: int, n_out: int) -> int:
+def reaching_output(i: int, p: int, q: int, dil: int, s: int, n_out: int) -> int:
     """The output position whose window reaches input ``i`` at offset ``q`` (−1: none)."""
     m = i + p - q * dil
     if m < 0 or m % s != 0:
@@ -169,15 +169,15 @@ def window_inputs(S, VT, d, inv, R, out, geo, boolean, th, theta, checked):
                         found = False
                         acc = out[b, t, ip, cj]  # the blank: 0 in the carrier
                         for q0 in range(kk0):
-                            o0 = _offset(i0, p0, q0, d0, s0, out0)
+                            o0 = reaching_output(i0, p0, q0, d0, s0, out0)
                             if o0 < 0:
                                 continue
                             for q1 in range(kk1):
-                                o1 = _offset(i1, p1, q1, d1, s1, out1)
+                                o1 = reaching_output(i1, p1, q1, d1, s1, out1)
                                 if o1 < 0:
                                     continue
                                 for q2 in range(kk2):
-                                    o2 = _offset(i2, p2, q2, d2, s2, out2)
+                                    o2 = reaching_output(i2, p2, q2, d2, s2, out2)
                                     if o2 < 0:
                                         continue
                                     o = (o0 * out1 + o1) * out2 + o2

@@ -33,6 +33,8 @@ import numpy as np
 from provgraph.algebra.rule_form import Weights
 from provgraph.model.ops import Conv, Dense, Op
 
+#: the share of each input channel's weights :func:`small_weights` keeps sorted
+SMALL_SHARE = 8
 #: the largest layout kept between calls (VGG-16's largest convolution: 9.4 MB in float32)
 CACHED_BYTES = 2**26
 
@@ -140,6 +142,47 @@ def dense_columns(op: Dense, weights: Weights) -> np.ndarray | None:
         return read_only(np.ascontiguousarray(modified(w, weights)))
 
     return _cached(op, ("columns", weights), build)
+
+
+def smallest_weights(v: np.ndarray, groups: int
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each input channel's smallest non-zero weights, ascending in ``|v|``.
+
+    ``v (C_out, C_in/groups, K)`` → ``values (groups, C_in/groups, m)`` (signed, float64; 0 pads a
+    channel with fewer), ``index`` (same shape, ``κ · C_out/groups + c_out`` within the group) and
+    ``cut (groups, C_in/groups)``: every non-zero weight outside the list has ``|v| ≥ cut``
+    (``inf`` when the list holds them all).
+    """
+    c_out, cin_g, k = v.shape
+    cout_g = c_out // groups
+    # (groups, C_in/groups, K · C_out/groups): an input channel's edges, κ-major
+    cols = v.reshape(groups, cout_g, cin_g, k).transpose(0, 2, 3, 1).reshape(groups, cin_g, -1)
+    fan = cols.shape[2]
+    m = max(1, min(fan, -(-fan // SMALL_SHARE)))
+    mag = np.abs(cols).astype(np.float64)
+    mag[mag == 0.0] = np.inf  # a zero weight is no edge: never in the list
+    if m < fan:
+        part = np.argpartition(mag, m, axis=2)
+        cut = np.take_along_axis(mag, part[..., m:m + 1], axis=2)[..., 0]
+        part = part[..., :m]
+    else:
+        part = np.broadcast_to(np.arange(fan), mag.shape).copy()
+        cut = np.full(mag.shape[:2], np.inf)
+    order = np.take_along_axis(part, np.argsort(np.take_along_axis(mag, part, 2), 2), 2)
+    values = np.take_along_axis(cols, order, axis=2).astype(np.float64)
+    values[~np.isfinite(np.take_along_axis(mag, order, 2))] = 0.0
+    return np.ascontiguousarray(values), np.ascontiguousarray(order.astype(np.int64)), cut
+
+
+def small_weights(op: Conv, weights: Weights) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`smallest_weights` of a convolution's ``v(w)``, cached on the op."""
+    key = ("small", weights)
+    store = _LAYOUTS.setdefault(op, {})
+    if key not in store:
+        w = np.asarray(op.weight)
+        store[key] = smallest_weights(modified(w, weights).reshape(w.shape[0], w.shape[1], -1),
+                                    op.groups)
+    return store[key]
 
 
 def negative_log(v: np.ndarray) -> np.ndarray:

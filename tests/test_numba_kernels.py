@@ -16,6 +16,7 @@ import torch
 from models import MODELS, WITH_BATCHNORM, _settle, build, export_onnx
 from torch import nn
 from torch_checks import assert_agree, one_thread_per_worker  # noqa: F401 (autouse fixture)
+from window_edges import count_by_edges
 
 from provgraph import importers
 from provgraph.algebra.composites import Composite, Entry
@@ -310,34 +311,6 @@ def test_dense_max_norm_by_sources_equals_each_sample(monkeypatch, semiring: str
         assert_agree(reference, batch[i], f"{semiring} digit {i}")
 
 
-def _count_by_edges(S, VT, d, R, geo, theta, one):
-    """Brute force: ``Σ_k Θ(r_jk) R_k`` over every edge of the window op, in Python integers,
-    each edge decided by ``r = s·v / d`` (0 where d = 0)."""
-    n_b, n_t, _, c_out = R.shape
-    in_sp, out_sp, kern = geo[0:3], geo[3:6], geo[6:9]
-    strides, dil, pads, groups = geo[9:12], geo[12:15], geo[15:18], geo[18]
-    c_in = S.shape[3]
-    cin_g, cout_g = c_in // groups, c_out // groups
-    out = np.zeros((n_b, n_t, S.shape[2], c_in), dtype=object)
-    for o in np.ndindex(*out_sp):
-        for q in np.ndindex(*kern):
-            i = [o[a] * strides[a] - pads[a] + q[a] * dil[a] for a in range(3)]
-            if any(i[a] < 0 or i[a] >= in_sp[a] for a in range(3)):
-                continue
-            ip, op_ = np.ravel_multi_index(i, in_sp), np.ravel_multi_index(o, out_sp)
-            kap = np.ravel_multi_index(q, kern)
-            for co in range(c_out):
-                g = co // cout_g
-                for ci in range(cin_g):
-                    cj = g * cin_g + ci
-                    num = S[0, :, ip, cj] * float(VT[0, g, kap, ci, co - g * cout_g])
-                    den = d[:, op_, co]
-                    r = np.divide(num, den, out=np.zeros_like(num), where=den != 0)
-                    holds = np.ones_like(r, bool) if one else r >= theta
-                    out[:, :, ip, cj] += R[:, :, op_, co].astype(object) * holds[:, None]
-    return out
-
-
 @pytest.mark.parametrize(("spatial", "c_in", "c_out", "kernel", "stride", "dil", "pad", "groups"), [
     ((7, 6), 3, 5, (3, 3), (1, 1), (1, 1), (1, 1), 1),
     ((9, 8), 34, 19, (3, 2), (2, 1), (1, 2), (1, 0), 1),   # channels past one chunk of 16
@@ -368,7 +341,7 @@ def test_by_inputs_equals_every_edge(spatial, c_in, c_out, kernel, stride, dil, 
     theta = 0.8
     if mode == "near":  # θ equal to one edge's exact r: decided by the division, not 1/d
         theta = float(S[0, 0, 0, 0] * float(VT[0, 0, 0, 0, 0]) / d[0, 0, 0]) if d[0, 0, 0] else 0.8
-    counts = _count_by_edges(S, VT, d, R, geo, theta, mode == "one")
+    counts = count_by_edges(S, VT, d, R, geo, theta, mode == "one")
     expected = (counts > 0 if semiring == "boolean" else counts).astype(np.int64)
     assert 0 < np.count_nonzero(expected) < expected.size  # neither trivially empty nor full
     th = ONE if mode == "one" else THRESHOLD
