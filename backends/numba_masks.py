@@ -60,17 +60,39 @@ def applies(algebra: EdgeAlgebra, n_terms: int, R: np.ndarray) -> bool:
     return algebra.integer or (algebra.semiring == REAL and float(R.min()) >= 0.0)
 
 
-def limbs(R: torch.Tensor, fan: int) -> tuple[list[torch.Tensor], int]:
-    """Counts ``R ≥ 0`` (int64) as float64 limbs of ``bits`` bits, least significant first, so
-    that a sum of ``fan`` values of each is exact in float64; returns ``(limbs, bits)``."""
+def limb_bits(R: np.ndarray, fan: int) -> tuple[int, int]:
+    """``(bits, n)``: counts ``0 ≤ R < 2**63`` cut into ``n`` limbs of ``bits`` bits, so that a
+    sum of ``fan`` values of one limb is exact in float64."""
     bits = 53 - int(fan).bit_length()
-    if not R.numel() or int(R.max()) < 2**bits:
-        return [R.to(torch.float64)], bits
-    out, rest, mask = [], R, 2**bits - 1
-    while bool(rest.any()):
-        out.append((rest & mask).to(torch.float64))
-        rest = rest >> bits
-    return out, bits
+    top = int(R.max()) if R.size else 0
+    return bits, max(1, -(-top.bit_length() // bits))
+
+
+@numba.njit(parallel=True, cache=True)
+def split_by_sign(R, d, bits, out):
+    """``out[i, 0 | 1, b, t, c, p]``: limb ``i`` of ``R (B, T, C, P)`` where ``d (B, C, P)`` is
+    ``> 0`` (0) or ``< 0`` (1), 0 elsewhere (one limb: ``R`` itself, float or integer); returns
+    whether any ``R ≠ 0`` lies where ``d > 0`` and where ``d < 0``."""
+    n_limbs = out.shape[0]
+    n_b, n_t, c, p = R.shape
+    mod = np.int64(1) << bits
+    seen = np.zeros((n_b * c, 2), dtype=np.int64)  # one row per task: no shared flag
+    for item in prange(n_b * c):
+        b, ch = item // c, item % c
+        for t in range(n_t):
+            for q in range(p):
+                r, dk = R[b, t, ch, q], d[b, ch, q]
+                side = 0 if dk > 0.0 else 1
+                live = r != 0 and dk != 0.0
+                seen[item, side] += live
+                div = np.int64(1)
+                for i in range(n_limbs):
+                    x = r if n_limbs == 1 else (r // div) % mod
+                    out[i, side, b, t, ch, q] = x if live else 0
+                    out[i, 1 - side, b, t, ch, q] = 0
+                    div *= mod
+    total = seen.sum(axis=0)
+    return total[0] > 0, total[1] > 0
 
 
 def join_limbs(sums: list[torch.Tensor], bits: int) -> torch.Tensor:
@@ -98,25 +120,15 @@ class SignMasks:
         return self._masks[positive]
 
 
-def sign_counts(adjoint, rows: torch.Tensor, d: torch.Tensor, S: torch.Tensor,
-                masks: SignMasks) -> torch.Tensor:
+def sign_counts(adjoint, parts: dict[bool, torch.Tensor], S: torch.Tensor, masks: SignMasks,
+                shape: tuple[int, ...]) -> torch.Tensor:
     """``G (B, T, C_in, *in)`` of the module docstring in float64, except where ``s_j = 0``
     (the caller's kernel sets those to 0).
 
-    ``adjoint(s, weight)``: the op's transposed convolution; ``rows (B, T, C_out, *out)`` the
-    relevance in float64, ``d (B, C_out, *out)``, ``S (B, C_in, *in)`` the sources.
+    ``adjoint(s, weight)``: the op's transposed convolution; ``parts``: the relevance
+    ``(B·T, C_out, *out)`` where ``d > 0`` (``True``) and where ``d < 0`` (``False``), each
+    present only where it is not all 0; ``S (B, C_in, *in)`` the sources.
     """
-    n_b, n_t = rows.shape[:2]
-    flat = (n_b * n_t,) + tuple(rows.shape[2:])
-    if bool((d > 0).all()):
-        parts = {True: rows.reshape(flat)}
-    else:
-        parts = {}
-        for positive, mask in ((True, d > 0), (False, d < 0)):
-            part = rows * mask.unsqueeze(1)
-            if bool(part.any()):
-                parts[positive] = part.reshape(flat)
-    shape = (n_b, n_t, S.shape[1]) + tuple(S.shape[2:])
     if not parts:
         return torch.zeros(shape, dtype=torch.float64)
 
@@ -274,19 +286,23 @@ def mask_contract(adjoint, algebra: EdgeAlgebra, S: np.ndarray, v: torch.Tensor,
     :class:`~provgraph.algebra.counting_carriers.CountOverflowError` where an int64 count would
     overflow.
     """
-    n_b = S.shape[1]
-    out_sp = tuple(r_out.shape[3:])
-    d_t = torch.from_numpy(np.ascontiguousarray(d.transpose(0, 2, 1))).reshape(
-        (n_b, d.shape[2]) + out_sp)
+    n_b, n_t, c_out = r_out.shape[:3]
+    out_sp, in_sp = tuple(r_out.shape[3:]), tuple(in_shape[1:])
     s_t = torch.from_numpy(np.ascontiguousarray(S[0].transpose(0, 2, 1))).reshape(
-        (n_b, S.shape[3]) + tuple(in_shape[1:]))
+        (n_b, S.shape[3]) + in_sp)
+    rows = r_out.to(torch.int64 if algebra.integer else torch.float64).reshape(
+        n_b, n_t, c_out, -1).contiguous().numpy()
+    bits, n_limbs = limb_bits(rows, columns.shape[2] * columns.shape[4]) if algebra.integer \
+        else (52, 1)
+    split = np.empty((n_limbs, 2) + rows.shape)
+    seen = split_by_sign(rows, np.ascontiguousarray(d.transpose(0, 2, 1)), bits, split)
     masks = SignMasks(v)
-    if algebra.integer:
-        fan = columns.shape[2] * columns.shape[4]
-        parts, bits = limbs(r_out.to(torch.int64), fan)
-        G = join_limbs([sign_counts(adjoint, p, d_t, s_t, masks) for p in parts], bits)
-    else:
-        G = sign_counts(adjoint, r_out.to(torch.float64), d_t, s_t, masks)
+    shape = (n_b, n_t, S.shape[3]) + in_sp
+    sums = [sign_counts(adjoint, {side == 0: torch.from_numpy(split[i, side]).reshape(
+        (n_b * n_t, c_out) + out_sp) for side in (0, 1) if seen[side]}, s_t, masks, shape)
+        for i in range(n_limbs)]
+    del split
+    G = join_limbs(sums, bits) if algebra.integer else sums[0]
     flat = G.reshape(G.shape[0], G.shape[1], G.shape[2], -1).numpy()
     values, index, cut = small
     inv = reciprocal(d)
