@@ -22,7 +22,11 @@ Algebra exploited:
   (:mod:`~provgraph.backends.numba_contract`);
 - Counting in exact int64 (an overflow raises
   :class:`~provgraph.algebra.counting_carriers.CountOverflowError`), Boolean as 0/1; Counting in
-  float64 (and real with a threshold Θ) through a branch-free float64 row.
+  float64 (and real with a threshold Θ) through a branch-free float64 row;
+- Counting over a convolution with a threshold Θ: away from θ an edge holds by the signs of its
+  factors alone, so the sum is a few float64 transposed convolutions of the weights' sign masks
+  (exact for integers, in limbs past ``2**53``), and only the edges with the smallest weights
+  are decided one by one (:mod:`~provgraph.backends.numba_masks`).
 
 Weights are prepared once per op in the kernels' layouts and the network's own dtype
 (:mod:`~provgraph.backends.numba_weights`): no float64 weight copy, a ``Gemm`` weight read in
