@@ -3,8 +3,9 @@
 It is the torch backend on the CPU (same relevance tensors ``(B, T, *shape)``, batches of
 samples and targets, carriers, routing, max pooling, elementwise steps and Counting's overflow
 check) whose dense, convolution and average-pooling steps run as fused
-``@numba.njit(parallel=True, cache=True)`` kernels (:mod:`~provgraph.backends.numba_window`,
-:mod:`~provgraph.backends.numba_contract`; a dense op is a 1×1 convolution): channels-last, the
+``@numba.njit(nogil=True, cache=True)`` kernels called from a thread pool
+(:mod:`~provgraph.backends.numba_window`, :mod:`~provgraph.backends.numba_contract`,
+:mod:`~provgraph.backends.numba_threads`; a dense op is a 1×1 convolution): channels-last, the
 edge weight ``r_jk`` and ``Θ(r_jk)`` computed in registers and never stored, outputs whose
 relevance is K's zero skipped. A per-token dense op takes samples × tokens as its rows; a
 convolution whose windows tile its input is a dense op per patch

@@ -24,11 +24,10 @@ Each edge is decided as the scatter kernels decide it: ``x = s·v·(1/d)`` again
 from __future__ import annotations
 
 import numba
-import numpy as np
-from numba import prange
 
 from provgraph.backends.numba_algebra import GUARD, ONE
 from provgraph.backends.numba_rows import INT_MAX
+from provgraph.backends.numba_threads import over_rows
 
 #: output channels decided together before the kernel checks for an edge that holds
 CHUNK = 16
@@ -137,66 +136,83 @@ def count_edges(acc, vrow, sv, irow, drow, rrow, th, theta, tol, checked):
     return acc, overflow
 
 
-@numba.njit(parallel=True, cache=True)
-def window_inputs(S, VT, d, inv, R, out, geo, boolean, th, theta, checked):
-    """``out[b, t, j] = ⊕_k Θ(r_jk) ⊗ R_k`` by input neurons, in parallel over input rows.
+def window_inputs(S, VT, d, inv, R, out, geo, boolean, th, theta, checked) -> bool:
+    """``out[b, t, j] = ⊕_k Θ(r_jk) ⊗ R_k`` by input neurons, in parallel over input rows
+    (:func:`~provgraph.backends.numba_threads.over_rows`).
 
     ``boolean``: Boolean (∨, ∧, the first edge that holds), else a sum (+, ×) in ``out``'s
     carrier (Counting in int64 or float64, the real semiring with a threshold Θ); returns whether
     an int64 sum overflowed (only computed when ``checked``).
     """
-    n_b, n_t, c_out, c_in = R.shape[0], R.shape[1], R.shape[3], out.shape[3]
-    in0, in1, in2, out0, out1, out2 = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5]
+    n_rows = R.shape[0] * int(geo[0])
+    return sum(over_rows(_inputs_rows, n_rows, S, VT, d, inv, R, out, geo, boolean, th, theta,
+                         checked)) > 0
+
+
+@numba.njit(nogil=True, cache=True)
+def _inputs_rows(S, VT, d, inv, R, out, geo, boolean, th, theta, checked, start, stop):
+    """:func:`window_inputs` for the rows ``start … stop`` of samples × ``i0``."""
+    in0, overflow = geo[0], 0
+    for item in range(start, stop):
+        overflow += _inputs_slab(S, VT, d, inv, R, out, geo, boolean, th, theta, checked,
+                                 item // in0, item % in0)
+    return overflow
+
+
+@numba.njit(cache=True)
+def _inputs_slab(S, VT, d, inv, R, out, geo, boolean, th, theta, checked, b, i0):
+    """:func:`window_inputs` for the inputs ``(b, i0, ·, ·, ·)``; returns its overflows."""
+    n_t, c_out, c_in = R.shape[1], R.shape[3], out.shape[3]
+    in1, in2, out0, out1, out2 = geo[1], geo[2], geo[3], geo[4], geo[5]
     kk0, kk1, kk2, s0, s1, s2 = geo[6], geo[7], geo[8], geo[9], geo[10], geo[11]
     d0, d1, d2, p0, p1, p2, groups = (
         geo[12], geo[13], geo[14], geo[15], geo[16], geo[17], geo[18])
     cin_g, cout_g = c_in // groups, c_out // groups
     tol = GUARD * (abs(theta) + 1e-300)
     silent = th != ONE and theta > tol  # r = 0 on every edge of a zero source: none holds
-    overflows = np.zeros(n_b * in0, dtype=np.int64)  # one slot per task: no shared sum
-    for item in prange(n_b * in0):
-        b, i0 = item // in0, item % in0
-        for i1 in range(in1):
-            for i2 in range(in2):
-                ip = (i0 * in1 + i1) * in2 + i2
-                for cj in range(c_in):
-                    sv = S[0, b, ip, cj]
-                    if silent and sv == 0.0:
-                        continue
-                    g, ci = cj // cin_g, cj % cin_g
-                    cb = g * cout_g
-                    for t in range(n_t):
-                        found = False
-                        acc = out[b, t, ip, cj]  # the blank: 0 in the carrier
-                        for q0 in range(kk0):
-                            o0 = reaching_output(i0, p0, q0, d0, s0, out0)
-                            if o0 < 0:
+    overflow = 0
+    for i1 in range(in1):
+        for i2 in range(in2):
+            ip = (i0 * in1 + i1) * in2 + i2
+            for cj in range(c_in):
+                sv = S[0, b, ip, cj]
+                if silent and sv == 0.0:
+                    continue
+                g, ci = cj // cin_g, cj % cin_g
+                cb = g * cout_g
+                for t in range(n_t):
+                    found = False
+                    acc = out[b, t, ip, cj]  # the blank: 0 in the carrier
+                    for q0 in range(kk0):
+                        o0 = reaching_output(i0, p0, q0, d0, s0, out0)
+                        if o0 < 0:
+                            continue
+                        for q1 in range(kk1):
+                            o1 = reaching_output(i1, p1, q1, d1, s1, out1)
+                            if o1 < 0:
                                 continue
-                            for q1 in range(kk1):
-                                o1 = reaching_output(i1, p1, q1, d1, s1, out1)
-                                if o1 < 0:
+                            for q2 in range(kk2):
+                                o2 = reaching_output(i2, p2, q2, d2, s2, out2)
+                                if o2 < 0:
                                     continue
-                                for q2 in range(kk2):
-                                    o2 = reaching_output(i2, p2, q2, d2, s2, out2)
-                                    if o2 < 0:
-                                        continue
-                                    o = (o0 * out1 + o1) * out2 + o2
-                                    kap = (q0 * kk1 + q1) * kk2 + q2
-                                    if not boolean:
-                                        acc, over = count_edges(
-                                            acc, VT[0, g, kap, ci], sv,
-                                            inv[b, o, cb:cb + cout_g], d[b, o, cb:cb + cout_g],
-                                            R[b, t, o, cb:cb + cout_g], th, theta, tol, checked)
-                                        overflows[item] += over
-                                    elif any_edge(VT[0, g, kap, ci], sv,
-                                                inv[b, o, cb:cb + cout_g],
-                                                d[b, o, cb:cb + cout_g],
-                                                R[b, t, o, cb:cb + cout_g], th, theta, tol):
-                                        found = True
-                                        break
-                                if found:
+                                o = (o0 * out1 + o1) * out2 + o2
+                                kap = (q0 * kk1 + q1) * kk2 + q2
+                                if not boolean:
+                                    acc, over = count_edges(
+                                        acc, VT[0, g, kap, ci], sv,
+                                        inv[b, o, cb:cb + cout_g], d[b, o, cb:cb + cout_g],
+                                        R[b, t, o, cb:cb + cout_g], th, theta, tol, checked)
+                                    overflow += over
+                                elif any_edge(VT[0, g, kap, ci], sv,
+                                            inv[b, o, cb:cb + cout_g],
+                                            d[b, o, cb:cb + cout_g],
+                                            R[b, t, o, cb:cb + cout_g], th, theta, tol):
+                                    found = True
                                     break
                             if found:
                                 break
-                        out[b, t, ip, cj] = found if boolean else acc
-    return overflows.sum() > 0
+                        if found:
+                            break
+                    out[b, t, ip, cj] = found if boolean else acc
+    return overflow
+

@@ -31,7 +31,6 @@ from __future__ import annotations
 import numba
 import numpy as np
 import torch
-from numba import prange
 
 from provgraph.algebra.counting_carriers import CountOverflowError
 from provgraph.backends.numba_algebra import (
@@ -45,6 +44,7 @@ from provgraph.backends.numba_algebra import (
 from provgraph.backends.numba_contract import OVERFLOW
 from provgraph.backends.numba_inputs import count_edges, reaching_output
 from provgraph.backends.numba_rows import INT_MAX
+from provgraph.backends.numba_threads import over_rows
 
 #: relative margin between ``|s_j| |v| m`` and θ beyond which an edge is decided by signs alone
 MARGIN = 1e-6
@@ -73,31 +73,41 @@ def limb_bits(R: np.ndarray, fan: int) -> tuple[int, int]:
     return bits, max(1, -(-top.bit_length() // bits))
 
 
-@numba.njit(parallel=True, cache=True)
-def split_by_sign(R, d, bits, out):
+def split_by_sign(R, d, bits, out) -> np.ndarray:
     """``out[i, 0 | 1, b, t, c, p]``: limb ``i`` of ``R (B, T, C, P)`` where ``d (B, C, P)`` is
     ``> 0`` (0) or ``< 0`` (1), 0 elsewhere (one limb: ``R`` itself, float or integer); returns
     whether any ``R ≠ 0`` lies where ``d > 0`` and where ``d < 0``."""
-    n_limbs = out.shape[0]
-    n_b, n_t, c, p = R.shape
+    n_rows = R.shape[0] * R.shape[2]
+    seen = np.zeros((n_rows, 2), dtype=np.int64)  # one row per sample and channel
+    over_rows(_split_rows, n_rows, R, d, bits, out, seen)
+    return seen.any(axis=0)
+
+
+@numba.njit(nogil=True, cache=True)
+def _split_rows(R, d, bits, out, seen, start, stop):
+    """:func:`split_by_sign` for the rows ``start … stop`` of samples × channels."""
+    c = R.shape[2]
+    for item in range(start, stop):
+        _split_channel(R, d, bits, out, item // c, item % c, seen[item])
+
+
+@numba.njit(cache=True)
+def _split_channel(R, d, bits, out, b, ch, seen):
+    """:func:`split_by_sign` for the channel ``ch`` of sample ``b``."""
+    n_limbs, n_t, p = out.shape[0], R.shape[1], R.shape[3]
     mod = np.int64(1) << bits
-    seen = np.zeros((n_b * c, 2), dtype=np.int64)  # one row per task: no shared flag
-    for item in prange(n_b * c):
-        b, ch = item // c, item % c
-        for t in range(n_t):
-            for q in range(p):
-                r, dk = R[b, t, ch, q], d[b, ch, q]
-                side = 0 if dk > 0.0 else 1
-                live = r != 0 and dk != 0.0
-                seen[item, side] += live
-                div = np.int64(1)
-                for i in range(n_limbs):
-                    x = r if n_limbs == 1 else (r // div) % mod
-                    out[i, side, b, t, ch, q] = x if live else 0
-                    out[i, 1 - side, b, t, ch, q] = 0
-                    div *= mod
-    total = seen.sum(axis=0)
-    return total[0] > 0, total[1] > 0
+    for t in range(n_t):
+        for q in range(p):
+            r, dk = R[b, t, ch, q], d[b, ch, q]
+            side = 0 if dk > 0.0 else 1
+            live = r != 0 and dk != 0.0
+            seen[side] += live
+            div = np.int64(1)
+            for i in range(n_limbs):
+                x = r if n_limbs == 1 else (r // div) % mod
+                out[i, side, b, t, ch, q] = x if live else 0
+                out[i, 1 - side, b, t, ch, q] = 0
+                div *= mod
 
 
 def join_limbs(sums: list[torch.Tensor], bits: int) -> torch.Tensor:
@@ -157,78 +167,93 @@ def least_reciprocal(inv: np.ndarray, R: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(mag), mag, 0.0)
 
 
-@numba.njit(parallel=True, cache=True)
 def correct_near_threshold(S, VT, d, inv, R, G, geo, values, index, cut, least, integer,
-                           theta):
+                           theta) -> int:
     """Settle ``G (B, T, C_in, P_in)`` in place into ``Σ_k [r_jk ≥ θ] R_k``; returns how many
     int64 sums overflowed.
 
     ``integer``: ``G`` is int64 (Counting: every subtraction exact), else float64
     (there an input that would lose more than half of ``G_j`` to the subtraction is summed
-    anew).
+    anew). In parallel over samples × the first input axis (each task owns its inputs).
     """
-    n_b, n_t, c_out, c_in = R.shape[0], R.shape[1], R.shape[3], G.shape[2]
-    in0, in1, in2, out0, out1, out2 = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5]
+    return sum(over_rows(_settle_rows, R.shape[0] * int(geo[0]), S, VT, d, inv, R, G, geo,
+                         values, index, cut, least, integer, theta))
+
+
+@numba.njit(nogil=True, cache=True)
+def _settle_rows(S, VT, d, inv, R, G, geo, values, index, cut, least, integer, theta, start,
+                 stop):
+    """:func:`correct_near_threshold` for the rows ``start … stop`` of samples × ``i0``."""
+    in0, overflow = geo[0], 0
+    for item in range(start, stop):
+        b, i0 = item // in0, item % in0
+        overflow += _settle_slab(S, VT, d, inv, R, G, geo, values, index, cut, least[b],
+                                 integer, theta, b, i0)
+    return overflow
+
+
+@numba.njit(cache=True)
+def _settle_slab(S, VT, d, inv, R, G, geo, values, index, cut, m, integer, theta, b, i0):
+    """:func:`correct_near_threshold` for the inputs ``(b, i0, ·, ·, ·)``."""
+    n_t, c_out, c_in = R.shape[1], R.shape[3], G.shape[2]
+    in1, in2, out0, out1, out2 = geo[1], geo[2], geo[3], geo[4], geo[5]
     kk1, kk2, s0, s1, s2 = geo[7], geo[8], geo[9], geo[10], geo[11]
     d0, d1, d2, p0, p1, p2, groups = (
         geo[12], geo[13], geo[14], geo[15], geo[16], geo[17], geo[18])
     cin_g, cout_g = c_in // groups, c_out // groups
     tol = GUARD * (abs(theta) + 1e-300)
-    overflows = np.zeros(n_b * in0, dtype=np.int64)  # one slot per task: no shared sum
-    for item in prange(n_b * in0):
-        b, i0 = item // in0, item % in0
-        corr = np.zeros_like(G[b, :, 0, 0])
-        m = least[b]
-        for i1 in range(in1):
-            for i2 in range(in2):
-                ip = (i0 * in1 + i1) * in2 + i2
-                for cj in range(c_in):
-                    sv = S[0, b, ip, cj]
-                    if sv == 0.0 or m == 0.0:
-                        for t in range(n_t):
-                            G[b, t, cj, ip] = 0
-                        continue
-                    g, ci = cj // cin_g, cj % cin_g
-                    tau = theta * (1.0 + MARGIN) / (abs(sv) * m)
-                    anew = tau > cut[g, ci]
-                    if not anew:
-                        corr[:] = 0
-                        for e in range(values.shape[2]):
-                            v = values[g, ci, e]
-                            if abs(v) >= tau:
-                                break
-                            if v == 0.0:
-                                continue
-                            kap, co = index[g, ci, e] // cout_g, index[g, ci, e] % cout_g
-                            o0 = reaching_output(i0, p0, kap // (kk1 * kk2), d0, s0, out0)
-                            o1 = reaching_output(i1, p1, (kap // kk2) % kk1, d1, s1, out1)
-                            o2 = reaching_output(i2, p2, kap % kk2, d2, s2, out2)
-                            if o0 < 0 or o1 < 0 or o2 < 0:
-                                continue
-                            o, k = (o0 * out1 + o1) * out2 + o2, g * cout_g + co
-                            ik = inv[b, o, k]
-                            if ik == 0.0:
-                                continue
-                            counted = ((sv < 0.0) + (v < 0.0) + (ik < 0.0)) % 2 == 0
-                            x = sv * v * ik
-                            if abs(x - theta) <= tol:
-                                held = sv * v / d[b, o, k] >= theta
-                            else:
-                                held = x >= theta
-                            if counted and not held:
-                                for t in range(n_t):
-                                    corr[t] += R[b, t, o, k]
-                            elif held and not counted:
-                                for t in range(n_t):
-                                    corr[t] -= R[b, t, o, k]
-                        for t in range(n_t):
-                            if not integer and corr[t] > 0.5 * G[b, t, cj, ip]:
-                                anew = True
-                            G[b, t, cj, ip] -= corr[t]
-                    if anew:
-                        overflows[item] += _sum_anew(S, VT, d, inv, R, G, geo, b, i0, i1, i2,
-                                                     ip, cj, integer, theta, tol)
-    return overflows.sum()
+    overflow = 0
+    corr = np.zeros_like(G[b, :, 0, 0])
+    for i1 in range(in1):
+        for i2 in range(in2):
+            ip = (i0 * in1 + i1) * in2 + i2
+            for cj in range(c_in):
+                sv = S[0, b, ip, cj]
+                if sv == 0.0 or m == 0.0:
+                    for t in range(n_t):
+                        G[b, t, cj, ip] = 0
+                    continue
+                g, ci = cj // cin_g, cj % cin_g
+                tau = theta * (1.0 + MARGIN) / (abs(sv) * m)
+                anew = tau > cut[g, ci]
+                if not anew:
+                    corr[:] = 0
+                    for e in range(values.shape[2]):
+                        v = values[g, ci, e]
+                        if abs(v) >= tau:
+                            break
+                        if v == 0.0:
+                            continue
+                        kap, co = index[g, ci, e] // cout_g, index[g, ci, e] % cout_g
+                        o0 = reaching_output(i0, p0, kap // (kk1 * kk2), d0, s0, out0)
+                        o1 = reaching_output(i1, p1, (kap // kk2) % kk1, d1, s1, out1)
+                        o2 = reaching_output(i2, p2, kap % kk2, d2, s2, out2)
+                        if o0 < 0 or o1 < 0 or o2 < 0:
+                            continue
+                        o, k = (o0 * out1 + o1) * out2 + o2, g * cout_g + co
+                        ik = inv[b, o, k]
+                        if ik == 0.0:
+                            continue
+                        counted = ((sv < 0.0) + (v < 0.0) + (ik < 0.0)) % 2 == 0
+                        x = sv * v * ik
+                        if abs(x - theta) <= tol:
+                            held = sv * v / d[b, o, k] >= theta
+                        else:
+                            held = x >= theta
+                        if counted and not held:
+                            for t in range(n_t):
+                                corr[t] += R[b, t, o, k]
+                        elif held and not counted:
+                            for t in range(n_t):
+                                corr[t] -= R[b, t, o, k]
+                    for t in range(n_t):
+                        if not integer and corr[t] > 0.5 * G[b, t, cj, ip]:
+                            anew = True
+                        G[b, t, cj, ip] -= corr[t]
+                if anew:
+                    overflow += _sum_anew(S, VT, d, inv, R, G, geo, b, i0, i1, i2, ip, cj,
+                                          integer, theta, tol)
+    return overflow
 
 
 @numba.njit(cache=True)

@@ -21,14 +21,14 @@ whose relevance is not K's zero (it would contribute nothing: sparsity), so ``r_
     r_{jk} = \frac{\sum_t s_t(a)_j\, v_t(w_{jk})}{d_k}.
 
 Output rows are cut into blocks tall enough that two blocks apart never write the same input
-row; even blocks run in parallel, then odd ones (no races, no atomics).
+row; even blocks run in parallel, then odd ones (no races, no atomics), each from the thread
+pool of :func:`~provgraph.backends.numba_threads.over_rows` (no parfors to compile).
 """
 
 from __future__ import annotations
 
 import numba
 import numpy as np
-from numba import prange
 
 from provgraph.backends.numba_rows import (
     numerator,
@@ -37,6 +37,7 @@ from provgraph.backends.numba_rows import (
     row_float,
     row_integer,
 )
+from provgraph.backends.numba_threads import over_rows
 
 
 def geometry(
@@ -57,105 +58,134 @@ def geometry(
     )
 
 
-@numba.njit(parallel=True, cache=True)
+def _phases(geo: np.ndarray) -> list[tuple[int, int]]:
+    """``(phase, n_ph)``: the even blocks of output rows, then the odd ones (``n_ph`` each)."""
+    hb = int(geo[19])
+    n_blocks = (int(geo[3]) + hb - 1) // hb
+    return [(phase, (n_blocks - phase + 1) // 2) for phase in range(2)]
+
+
 def window_float(S, V, Vpos, pooled, d, inv, R, out, geo, sr, th, theta, zero, one, skip):
     """General float kernel: ⊕, ⊗ and Θ by code (see :mod:`numba_algebra`)."""
-    n_b, n_t, c_out = R.shape[0], R.shape[1], R.shape[3]
+    for phase, n_ph in _phases(geo):
+        over_rows(_float_rows, R.shape[0] * n_ph, S, V, Vpos, pooled, d, inv, R, out, geo, sr,
+                  th, theta, zero, one, skip, phase, n_ph)
+
+
+@numba.njit(nogil=True, cache=True)
+def _float_rows(S, V, Vpos, pooled, d, inv, R, out, geo, sr, th, theta, zero, one, skip,
+                phase, n_ph, start, stop):
+    for item in range(start, stop):
+        _float_block(S, V, Vpos, pooled, d, inv, R, out, geo, sr, th, theta, zero, one, skip,
+                     item // n_ph, phase + 2 * (item % n_ph))
+
+
+@numba.njit(cache=True)
+def _float_block(S, V, Vpos, pooled, d, inv, R, out, geo, sr, th, theta, zero, one, skip, b,
+                 blk):
+    n_t, c_out = R.shape[1], R.shape[3]
     in0, in1, in2, out0, out1, out2 = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5]
     kk0, kk1, kk2, s0, s1, s2 = geo[6], geo[7], geo[8], geo[9], geo[10], geo[11]
     d0, d1, d2, p0, p1, p2, groups, hb = (
         geo[12], geo[13], geo[14], geo[15], geo[16], geo[17], geo[18], geo[19])
     cin_g, cout_g = out.shape[3] // groups, c_out // groups
     fast = S.shape[0] == 1 and not pooled
-    n_blocks = (out0 + hb - 1) // hb
-    for phase in range(2):
-        n_ph = (n_blocks - phase + 1) // 2
-        for item in prange(n_b * n_ph):
-            b, blk = item // n_ph, phase + 2 * (item % n_ph)
-            for t in range(n_t):
-                for o0 in range(blk * hb, min(out0, (blk + 1) * hb)):
-                    for o1 in range(out1):
-                        for o2 in range(out2):
-                            o = (o0 * out1 + o1) * out2 + o2
-                            for co in range(c_out):
-                                rk = R[b, t, o, co]
-                                if skip and rk == zero:
+    for t in range(n_t):
+        for o0 in range(blk * hb, min(out0, (blk + 1) * hb)):
+            for o1 in range(out1):
+                for o2 in range(out2):
+                    o = (o0 * out1 + o1) * out2 + o2
+                    for co in range(c_out):
+                        rk = R[b, t, o, co]
+                        if skip and rk == zero:
+                            continue
+                        dk, ik = d[b, o, co], inv[b, o, co]
+                        cb = (co // cout_g) * cin_g
+                        for q0 in range(kk0):
+                            i0 = o0 * s0 - p0 + q0 * d0
+                            if i0 < 0 or i0 >= in0:
+                                continue
+                            for q1 in range(kk1):
+                                i1 = o1 * s1 - p1 + q1 * d1
+                                if i1 < 0 or i1 >= in1:
                                     continue
-                                dk, ik = d[b, o, co], inv[b, o, co]
-                                cb = (co // cout_g) * cin_g
-                                for q0 in range(kk0):
-                                    i0 = o0 * s0 - p0 + q0 * d0
-                                    if i0 < 0 or i0 >= in0:
+                                for q2 in range(kk2):
+                                    i2 = o2 * s2 - p2 + q2 * d2
+                                    if i2 < 0 or i2 >= in2:
                                         continue
-                                    for q1 in range(kk1):
-                                        i1 = o1 * s1 - p1 + q1 * d1
-                                        if i1 < 0 or i1 >= in1:
-                                            continue
-                                        for q2 in range(kk2):
-                                            i2 = o2 * s2 - p2 + q2 * d2
-                                            if i2 < 0 or i2 >= in2:
-                                                continue
-                                            ip = (i0 * in1 + i1) * in2 + i2
-                                            kap = (q0 * kk1 + q1) * kk2 + q2
-                                            vrow = V[0, co, kap] if fast else V[0, 0, 0]
-                                            row_float(
-                                                out[b, t, ip, cb:cb + cin_g],
-                                                S[0, b, ip, cb:cb + cin_g], vrow, S, V, Vpos,
-                                                pooled, fast, b, ip, cb, co, kap, o, dk, ik, rk,
-                                                sr, th, theta, zero, one)
+                                    ip = (i0 * in1 + i1) * in2 + i2
+                                    kap = (q0 * kk1 + q1) * kk2 + q2
+                                    vrow = V[0, co, kap] if fast else V[0, 0, 0]
+                                    row_float(
+                                        out[b, t, ip, cb:cb + cin_g],
+                                        S[0, b, ip, cb:cb + cin_g], vrow, S, V, Vpos,
+                                        pooled, fast, b, ip, cb, co, kap, o, dk, ik, rk,
+                                        sr, th, theta, zero, one)
 
 
-@numba.njit(parallel=True, cache=True)
-def window_integer(S, V, Vpos, pooled, d, inv, R, out, geo, sr, th, theta):
+def window_integer(S, V, Vpos, pooled, d, inv, R, out, geo, sr, th, theta) -> bool:
     """Counting (exact int64, returns whether a sum overflowed) and Boolean (0/1)."""
-    n_b, n_t, c_out = R.shape[0], R.shape[1], R.shape[3]
+    overflow = 0
+    for phase, n_ph in _phases(geo):
+        overflow += sum(over_rows(_integer_rows, R.shape[0] * n_ph, S, V, Vpos, pooled, d, inv,
+                                  R, out, geo, sr, th, theta, phase, n_ph))
+    return overflow > 0
+
+
+@numba.njit(nogil=True, cache=True)
+def _integer_rows(S, V, Vpos, pooled, d, inv, R, out, geo, sr, th, theta, phase, n_ph, start,
+                  stop):
+    overflow = 0
+    for item in range(start, stop):
+        overflow += _integer_block(S, V, Vpos, pooled, d, inv, R, out, geo, sr, th, theta,
+                                   item // n_ph, phase + 2 * (item % n_ph))
+    return overflow
+
+
+@numba.njit(cache=True)
+def _integer_block(S, V, Vpos, pooled, d, inv, R, out, geo, sr, th, theta, b, blk):
+    n_t, c_out = R.shape[1], R.shape[3]
     in0, in1, in2, out0, out1, out2 = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5]
     kk0, kk1, kk2, s0, s1, s2 = geo[6], geo[7], geo[8], geo[9], geo[10], geo[11]
     d0, d1, d2, p0, p1, p2, groups, hb = (
         geo[12], geo[13], geo[14], geo[15], geo[16], geo[17], geo[18], geo[19])
     cin_g, cout_g = out.shape[3] // groups, c_out // groups
     fast = S.shape[0] == 1 and not pooled
-    n_blocks = (out0 + hb - 1) // hb
-    overflows = np.zeros(n_b * n_blocks, dtype=np.int64)  # one slot per task: no shared sum
-    for phase in range(2):
-        n_ph = (n_blocks - phase + 1) // 2
-        for item in prange(n_b * n_ph):
-            b, blk = item // n_ph, phase + 2 * (item % n_ph)
-            for t in range(n_t):
-                for o0 in range(blk * hb, min(out0, (blk + 1) * hb)):
-                    for o1 in range(out1):
-                        for o2 in range(out2):
-                            o = (o0 * out1 + o1) * out2 + o2
-                            for co in range(c_out):
-                                rk = R[b, t, o, co]
-                                if rk == 0:
+    overflow = 0
+    for t in range(n_t):
+        for o0 in range(blk * hb, min(out0, (blk + 1) * hb)):
+            for o1 in range(out1):
+                for o2 in range(out2):
+                    o = (o0 * out1 + o1) * out2 + o2
+                    for co in range(c_out):
+                        rk = R[b, t, o, co]
+                        if rk == 0:
+                            continue
+                        dk, ik = d[b, o, co], inv[b, o, co]
+                        cb = (co // cout_g) * cin_g
+                        for q0 in range(kk0):
+                            i0 = o0 * s0 - p0 + q0 * d0
+                            if i0 < 0 or i0 >= in0:
+                                continue
+                            for q1 in range(kk1):
+                                i1 = o1 * s1 - p1 + q1 * d1
+                                if i1 < 0 or i1 >= in1:
                                     continue
-                                dk, ik = d[b, o, co], inv[b, o, co]
-                                cb = (co // cout_g) * cin_g
-                                for q0 in range(kk0):
-                                    i0 = o0 * s0 - p0 + q0 * d0
-                                    if i0 < 0 or i0 >= in0:
+                                for q2 in range(kk2):
+                                    i2 = o2 * s2 - p2 + q2 * d2
+                                    if i2 < 0 or i2 >= in2:
                                         continue
-                                    for q1 in range(kk1):
-                                        i1 = o1 * s1 - p1 + q1 * d1
-                                        if i1 < 0 or i1 >= in1:
-                                            continue
-                                        for q2 in range(kk2):
-                                            i2 = o2 * s2 - p2 + q2 * d2
-                                            if i2 < 0 or i2 >= in2:
-                                                continue
-                                            ip = (i0 * in1 + i1) * in2 + i2
-                                            kap = (q0 * kk1 + q1) * kk2 + q2
-                                            vrow = V[0, co, kap] if fast else V[0, 0, 0]
-                                            overflows[b * n_blocks + blk] += row_integer(
-                                                out[b, t, ip, cb:cb + cin_g],
-                                                S[0, b, ip, cb:cb + cin_g], vrow, S, V, Vpos,
-                                                pooled, fast, b, ip, cb, co, kap, o, dk, ik, rk,
-                                                sr, th, theta)
-    return overflows.sum() > 0
+                                    ip = (i0 * in1 + i1) * in2 + i2
+                                    kap = (q0 * kk1 + q1) * kk2 + q2
+                                    vrow = V[0, co, kap] if fast else V[0, 0, 0]
+                                    overflow += row_integer(
+                                        out[b, t, ip, cb:cb + cin_g],
+                                        S[0, b, ip, cb:cb + cin_g], vrow, S, V, Vpos,
+                                        pooled, fast, b, ip, cb, co, kap, o, dk, ik, rk,
+                                        sr, th, theta)
+    return overflow
 
 
-@numba.njit(parallel=True, cache=True)
 def window_factored(V, Vpos, pooled, tk, out, geo, sr, skip_value):
     """The inner ⊕ of a factored step: ``out[j] ⊕= v_jk ⊗ t_k`` (``skip_value``: K's zero).
 
@@ -163,105 +193,128 @@ def window_factored(V, Vpos, pooled, tk, out, geo, sr, skip_value):
     ``v = −log |v(w)|``, ``t = log d + R``, ⊗ = +, ⊕ = min. The caller ⊗-multiplies the source
     factor (``s_j``, or ``−log s_j``) afterwards.
     """
-    n_b, n_t, c_out = tk.shape[0], tk.shape[1], tk.shape[3]
+    for phase, n_ph in _phases(geo):
+        over_rows(_factored_rows, tk.shape[0] * n_ph, V, Vpos, pooled, tk, out, geo, sr,
+                  skip_value, phase, n_ph)
+
+
+@numba.njit(nogil=True, cache=True)
+def _factored_rows(V, Vpos, pooled, tk, out, geo, sr, skip_value, phase, n_ph, start, stop):
+    for item in range(start, stop):
+        _factored_block(V, Vpos, pooled, tk, out, geo, sr, skip_value, item // n_ph,
+                        phase + 2 * (item % n_ph))
+
+
+@numba.njit(cache=True)
+def _factored_block(V, Vpos, pooled, tk, out, geo, sr, skip_value, b, blk):
+    n_t, c_out = tk.shape[1], tk.shape[3]
     in0, in1, in2, out0, out1, out2 = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5]
     kk0, kk1, kk2, s0, s1, s2 = geo[6], geo[7], geo[8], geo[9], geo[10], geo[11]
     d0, d1, d2, p0, p1, p2, groups, hb = (
         geo[12], geo[13], geo[14], geo[15], geo[16], geo[17], geo[18], geo[19])
     cin_g, cout_g = out.shape[3] // groups, c_out // groups
-    n_blocks = (out0 + hb - 1) // hb
-    for phase in range(2):
-        n_ph = (n_blocks - phase + 1) // 2
-        for item in prange(n_b * n_ph):
-            b, blk = item // n_ph, phase + 2 * (item % n_ph)
-            for t in range(n_t):
-                for o0 in range(blk * hb, min(out0, (blk + 1) * hb)):
-                    for o1 in range(out1):
-                        for o2 in range(out2):
-                            o = (o0 * out1 + o1) * out2 + o2
-                            for co in range(c_out):
-                                x = tk[b, t, o, co]
-                                if x == skip_value:
+    for t in range(n_t):
+        for o0 in range(blk * hb, min(out0, (blk + 1) * hb)):
+            for o1 in range(out1):
+                for o2 in range(out2):
+                    o = (o0 * out1 + o1) * out2 + o2
+                    for co in range(c_out):
+                        x = tk[b, t, o, co]
+                        if x == skip_value:
+                            continue
+                        cb = (co // cout_g) * cin_g
+                        for q0 in range(kk0):
+                            i0 = o0 * s0 - p0 + q0 * d0
+                            if i0 < 0 or i0 >= in0:
+                                continue
+                            for q1 in range(kk1):
+                                i1 = o1 * s1 - p1 + q1 * d1
+                                if i1 < 0 or i1 >= in1:
                                     continue
-                                cb = (co // cout_g) * cin_g
-                                for q0 in range(kk0):
-                                    i0 = o0 * s0 - p0 + q0 * d0
-                                    if i0 < 0 or i0 >= in0:
+                                for q2 in range(kk2):
+                                    i2 = o2 * s2 - p2 + q2 * d2
+                                    if i2 < 0 or i2 >= in2:
                                         continue
-                                    for q1 in range(kk1):
-                                        i1 = o1 * s1 - p1 + q1 * d1
-                                        if i1 < 0 or i1 >= in1:
-                                            continue
-                                        for q2 in range(kk2):
-                                            i2 = o2 * s2 - p2 + q2 * d2
-                                            if i2 < 0 or i2 >= in2:
-                                                continue
-                                            ip = (i0 * in1 + i1) * in2 + i2
-                                            kap = (q0 * kk1 + q1) * kk2 + q2
-                                            orow = out[b, t, ip, cb:cb + cin_g]
-                                            if pooled:
-                                                row_factored(orow, Vpos[0, o:o + 1], x, sr)
-                                            else:
-                                                row_factored(orow, V[0, co, kap], x, sr)
+                                    ip = (i0 * in1 + i1) * in2 + i2
+                                    kap = (q0 * kk1 + q1) * kk2 + q2
+                                    orow = out[b, t, ip, cb:cb + cin_g]
+                                    if pooled:
+                                        row_factored(orow, Vpos[0, o:o + 1], x, sr)
+                                    else:
+                                        row_factored(orow, V[0, co, kap], x, sr)
 
 
-@numba.njit(parallel=True, cache=True)
 def window_absmax(S, V, VT, Vpos, pooled, top, geo):
     """``top[b, o, c_out] = max(top, max_j |Σ_t s_t(a)_j v_t(w_jk)|)`` (max-norm denominators).
 
     One term on a convolution: ``VT (G, K, C_in/groups, C_out/groups)``, the rows of output
-    channels updated from every non-zero source; otherwise the numerator term by term.
+    channels updated from every non-zero source; otherwise the numerator term by term. In
+    parallel over samples × rows of outputs (each writes its own outputs only).
     """
-    n_b, c_out = top.shape[0], top.shape[2]
-    in0, in1, in2, out0, out1, out2 = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5]
+    over_rows(_absmax_rows, top.shape[0] * int(geo[3]), S, V, VT, Vpos, pooled, top, geo)
+
+
+@numba.njit(nogil=True, cache=True)
+def _absmax_rows(S, V, VT, Vpos, pooled, top, geo, start, stop):
+    out0 = geo[3]
+    for item in range(start, stop):
+        _absmax_row(S, V, VT, Vpos, pooled, top, geo, item // out0, item % out0)
+
+
+@numba.njit(cache=True)
+def _absmax_row(S, V, VT, Vpos, pooled, top, geo, b, o0):
+    c_out = top.shape[2]
+    in0, in1, in2, out1, out2 = geo[0], geo[1], geo[2], geo[4], geo[5]
     kk0, kk1, kk2, s0, s1, s2 = geo[6], geo[7], geo[8], geo[9], geo[10], geo[11]
     d0, d1, d2, p0, p1, p2, groups = (
         geo[12], geo[13], geo[14], geo[15], geo[16], geo[17], geo[18])
     cin_g, cout_g = S.shape[3] // groups, c_out // groups
     fast = S.shape[0] == 1 and not pooled
-    for item in prange(n_b * out0):
-        b, o0 = item // out0, item % out0
-        for o1 in range(out1):
-            for o2 in range(out2):
-                o = (o0 * out1 + o1) * out2 + o2
-                for q0 in range(kk0):
-                    i0 = o0 * s0 - p0 + q0 * d0
-                    if i0 < 0 or i0 >= in0:
+    for o1 in range(out1):
+        for o2 in range(out2):
+            o = (o0 * out1 + o1) * out2 + o2
+            for q0 in range(kk0):
+                i0 = o0 * s0 - p0 + q0 * d0
+                if i0 < 0 or i0 >= in0:
+                    continue
+                for q1 in range(kk1):
+                    i1 = o1 * s1 - p1 + q1 * d1
+                    if i1 < 0 or i1 >= in1:
                         continue
-                    for q1 in range(kk1):
-                        i1 = o1 * s1 - p1 + q1 * d1
-                        if i1 < 0 or i1 >= in1:
+                    for q2 in range(kk2):
+                        i2 = o2 * s2 - p2 + q2 * d2
+                        if i2 < 0 or i2 >= in2:
                             continue
-                        for q2 in range(kk2):
-                            i2 = o2 * s2 - p2 + q2 * d2
-                            if i2 < 0 or i2 >= in2:
-                                continue
-                            ip = (i0 * in1 + i1) * in2 + i2
-                            kap = (q0 * kk1 + q1) * kk2 + q2
-                            for g in range(groups):
-                                trow = top[b, o, g * cout_g:(g + 1) * cout_g]
-                                for ci in range(cin_g):
-                                    if fast:
-                                        sv = S[0, b, ip, g * cin_g + ci]
-                                        if sv != 0.0:
-                                            row_absmax(trow, VT[0, g, kap, ci], sv)
-                                        continue
-                                    for cg in range(cout_g):
-                                        a = abs(numerator(S, V, Vpos, pooled, b, ip,
-                                                          g * cin_g + ci, g * cout_g + cg,
-                                                          kap, ci, o))
-                                        trow[cg] = a if a > trow[cg] else trow[cg]
+                        ip = (i0 * in1 + i1) * in2 + i2
+                        kap = (q0 * kk1 + q1) * kk2 + q2
+                        for g in range(groups):
+                            trow = top[b, o, g * cout_g:(g + 1) * cout_g]
+                            for ci in range(cin_g):
+                                if fast:
+                                    sv = S[0, b, ip, g * cin_g + ci]
+                                    if sv != 0.0:
+                                        row_absmax(trow, VT[0, g, kap, ci], sv)
+                                    continue
+                                for cg in range(cout_g):
+                                    a = abs(numerator(S, V, Vpos, pooled, b, ip,
+                                                      g * cin_g + ci, g * cout_g + cg,
+                                                      kap, ci, o))
+                                    trow[cg] = a if a > trow[cg] else trow[cg]
 
 
-@numba.njit(parallel=True, cache=True)
 def rows_absmax(S, V, top):
     """A dense op's ``top[b, k] = max(top, max_j |Σ_t s_t(a)_j v_t(w_jk)|)``.
 
     ``S (n_terms, B, 1, n_in)``, ``V (n_terms, n_out, 1, n_in)``, ``top (B, n_out)``: each output
     reads its own row of weights (how a ``Gemm`` stores them), in parallel over outputs.
     """
-    n_terms, n_b, n_in, n_out = S.shape[0], S.shape[1], S.shape[3], V.shape[1]
-    for item in prange(n_b * n_out):
+    over_rows(_rows_absmax, top.shape[0] * V.shape[1], S, V, top)
+
+
+@numba.njit(nogil=True, cache=True)
+def _rows_absmax(S, V, top, start, stop):
+    n_terms, n_in, n_out = S.shape[0], S.shape[3], V.shape[1]
+    for item in range(start, stop):
         b, k = item // n_out, item % n_out
         m = top[b, k]
         for j in range(n_in):
@@ -273,7 +326,6 @@ def rows_absmax(S, V, top):
         top[b, k] = m
 
 
-@numba.njit(parallel=True, cache=True)
 def columns_absmax(S, VT, top):
     """A one-term dense op's ``top[b, k] = max(top, max_j |s(a)_j v(w_jk)|)``, by sources.
 
@@ -281,8 +333,13 @@ def columns_absmax(S, VT, top):
     ``s_j`` updates the whole row of outputs from the contiguous row ``v(w)_j·`` (a zero
     source's edges are ``|0| = 0``, never above ``top``), in parallel over samples.
     """
-    n_b, n_in = S.shape[1], S.shape[3]
-    for b in prange(n_b):
+    over_rows(_columns_absmax, S.shape[1], S, VT, top)
+
+
+@numba.njit(nogil=True, cache=True)
+def _columns_absmax(S, VT, top, start, stop):
+    n_in = S.shape[3]
+    for b in range(start, stop):
         trow = top[b]
         for j in range(n_in):
             s = S[0, b, 0, j]
