@@ -27,7 +27,7 @@ import numba
 
 from provgraph.backends.numba_algebra import GUARD, ONE
 from provgraph.backends.numba_rows import INT_MAX
-from provgraph.backends.numba_threads import over_rows
+from provgraph.backends.numba_threads import borrowed, over_rows
 
 #: output channels decided together before the kernel checks for an edge that holds
 CHUNK = 16
@@ -152,6 +152,8 @@ def window_inputs(S, VT, d, inv, R, out, geo, boolean, th, theta, checked) -> bo
 @numba.njit(nogil=True, cache=True)
 def _inputs_rows(S, VT, d, inv, R, out, geo, boolean, th, theta, checked, start, stop):
     """:func:`window_inputs` for the rows ``start … stop`` of samples × ``i0``."""
+    S, VT, d, inv, R, out = (
+        borrowed(S), borrowed(VT), borrowed(d), borrowed(inv), borrowed(R), borrowed(out))
     in0, overflow = geo[0], 0
     for item in range(start, stop):
         overflow += _inputs_slab(S, VT, d, inv, R, out, geo, boolean, th, theta, checked,

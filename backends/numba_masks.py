@@ -44,7 +44,7 @@ from provgraph.backends.numba_algebra import (
 from provgraph.backends.numba_contract import OVERFLOW
 from provgraph.backends.numba_inputs import count_edges, reaching_output
 from provgraph.backends.numba_rows import INT_MAX
-from provgraph.backends.numba_threads import over_rows
+from provgraph.backends.numba_threads import borrowed, over_rows
 
 #: relative margin between ``|s_j| |v| m`` and θ beyond which an edge is decided by signs alone
 MARGIN = 1e-6
@@ -86,6 +86,7 @@ def split_by_sign(R, d, bits, out) -> np.ndarray:
 @numba.njit(nogil=True, cache=True)
 def _split_rows(R, d, bits, out, seen, start, stop):
     """:func:`split_by_sign` for the rows ``start … stop`` of samples × channels."""
+    R, d, out, seen = borrowed(R), borrowed(d), borrowed(out), borrowed(seen)
     c = R.shape[2]
     for item in range(start, stop):
         _split_channel(R, d, bits, out, item // c, item % c, seen[item])
@@ -184,6 +185,9 @@ def correct_near_threshold(S, VT, d, inv, R, G, geo, values, index, cut, least, 
 def _settle_rows(S, VT, d, inv, R, G, geo, values, index, cut, least, integer, theta, start,
                  stop):
     """:func:`correct_near_threshold` for the rows ``start … stop`` of samples × ``i0``."""
+    S, VT, d, inv, R, G = (
+        borrowed(S), borrowed(VT), borrowed(d), borrowed(inv), borrowed(R), borrowed(G))
+    values, index, least = borrowed(values), borrowed(index), borrowed(least)
     in0, overflow = geo[0], 0
     for item in range(start, stop):
         b, i0 = item // in0, item % in0

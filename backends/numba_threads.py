@@ -15,6 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numba
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 #: tasks per thread, so that rows of unequal cost even out
 SHARES_PER_THREAD = 4
@@ -34,3 +36,19 @@ def over_rows(kernel: Callable[..., Any], n_rows: int, *args: Any) -> list[Any]:
         pool = _POOL[n_threads] = ThreadPoolExecutor(n_threads, thread_name_prefix="provgraph")
     futures = [pool.submit(kernel, *args, a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
     return [f.result() for f in futures]
+
+
+@intrinsic
+def borrowed(typingctx, array):
+    """A view of ``array`` that holds no reference (no memory-info pointer).
+
+    A slice of an array is a new reference: taking one in a kernel's inner loop increments and
+    decrements the parent's reference count, an atomic operation on memory shared by every
+    thread of :func:`over_rows`. A row kernel takes its arrays through this once, so that their
+    slices count no references (the caller keeps the arrays alive for the call)."""
+    def codegen(context, builder, signature, args):
+        view = context.make_array(signature.args[0])(context, builder, value=args[0])
+        view.meminfo = cgutils.get_null_value(view.meminfo.type)
+        return view._getvalue()
+
+    return array(array), codegen

@@ -37,7 +37,7 @@ from provgraph.backends.numba_rows import (
     row_float,
     row_integer,
 )
-from provgraph.backends.numba_threads import over_rows
+from provgraph.backends.numba_threads import borrowed, over_rows
 
 
 def geometry(
@@ -75,6 +75,9 @@ def window_float(S, V, Vpos, pooled, d, inv, R, out, geo, sr, th, theta, zero, o
 @numba.njit(nogil=True, cache=True)
 def _float_rows(S, V, Vpos, pooled, d, inv, R, out, geo, sr, th, theta, zero, one, skip,
                 phase, n_ph, start, stop):
+    S, V, Vpos, d, inv, R, out = (
+        borrowed(S), borrowed(V), borrowed(Vpos), borrowed(d), borrowed(inv), borrowed(R),
+        borrowed(out))
     for item in range(start, stop):
         _float_block(S, V, Vpos, pooled, d, inv, R, out, geo, sr, th, theta, zero, one, skip,
                      item // n_ph, phase + 2 * (item % n_ph))
@@ -135,6 +138,9 @@ def window_integer(S, V, Vpos, pooled, d, inv, R, out, geo, sr, th, theta) -> bo
 @numba.njit(nogil=True, cache=True)
 def _integer_rows(S, V, Vpos, pooled, d, inv, R, out, geo, sr, th, theta, phase, n_ph, start,
                   stop):
+    S, V, Vpos, d, inv, R, out = (
+        borrowed(S), borrowed(V), borrowed(Vpos), borrowed(d), borrowed(inv), borrowed(R),
+        borrowed(out))
     overflow = 0
     for item in range(start, stop):
         overflow += _integer_block(S, V, Vpos, pooled, d, inv, R, out, geo, sr, th, theta,
@@ -200,6 +206,7 @@ def window_factored(V, Vpos, pooled, tk, out, geo, sr, skip_value):
 
 @numba.njit(nogil=True, cache=True)
 def _factored_rows(V, Vpos, pooled, tk, out, geo, sr, skip_value, phase, n_ph, start, stop):
+    V, Vpos, tk, out = borrowed(V), borrowed(Vpos), borrowed(tk), borrowed(out)
     for item in range(start, stop):
         _factored_block(V, Vpos, pooled, tk, out, geo, sr, skip_value, item // n_ph,
                         phase + 2 * (item % n_ph))
@@ -256,6 +263,7 @@ def window_absmax(S, V, VT, Vpos, pooled, top, geo):
 
 @numba.njit(nogil=True, cache=True)
 def _absmax_rows(S, V, VT, Vpos, pooled, top, geo, start, stop):
+    S, V, VT, Vpos, top = borrowed(S), borrowed(V), borrowed(VT), borrowed(Vpos), borrowed(top)
     out0 = geo[3]
     for item in range(start, stop):
         _absmax_row(S, V, VT, Vpos, pooled, top, geo, item // out0, item % out0)
@@ -313,6 +321,7 @@ def rows_absmax(S, V, top):
 
 @numba.njit(nogil=True, cache=True)
 def _rows_absmax(S, V, top, start, stop):
+    S, V, top = borrowed(S), borrowed(V), borrowed(top)
     n_terms, n_in, n_out = S.shape[0], S.shape[3], V.shape[1]
     for item in range(start, stop):
         b, k = item // n_out, item % n_out
@@ -338,6 +347,7 @@ def columns_absmax(S, VT, top):
 
 @numba.njit(nogil=True, cache=True)
 def _columns_absmax(S, VT, top, start, stop):
+    S, VT, top = borrowed(S), borrowed(VT), borrowed(top)
     n_in = S.shape[3]
     for b in range(start, stop):
         trow = top[b]
