@@ -30,6 +30,15 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from provgraph.backends.numba_algebra import FUZZY, IDENTITY, VITERBI
+from provgraph.backends.numba_blocks import (
+    BLOCK,
+    live_channels,
+    row_absmax4,
+    row_factored4,
+    row_fuzzy4,
+    row_viterbi4,
+)
 from provgraph.backends.numba_rows import (
     numerator,
     row_absmax,
@@ -83,47 +92,84 @@ def _float_rows(S, V, Vpos, pooled, d, inv, R, out, geo, sr, th, theta, zero, on
                      item // n_ph, phase + 2 * (item % n_ph))
 
 
+@numba.njit(inline="always", cache=True)
+def window_taps(geo, o0, o1, o2, ips, kaps):
+    """The edges of output position ``(o0, o1, o2)``: input positions ``ips[:n]`` and kernel
+    offsets ``kaps[:n]`` (padding has none); returns ``n``."""
+    in0, in1, in2 = geo[0], geo[1], geo[2]
+    kk0, kk1, kk2, s0, s1, s2 = geo[6], geo[7], geo[8], geo[9], geo[10], geo[11]
+    d0, d1, d2, p0, p1, p2 = geo[12], geo[13], geo[14], geo[15], geo[16], geo[17]
+    n = 0
+    for q0 in range(kk0):
+        i0 = o0 * s0 - p0 + q0 * d0
+        if i0 < 0 or i0 >= in0:
+            continue
+        for q1 in range(kk1):
+            i1 = o1 * s1 - p1 + q1 * d1
+            if i1 < 0 or i1 >= in1:
+                continue
+            for q2 in range(kk2):
+                i2 = o2 * s2 - p2 + q2 * d2
+                if i2 < 0 or i2 >= in2:
+                    continue
+                ips[n] = (i0 * in1 + i1) * in2 + i2
+                kaps[n] = (q0 * kk1 + q1) * kk2 + q2
+                n += 1
+    return n
+
+
 @numba.njit(cache=True)
 def _float_block(S, V, Vpos, pooled, d, inv, R, out, geo, sr, th, theta, zero, one, skip, b,
                  blk):
-    n_t, c_out = R.shape[1], R.shape[3]
-    in0, in1, in2, out0, out1, out2 = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5]
-    kk0, kk1, kk2, s0, s1, s2 = geo[6], geo[7], geo[8], geo[9], geo[10], geo[11]
-    d0, d1, d2, p0, p1, p2, groups, hb = (
-        geo[12], geo[13], geo[14], geo[15], geo[16], geo[17], geo[18], geo[19])
-    cin_g, cout_g = out.shape[3] // groups, c_out // groups
-    fast = S.shape[0] == 1 and not pooled
-    for t in range(n_t):
+    out0, out1, out2, hb = geo[3], geo[4], geo[5], geo[19]
+    n_k = geo[6] * geo[7] * geo[8]
+    ips, kaps = np.empty(n_k, dtype=np.int64), np.empty(n_k, dtype=np.int64)
+    live = np.empty(R.shape[3], dtype=np.int64)
+    for t in range(R.shape[1]):
         for o0 in range(blk * hb, min(out0, (blk + 1) * hb)):
             for o1 in range(out1):
                 for o2 in range(out2):
                     o = (o0 * out1 + o1) * out2 + o2
-                    for co in range(c_out):
-                        rk = R[b, t, o, co]
-                        if skip and rk == zero:
-                            continue
-                        dk, ik = d[b, o, co], inv[b, o, co]
-                        cb = (co // cout_g) * cin_g
-                        for q0 in range(kk0):
-                            i0 = o0 * s0 - p0 + q0 * d0
-                            if i0 < 0 or i0 >= in0:
-                                continue
-                            for q1 in range(kk1):
-                                i1 = o1 * s1 - p1 + q1 * d1
-                                if i1 < 0 or i1 >= in1:
-                                    continue
-                                for q2 in range(kk2):
-                                    i2 = o2 * s2 - p2 + q2 * d2
-                                    if i2 < 0 or i2 >= in2:
-                                        continue
-                                    ip = (i0 * in1 + i1) * in2 + i2
-                                    kap = (q0 * kk1 + q1) * kk2 + q2
-                                    vrow = V[0, co, kap] if fast else V[0, 0, 0]
-                                    row_float(
-                                        out[b, t, ip, cb:cb + cin_g],
-                                        S[0, b, ip, cb:cb + cin_g], vrow, S, V, Vpos,
-                                        pooled, fast, b, ip, cb, co, kap, o, dk, ik, rk,
-                                        sr, th, theta, zero, one)
+                    n_taps = window_taps(geo, o0, o1, o2, ips, kaps)
+                    n_live = live_channels(R[b, t, o], skip, zero, live)
+                    _float_position(S, V, Vpos, pooled, d, inv, R, out, geo, sr, th, theta, zero,
+                                    one, b, t, o, ips[:n_taps], kaps[:n_taps], live[:n_live])
+
+
+@numba.njit(cache=True)
+def _float_position(S, V, Vpos, pooled, d, inv, R, out, geo, sr, th, theta, zero, one, b, t, o,
+                    ips, kaps, live):
+    """Every edge of output position ``o`` from the channels ``live``."""
+    groups = geo[18]
+    cin_g, cout_g = out.shape[3] // groups, R.shape[3] // groups
+    fast = S.shape[0] == 1 and not pooled
+    blocked = fast and th == IDENTITY and (sr == FUZZY or sr == VITERBI)
+    ir, rr = inv[b, o], R[b, t, o]
+    i, n_live = 0, live.shape[0]
+    while i < n_live:
+        co = live[i]
+        cb = (co // cout_g) * cin_g
+        if blocked and i + BLOCK <= n_live and live[i + BLOCK - 1] // cout_g == co // cout_g:
+            c1, c2, c3 = live[i + 1], live[i + 2], live[i + 3]
+            for tap in range(ips.shape[0]):
+                ip, kap = ips[tap], kaps[tap]
+                orow, srow = out[b, t, ip, cb:cb + cin_g], S[0, b, ip, cb:cb + cin_g]
+                v0, v1, v2, v3 = V[0, co, kap], V[0, c1, kap], V[0, c2, kap], V[0, c3, kap]
+                if sr == FUZZY:
+                    row_fuzzy4(orow, srow, v0, v1, v2, v3, ir[co], ir[c1], ir[c2], ir[c3],
+                               rr[co], rr[c1], rr[c2], rr[c3])
+                else:
+                    row_viterbi4(orow, srow, v0, v1, v2, v3, ir[co], ir[c1], ir[c2], ir[c3],
+                                 rr[co], rr[c1], rr[c2], rr[c3])
+            i += BLOCK
+            continue
+        for tap in range(ips.shape[0]):
+            ip, kap = ips[tap], kaps[tap]
+            vrow = V[0, co, kap] if fast else V[0, 0, 0]
+            row_float(out[b, t, ip, cb:cb + cin_g], S[0, b, ip, cb:cb + cin_g], vrow, S, V, Vpos,
+                      pooled, fast, b, ip, cb, co, kap, o, d[b, o, co], ir[co], rr[co], sr, th,
+                      theta, zero, one)
+        i += 1
 
 
 def window_integer(S, V, Vpos, pooled, d, inv, R, out, geo, sr, th, theta) -> bool:
@@ -215,40 +261,42 @@ def _factored_rows(V, Vpos, pooled, tk, out, geo, sr, skip_value, phase, n_ph, s
 @numba.njit(cache=True)
 def _factored_block(V, Vpos, pooled, tk, out, geo, sr, skip_value, b, blk):
     n_t, c_out = tk.shape[1], tk.shape[3]
-    in0, in1, in2, out0, out1, out2 = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5]
-    kk0, kk1, kk2, s0, s1, s2 = geo[6], geo[7], geo[8], geo[9], geo[10], geo[11]
-    d0, d1, d2, p0, p1, p2, groups, hb = (
-        geo[12], geo[13], geo[14], geo[15], geo[16], geo[17], geo[18], geo[19])
+    out0, out1, out2, groups, hb = geo[3], geo[4], geo[5], geo[18], geo[19]
     cin_g, cout_g = out.shape[3] // groups, c_out // groups
+    n_k = geo[6] * geo[7] * geo[8]
+    ips, kaps = np.empty(n_k, dtype=np.int64), np.empty(n_k, dtype=np.int64)
+    live = np.empty(c_out, dtype=np.int64)
     for t in range(n_t):
         for o0 in range(blk * hb, min(out0, (blk + 1) * hb)):
             for o1 in range(out1):
                 for o2 in range(out2):
                     o = (o0 * out1 + o1) * out2 + o2
-                    for co in range(c_out):
-                        x = tk[b, t, o, co]
-                        if x == skip_value:
-                            continue
+                    n_taps = window_taps(geo, o0, o1, o2, ips, kaps)
+                    n_live = live_channels(tk[b, t, o], True, skip_value, live)
+                    i = 0
+                    while i < n_live:
+                        co = live[i]
                         cb = (co // cout_g) * cin_g
-                        for q0 in range(kk0):
-                            i0 = o0 * s0 - p0 + q0 * d0
-                            if i0 < 0 or i0 >= in0:
-                                continue
-                            for q1 in range(kk1):
-                                i1 = o1 * s1 - p1 + q1 * d1
-                                if i1 < 0 or i1 >= in1:
-                                    continue
-                                for q2 in range(kk2):
-                                    i2 = o2 * s2 - p2 + q2 * d2
-                                    if i2 < 0 or i2 >= in2:
-                                        continue
-                                    ip = (i0 * in1 + i1) * in2 + i2
-                                    kap = (q0 * kk1 + q1) * kk2 + q2
-                                    orow = out[b, t, ip, cb:cb + cin_g]
-                                    if pooled:
-                                        row_factored(orow, Vpos[0, o:o + 1], x, sr)
-                                    else:
-                                        row_factored(orow, V[0, co, kap], x, sr)
+                        if (not pooled and i + BLOCK <= n_live
+                                and live[i + BLOCK - 1] // cout_g == co // cout_g):
+                            c1, c2, c3 = live[i + 1], live[i + 2], live[i + 3]
+                            tr = tk[b, t, o]
+                            x0, x1, x2, x3 = tr[co], tr[c1], tr[c2], tr[c3]
+                            for tap in range(n_taps):
+                                kap = kaps[tap]
+                                row_factored4(out[b, t, ips[tap], cb:cb + cin_g], V[0, co, kap],
+                                              V[0, c1, kap], V[0, c2, kap], V[0, c3, kap], x0,
+                                              x1, x2, x3, sr)
+                            i += BLOCK
+                            continue
+                        x = tk[b, t, o, co]
+                        for tap in range(n_taps):
+                            orow = out[b, t, ips[tap], cb:cb + cin_g]
+                            if pooled:
+                                row_factored(orow, Vpos[0, o:o + 1], x, sr)
+                            else:
+                                row_factored(orow, V[0, co, kaps[tap]], x, sr)
+                        i += 1
 
 
 def window_absmax(S, V, VT, Vpos, pooled, top, geo):
@@ -271,43 +319,43 @@ def _absmax_rows(S, V, VT, Vpos, pooled, top, geo, start, stop):
 
 @numba.njit(cache=True)
 def _absmax_row(S, V, VT, Vpos, pooled, top, geo, b, o0):
-    c_out = top.shape[2]
-    in0, in1, in2, out1, out2 = geo[0], geo[1], geo[2], geo[4], geo[5]
-    kk0, kk1, kk2, s0, s1, s2 = geo[6], geo[7], geo[8], geo[9], geo[10], geo[11]
-    d0, d1, d2, p0, p1, p2, groups = (
-        geo[12], geo[13], geo[14], geo[15], geo[16], geo[17], geo[18])
-    cin_g, cout_g = S.shape[3] // groups, c_out // groups
+    out1, out2, groups = geo[4], geo[5], geo[18]
+    cin_g, cout_g = S.shape[3] // groups, top.shape[2] // groups
     fast = S.shape[0] == 1 and not pooled
+    n_k = geo[6] * geo[7] * geo[8]
+    ips, kaps = np.empty(n_k, dtype=np.int64), np.empty(n_k, dtype=np.int64)
+    live = np.empty(cin_g, dtype=np.int64)
     for o1 in range(out1):
         for o2 in range(out2):
             o = (o0 * out1 + o1) * out2 + o2
-            for q0 in range(kk0):
-                i0 = o0 * s0 - p0 + q0 * d0
-                if i0 < 0 or i0 >= in0:
-                    continue
-                for q1 in range(kk1):
-                    i1 = o1 * s1 - p1 + q1 * d1
-                    if i1 < 0 or i1 >= in1:
+            for tap in range(window_taps(geo, o0, o1, o2, ips, kaps)):
+                ip, kap = ips[tap], kaps[tap]
+                for g in range(groups):
+                    trow = top[b, o, g * cout_g:(g + 1) * cout_g]
+                    if fast:
+                        srow, vt = S[0, b, ip, g * cin_g:(g + 1) * cin_g], VT[0, g, kap]
+                        _absmax_sources(trow, srow, vt, live[:live_channels(srow, True, 0.0,
+                                                                             live)])
                         continue
-                    for q2 in range(kk2):
-                        i2 = o2 * s2 - p2 + q2 * d2
-                        if i2 < 0 or i2 >= in2:
-                            continue
-                        ip = (i0 * in1 + i1) * in2 + i2
-                        kap = (q0 * kk1 + q1) * kk2 + q2
-                        for g in range(groups):
-                            trow = top[b, o, g * cout_g:(g + 1) * cout_g]
-                            for ci in range(cin_g):
-                                if fast:
-                                    sv = S[0, b, ip, g * cin_g + ci]
-                                    if sv != 0.0:
-                                        row_absmax(trow, VT[0, g, kap, ci], sv)
-                                    continue
-                                for cg in range(cout_g):
-                                    a = abs(numerator(S, V, Vpos, pooled, b, ip,
-                                                      g * cin_g + ci, g * cout_g + cg,
-                                                      kap, ci, o))
-                                    trow[cg] = a if a > trow[cg] else trow[cg]
+                    for ci in range(cin_g):
+                        for cg in range(cout_g):
+                            a = abs(numerator(S, V, Vpos, pooled, b, ip, g * cin_g + ci,
+                                              g * cout_g + cg, kap, ci, o))
+                            trow[cg] = a if a > trow[cg] else trow[cg]
+
+
+@numba.njit(cache=True)
+def _absmax_sources(trow, srow, vt, live):
+    """``trow = max(trow, |s_j v_j·|)`` over the non-zero sources ``live`` (four at a time)."""
+    i, n = 0, live.shape[0]
+    while i + BLOCK <= n:
+        j0, j1, j2, j3 = live[i], live[i + 1], live[i + 2], live[i + 3]
+        row_absmax4(trow, vt[j0], vt[j1], vt[j2], vt[j3], srow[j0], srow[j1], srow[j2],
+                    srow[j3])
+        i += BLOCK
+    while i < n:
+        row_absmax(trow, vt[live[i]], srow[live[i]])
+        i += 1
 
 
 def rows_absmax(S, V, top):

@@ -1,0 +1,107 @@
+"""Rows of four output channels at once, for the semirings whose ⊕ is max or min.
+
+A window kernel visits, for one output position and one kernel offset, the edges of each
+output channel ``k`` into a contiguous row of input channels. Where ⊕ is max or min its result
+does not depend on the order of the updates, so four channels that share an input row are
+folded into it in one pass: the row and the sources are read and written once for four
+channels' edges instead of once for each (the weights are read once either way). Every edge
+term is computed exactly as the one-channel rows of :mod:`~provgraph.backends.numba_rows`
+compute it.
+"""
+
+from __future__ import annotations
+
+import numba
+
+from provgraph.backends.numba_algebra import TROPICAL
+
+#: output channels folded into an input row together
+BLOCK = 4
+
+
+@numba.njit(cache=True)
+def row_viterbi4(orow, srow, v0, v1, v2, v3, i0, i1, i2, i3, r0, r1, r2, r3):
+    """``orow = max(orow, s·v_k·(1/d_k)·R_k)`` for four channels ``k`` (Viterbi, Θ = id)."""
+    for ci in range(orow.shape[0]):
+        s, m = srow[ci], orow[ci]
+        x = s * v0[ci] * i0 * r0
+        m = x if x > m else m
+        x = s * v1[ci] * i1 * r1
+        m = x if x > m else m
+        x = s * v2[ci] * i2 * r2
+        m = x if x > m else m
+        x = s * v3[ci] * i3 * r3
+        orow[ci] = x if x > m else m
+
+
+@numba.njit(cache=True)
+def row_fuzzy4(orow, srow, v0, v1, v2, v3, i0, i1, i2, i3, r0, r1, r2, r3):
+    """``orow = max(orow, min(s·v_k·(1/d_k), R_k))`` for four channels ``k`` (fuzzy, Θ = id)."""
+    for ci in range(orow.shape[0]):
+        s, m = srow[ci], orow[ci]
+        x = s * v0[ci] * i0
+        x = x if x < r0 else r0
+        m = x if x > m else m
+        x = s * v1[ci] * i1
+        x = x if x < r1 else r1
+        m = x if x > m else m
+        x = s * v2[ci] * i2
+        x = x if x < r2 else r2
+        m = x if x > m else m
+        x = s * v3[ci] * i3
+        x = x if x < r3 else r3
+        orow[ci] = x if x > m else m
+
+
+@numba.njit(cache=True)
+def row_factored4(orow, v0, v1, v2, v3, x0, x1, x2, x3, sr):
+    """``orow ⊕= v_k ⊗ x_k`` for four channels: Viterbi (max, ×) or tropical (min, +)."""
+    if sr == TROPICAL:
+        for ci in range(orow.shape[0]):
+            m = orow[ci]
+            y = v0[ci] + x0
+            m = y if y < m else m
+            y = v1[ci] + x1
+            m = y if y < m else m
+            y = v2[ci] + x2
+            m = y if y < m else m
+            y = v3[ci] + x3
+            orow[ci] = y if y < m else m
+        return
+    for ci in range(orow.shape[0]):
+        m = orow[ci]
+        y = v0[ci] * x0
+        m = y if y > m else m
+        y = v1[ci] * x1
+        m = y if y > m else m
+        y = v2[ci] * x2
+        m = y if y > m else m
+        y = v3[ci] * x3
+        orow[ci] = y if y > m else m
+
+
+@numba.njit(inline="always", cache=True)
+def live_channels(values, skip, zero, live):
+    """Write into ``live`` the channels whose value is not ``zero`` (all when not ``skip``);
+    returns how many."""
+    n = 0
+    for c in range(values.shape[0]):
+        if not skip or values[c] != zero:
+            live[n] = c
+            n += 1
+    return n
+
+
+@numba.njit(cache=True)
+def row_absmax4(trow, v0, v1, v2, v3, s0, s1, s2, s3):
+    """``trow = max(trow, |s_j · v_j|)`` over a row of output channels, for four sources ``j``."""
+    for c in range(trow.shape[0]):
+        m = trow[c]
+        a = abs(s0 * v0[c])
+        m = a if a > m else m
+        a = abs(s1 * v1[c])
+        m = a if a > m else m
+        a = abs(s2 * v2[c])
+        m = a if a > m else m
+        a = abs(s3 * v3[c])
+        trow[c] = a if a > m else m
