@@ -76,9 +76,6 @@ from provgraph.model.ops import AvgPool, Conv, Dense, GlobalAvgPool, LinearOp, M
 
 #: kernels compute in float64 whatever the backend's dtype (Θ thresholds see float64 weights)
 _F64 = torch.float64
-#: the fewest rows (samples × positions) for which a dense op's max-norm denominators run by
-#: sources (parallel over samples, zero sources skipped) rather than by outputs
-_BY_SOURCES = 4
 
 
 def channels_last(t: torch.Tensor, lead: int) -> np.ndarray:
@@ -294,18 +291,19 @@ class NumbaBackend(TorchBackend):
         denominators by sources, and by Boolean and Counting by inputs), the output ``z2 (rows,
         n_out)`` and its relevance ``(rows, T, n_out)``, the rows being ``n_b`` samples × their
         positions → ``R_in (rows, T, n_in)`` and the bias part ``(n_b, T)``, ⊕ over positions."""
+        from provgraph.backends import numba_dense
         from provgraph.backends.numba_contract import contract_window
-        from provgraph.backends.numba_window import columns_absmax, geometry, rows_absmax
+        from provgraph.backends.numba_window import geometry, rows_absmax
 
         form = step.form
         geo = geometry((1,), (1,), (1,), (1,), (1,), (0,), 1)
         no_pos = np.zeros((len(form.terms), 1))
         if form.maxnorm:
             top = np.ascontiguousarray(bias_numerator(form, b, z2).abs().numpy())
-            if VT is None or S.shape[1] < _BY_SOURCES:
+            if VT is None:
                 rows_absmax(S, V, top)
             else:
-                columns_absmax(S, VT, top)
+                numba_dense.columns_absmax(S, VT, top)
             d = top + form.epsilon
         elif form.direct or sum_denominator is None:
             d = np.ascontiguousarray(form.stabilize(z2).numpy())

@@ -1,19 +1,21 @@
-"""Rows of four output channels at once, for the semirings whose ⊕ is max or min.
+"""Rows of four output channels at once: ⊕ = max or min, and threshold sums.
 
 A window kernel visits, for one output position and one kernel offset, the edges of each
 output channel ``k`` into a contiguous row of input channels. Where ⊕ is max or min its result
 does not depend on the order of the updates, so four channels that share an input row are
 folded into it in one pass: the row and the sources are read and written once for four
-channels' edges instead of once for each (the weights are read once either way). Every edge
-term is computed exactly as the one-channel rows of :mod:`~provgraph.backends.numba_rows`
-compute it.
+channels' edges instead of once for each (the weights are read once either way). A threshold
+sum adds the four channels' terms to each element in the order of the channels, as one channel
+after the other would (only the few edges within rounding of θ, settled afterwards, are added
+later). Every edge term is computed exactly as the one-channel rows of
+:mod:`~provgraph.backends.numba_rows` compute it.
 """
 
 from __future__ import annotations
 
 import numba
 
-from provgraph.backends.numba_algebra import TROPICAL
+from provgraph.backends.numba_algebra import GUARD, TROPICAL
 
 #: output channels folded into an input row together
 BLOCK = 4
@@ -105,3 +107,23 @@ def row_absmax4(trow, v0, v1, v2, v3, s0, s1, s2, s3):
         m = a if a > m else m
         a = abs(s3 * v3[c])
         trow[c] = a if a > m else m
+
+
+@numba.njit(cache=True)
+def row_threshold_sum4(orow, srow, v0, v1, v2, v3, i0, i1, i2, i3, r0, r1, r2, r3, theta):
+    """``orow += R_k`` where ``s·v_k·(1/d_k)`` lies above the band of rounding around θ, for
+    four channels; returns whether an edge came near the band (then settled by
+    :func:`~provgraph.backends.numba_rows.row_near_threshold`, as
+    :func:`~provgraph.backends.numba_rows.row_threshold_sum` does)."""
+    tol = GUARD * (abs(theta) + 1e-300)
+    hi, wide, near = theta + tol, 2.0 * tol, 0
+    for ci in range(orow.shape[0]):
+        s, acc = srow[ci], orow[ci]
+        x0, x1, x2, x3 = s * v0[ci] * i0, s * v1[ci] * i1, s * v2[ci] * i2, s * v3[ci] * i3
+        near += ((abs(x0 - theta) <= wide) + (abs(x1 - theta) <= wide)
+                 + (abs(x2 - theta) <= wide) + (abs(x3 - theta) <= wide))
+        acc += r0 if x0 > hi else 0.0
+        acc += r1 if x1 > hi else 0.0
+        acc += r2 if x2 > hi else 0.0
+        orow[ci] = acc + (r3 if x3 > hi else 0.0)
+    return near > 0

@@ -29,6 +29,7 @@ from provgraph.backends.numba_algebra import (
     EdgeAlgebra,
     reciprocal,
 )
+from provgraph.backends.numba_dense import dense_factored, dense_float, dense_integer, is_dense
 from provgraph.backends.numba_rows import INT_MAX
 from provgraph.backends.numba_weights import negative_log
 from provgraph.backends.numba_window import window_factored, window_float, window_integer
@@ -106,7 +107,10 @@ def _factored_step(algebra: EdgeAlgebra, S: np.ndarray, V: np.ndarray, Vpos: np.
                 return _logs_step(S, V, Vpos, pooled, t, geo, shape)
             x, shift = scaled
         out = np.zeros(shape)
-        window_factored(V, Vpos, pooled, x, out, geo, VITERBI, 0.0)
+        if not pooled and is_dense(geo):
+            dense_factored(V, x, out, VITERBI, 0.0)
+        else:
+            window_factored(V, Vpos, pooled, x, out, geo, VITERBI, 0.0)
         if shift is None:
             return out * S[0][:, None]
         return shift - np.log(out) + negative_log(S[0])[:, None]
@@ -117,7 +121,10 @@ def _logs_step(S: np.ndarray, V: np.ndarray, Vpos: np.ndarray, pooled: bool, t: 
     """Tropical, Θ = −log: ``−log s_j + min_k (−log v_jk + t_k)`` from the weights' logarithms."""
     inner_v, inner_pos = (V, negative_log(Vpos)) if pooled else (negative_log(V), Vpos)
     out = np.full(shape, math.inf)
-    window_factored(inner_v, inner_pos, pooled, t, out, geo, TROPICAL, math.inf)
+    if not pooled and is_dense(geo):
+        dense_factored(inner_v, t, out, TROPICAL, math.inf)
+    else:
+        window_factored(inner_v, inner_pos, pooled, t, out, geo, TROPICAL, math.inf)
     return out + negative_log(S[0])[:, None]
 
 
@@ -186,11 +193,20 @@ def contract_window(algebra: EdgeAlgebra, S: np.ndarray, V: np.ndarray, Vpos: np
         window_inputs(S, columns, d, inv, R, out, geo, boolean, algebra.theta, algebra.threshold,
                       False)
         return out
+    dense = not pooled and S.shape[0] == 1 and is_dense(geo)  # tiles of rows (numba_dense)
     if algebra.integer:
-        if window_integer(S, V, Vpos, pooled, d, inv, R, out, geo, algebra.semiring,
-                          algebra.theta, algebra.threshold):
+        sr, th, theta = algebra.semiring, algebra.theta, algebra.threshold
+        if dense:
+            overflow = dense_integer(S, V, Vpos, d, inv, R, out, sr, th, theta)
+        else:
+            overflow = window_integer(S, V, Vpos, pooled, d, inv, R, out, geo, sr, th, theta)
+        if overflow:
             raise CountOverflowError(OVERFLOW)
         return out
-    window_float(S, V, Vpos, pooled, d, inv, R, out, geo, algebra.semiring, algebra.theta,
-                 algebra.threshold, algebra.zero, algebra.one, skip)
+    if dense:
+        dense_float(S, V, Vpos, d, inv, R, out, algebra.semiring, algebra.theta,
+                    algebra.threshold, algebra.zero, algebra.one, skip)
+    else:
+        window_float(S, V, Vpos, pooled, d, inv, R, out, geo, algebra.semiring, algebra.theta,
+                     algebra.threshold, algebra.zero, algebra.one, skip)
     return _settle(algebra, out, skip)

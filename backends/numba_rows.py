@@ -210,19 +210,29 @@ def row_absmax(trow, vrow, s):
 def row_threshold_sum(orow, srow, vrow, dk, ik, rk, theta):
     """Counting in float64 (⊕ = +, Θ a threshold): ``orow += R_k`` where ``r ≥ θ``.
 
-    The branch-free loop of :func:`row_integer` on floats: the edges within rounding of θ are
-    left out of it and decided afterwards by the exact ``r = s·v / d``.
+    A branch-free loop adds ``R_k`` where ``x = s·v·(1/d)`` lies above the band
+    ``[θ − tol, θ + tol]`` of rounding around θ and counts the ``x`` near it (within ``2 tol``,
+    a margin over the band's own rounding); only then are the band's edges decided afterwards
+    by the exact ``r = s·v / d``.
     """
     n = orow.shape[0]
     tol = GUARD * (abs(theta) + 1e-300)
-    near = 0
+    hi, wide, near = theta + tol, 2.0 * tol, 0
     for ci in range(n):
         x = srow[ci] * vrow[ci] * ik
-        close = abs(x - theta) <= tol
-        near += close
-        orow[ci] += rk * ((x >= theta) & (not close))
+        near += abs(x - theta) <= wide
+        orow[ci] += rk if x > hi else 0.0
     if near > 0:
-        for ci in range(n):
-            x = srow[ci] * vrow[ci] * ik
-            if abs(x - theta) <= tol and exact_ratio(srow[ci] * vrow[ci], dk, x) >= theta:
-                orow[ci] += rk
+        row_near_threshold(orow, srow, vrow, dk, ik, rk, theta)
+
+
+@numba.njit(cache=True)
+def row_near_threshold(orow, srow, vrow, dk, ik, rk, theta):
+    """``orow += R_k`` on the edges in the band ``θ − tol ≤ x ≤ θ + tol`` (left out by
+    :func:`row_threshold_sum`) whose exact ``r = s·v / d ≥ θ``."""
+    tol = GUARD * (abs(theta) + 1e-300)
+    lo, hi = theta - tol, theta + tol
+    for ci in range(orow.shape[0]):
+        x = srow[ci] * vrow[ci] * ik
+        if lo <= x <= hi and exact_ratio(srow[ci] * vrow[ci], dk, x) >= theta:
+            orow[ci] += rk

@@ -381,25 +381,3 @@ def _rows_absmax(S, V, top, start, stop):
             a = abs(num)
             m = a if a > m else m
         top[b, k] = m
-
-
-def columns_absmax(S, VT, top):
-    """A one-term dense op's ``top[b, k] = max(top, max_j |s(a)_j v(w_jk)|)``, by sources.
-
-    ``S (1, B, 1, n_in)``, ``VT (n_in, n_out)``, ``top (B, n_out) ≥ 0``: each non-zero source
-    ``s_j`` updates the whole row of outputs from the contiguous row ``v(w)_j·`` (a zero
-    source's edges are ``|0| = 0``, never above ``top``), in parallel over samples.
-    """
-    over_rows(_columns_absmax, S.shape[1], S, VT, top)
-
-
-@numba.njit(nogil=True, cache=True)
-def _columns_absmax(S, VT, top, start, stop):
-    S, VT, top = borrowed(S), borrowed(VT), borrowed(top)
-    n_in = S.shape[3]
-    for b in range(start, stop):
-        trow = top[b]
-        for j in range(n_in):
-            s = S[0, b, 0, j]
-            if s != 0.0:
-                row_absmax(trow, VT[j], s)

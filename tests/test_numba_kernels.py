@@ -286,16 +286,16 @@ def test_dense_max_norm_by_sources_equals_each_sample(monkeypatch, semiring: str
     denominators computed by sources, zero sources skipped, equal per-sample scipy calls."""
     from importlib.resources import files
 
-    from provgraph.backends import numba_window
+    from provgraph.backends import numba_dense
 
     calls = []
-    by_sources = numba_window.columns_absmax
+    by_sources = numba_dense.columns_absmax
 
     def spy(*args):
         calls.append(args[0].shape[1])
         return by_sources(*args)
 
-    monkeypatch.setattr(numba_window, "columns_absmax", spy)
+    monkeypatch.setattr(numba_dense, "columns_absmax", spy)
     data = files("provgraph") / "data"
     net = importers.load_onnx(str(data / "mnist_mlp.onnx"))
     with np.load(str(data / "mnist_test.npz")) as digits:

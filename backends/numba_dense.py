@@ -1,0 +1,231 @@
+r"""Dense steps in tiles: blocks of rows × chunks of columns, each weight row read once a block.
+
+A dense op's step (a ``Gemm`` or ``MatMul`` per token, the product of the attention weights and
+the values under ``cp``) runs over ``rows`` (samples × token positions) with the weight matrix
+``V (n_out, n_in)``. Visiting each row on its own reads the whole matrix once per row: for
+BERT-base's feed-forward layers, 9.4 MB (beyond the cache) 128 times. Here each task owns
+:data:`ROWS` rows and :data:`COLUMNS` input columns of ``R_in``: it reads every weight row's
+chunk once and applies it to all of its rows, whose accumulators stay in the L1 cache. No two
+tasks write the same element (no races); tasks run from
+:func:`~provgraph.backends.numba_threads.over_rows`, so a single row (a dense layer of VGG-16)
+still runs on every thread.
+
+Every edge term is computed by the row functions of :mod:`~provgraph.backends.numba_rows` and
+:mod:`~provgraph.backends.numba_blocks`, as the window kernels compute it; only the order in
+which a row's ⊕ meets the edges changes, and only for ⊕ = max or min (four output channels at
+a time), where the order does not change the result. Sums keep the order of
+:mod:`~provgraph.backends.numba_window` (outputs ascending).
+
+Arrays (one rule term): ``S (1, rows, 1, n_in)``, ``V (1, n_out, 1, n_in)``,
+``d, inv (rows, 1, n_out)``, ``R (rows, T, 1, n_out)``, ``out (rows, T, 1, n_in)``.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from provgraph.backends.numba_algebra import FUZZY, IDENTITY, REAL, THRESHOLD, VITERBI
+from provgraph.backends.numba_blocks import (
+    BLOCK,
+    row_absmax4,
+    row_factored4,
+    row_fuzzy4,
+    row_threshold_sum4,
+    row_viterbi4,
+)
+from provgraph.backends.numba_rows import (
+    row_absmax,
+    row_factored,
+    row_float,
+    row_integer,
+    row_near_threshold,
+)
+from provgraph.backends.numba_threads import borrowed, over_rows
+
+#: rows of a tile: each weight row's chunk is read once for this many rows
+ROWS = 8
+#: input (or, for the denominators, output) columns of a tile
+COLUMNS = 512
+
+
+def is_dense(geo: np.ndarray) -> bool:
+    """Whether a window geometry is a dense op's (one position, a 1×1 kernel, one group)."""
+    return bool((geo[:9] == 1).all() and geo[18] == 1)
+
+
+def _tiles(n_rows: int, n_columns: int) -> tuple[int, int]:
+    """``(row blocks, column chunks)`` of a tiling."""
+    return -(-n_rows // ROWS), -(-n_columns // COLUMNS)
+
+
+def dense_float(S, V, Vpos, d, inv, R, out, sr, th, theta, zero, one, skip) -> None:
+    """``out[r, t, j] ⊕= Θ(r_jk) ⊗ R_k`` of a float semiring (see :func:`window_float`)."""
+    blocks, chunks = _tiles(R.shape[0], out.shape[3])
+    over_rows(_float_tiles, blocks * chunks, S, V, Vpos, d, inv, R, out, sr, th, theta, zero,
+              one, skip, chunks)
+
+
+@numba.njit(nogil=True, cache=True)
+def _float_tiles(S, V, Vpos, d, inv, R, out, sr, th, theta, zero, one, skip, chunks, start,
+                 stop):
+    S, V, d, inv, R, out = (
+        borrowed(S), borrowed(V), borrowed(d), borrowed(inv), borrowed(R), borrowed(out))
+    n_rows, n_t, n_out, n_in = R.shape[0], R.shape[1], R.shape[3], out.shape[3]
+    blocked = th == IDENTITY and (sr == FUZZY or sr == VITERBI)
+    sums = th == THRESHOLD and sr == REAL
+    for task in range(start, stop):
+        r0, j0 = (task // chunks) * ROWS, (task % chunks) * COLUMNS
+        r1, j1 = min(n_rows, r0 + ROWS), min(n_in, j0 + COLUMNS)
+        for t in range(n_t):
+            k = 0
+            while k < n_out:
+                if sums and k + BLOCK <= n_out:
+                    _threshold_block(S, V, d, inv, R, out, theta, t, k, r0, r1, j0, j1)
+                    k += BLOCK
+                    continue
+                if blocked and k + BLOCK <= n_out:
+                    v0, v1 = V[0, k, 0, j0:j1], V[0, k + 1, 0, j0:j1]
+                    v2, v3 = V[0, k + 2, 0, j0:j1], V[0, k + 3, 0, j0:j1]
+                    for r in range(r0, r1):
+                        rr, ir = R[r, t, 0], inv[r, 0]
+                        orow, srow = out[r, t, 0, j0:j1], S[0, r, 0, j0:j1]
+                        if sr == FUZZY:
+                            row_fuzzy4(orow, srow, v0, v1, v2, v3, ir[k], ir[k + 1], ir[k + 2],
+                                       ir[k + 3], rr[k], rr[k + 1], rr[k + 2], rr[k + 3])
+                        else:
+                            row_viterbi4(orow, srow, v0, v1, v2, v3, ir[k], ir[k + 1],
+                                         ir[k + 2], ir[k + 3], rr[k], rr[k + 1], rr[k + 2],
+                                         rr[k + 3])
+                    k += BLOCK
+                    continue
+                vrow = V[0, k, 0, j0:j1]
+                for r in range(r0, r1):
+                    rk = R[r, t, 0, k]
+                    if skip and rk == zero:
+                        continue
+                    row_float(out[r, t, 0, j0:j1], S[0, r, 0, j0:j1], vrow, S, V, Vpos, False, True,
+                              r, 0, j0, k, 0, 0, d[r, 0, k], inv[r, 0, k], rk, sr, th, theta,
+                              zero, one)
+                k += 1
+
+
+@numba.njit(cache=True)
+def _threshold_block(S, V, d, inv, R, out, theta, t, k, r0, r1, j0, j1):
+    """The threshold sums of the four output channels from ``k`` into a tile's rows."""
+    v0, v1 = V[0, k, 0, j0:j1], V[0, k + 1, 0, j0:j1]
+    v2, v3 = V[0, k + 2, 0, j0:j1], V[0, k + 3, 0, j0:j1]
+    for r in range(r0, r1):
+        rr, ir = R[r, t, 0], inv[r, 0]
+        if rr[k] == 0.0 and rr[k + 1] == 0.0 and rr[k + 2] == 0.0 and rr[k + 3] == 0.0:
+            continue  # every term is 0 · [r ≥ θ] = 0
+        orow, srow = out[r, t, 0, j0:j1], S[0, r, 0, j0:j1]
+        if row_threshold_sum4(orow, srow, v0, v1, v2, v3, ir[k], ir[k + 1], ir[k + 2],
+                              ir[k + 3], rr[k], rr[k + 1], rr[k + 2], rr[k + 3], theta):
+            for q in range(BLOCK):
+                row_near_threshold(orow, srow, V[0, k + q, 0, j0:j1], d[r, 0, k + q],
+                                   ir[k + q], rr[k + q], theta)
+
+
+def dense_integer(S, V, Vpos, d, inv, R, out, sr, th, theta) -> bool:
+    """Counting (int64) or Boolean (see :func:`window_integer`); returns whether a sum
+    overflowed."""
+    blocks, chunks = _tiles(R.shape[0], out.shape[3])
+    return sum(over_rows(_integer_tiles, blocks * chunks, S, V, Vpos, d, inv, R, out, sr, th,
+                         theta, chunks)) > 0
+
+
+@numba.njit(nogil=True, cache=True)
+def _integer_tiles(S, V, Vpos, d, inv, R, out, sr, th, theta, chunks, start, stop):
+    S, V, d, inv, R, out = (
+        borrowed(S), borrowed(V), borrowed(d), borrowed(inv), borrowed(R), borrowed(out))
+    n_rows, n_t, n_out, n_in = R.shape[0], R.shape[1], R.shape[3], out.shape[3]
+    overflow = 0
+    for task in range(start, stop):
+        r0, j0 = (task // chunks) * ROWS, (task % chunks) * COLUMNS
+        r1, j1 = min(n_rows, r0 + ROWS), min(n_in, j0 + COLUMNS)
+        for t in range(n_t):
+            for k in range(n_out):
+                vrow = V[0, k, 0, j0:j1]
+                for r in range(r0, r1):
+                    rk = R[r, t, 0, k]
+                    if rk == 0:
+                        continue
+                    overflow += row_integer(out[r, t, 0, j0:j1], S[0, r, 0, j0:j1], vrow, S, V,
+                                            Vpos, False, True, r, 0, j0, k, 0, 0, d[r, 0, k],
+                                            inv[r, 0, k], rk, sr, th, theta)
+    return overflow
+
+
+def dense_factored(V, X, out, sr, skip_value) -> None:
+    """``out[r, t, j] ⊕= v_kj ⊗ x_k`` (see :func:`window_factored`); ``X (rows, T, 1, n_out)``."""
+    blocks, chunks = _tiles(X.shape[0], out.shape[3])
+    over_rows(_factored_tiles, blocks * chunks, V, X, out, sr, skip_value, chunks)
+
+
+@numba.njit(nogil=True, cache=True)
+def _factored_tiles(V, X, out, sr, skip_value, chunks, start, stop):
+    V, X, out = borrowed(V), borrowed(X), borrowed(out)
+    n_rows, n_t, n_out, n_in = X.shape[0], X.shape[1], X.shape[3], out.shape[3]
+    for task in range(start, stop):
+        r0, j0 = (task // chunks) * ROWS, (task % chunks) * COLUMNS
+        r1, j1 = min(n_rows, r0 + ROWS), min(n_in, j0 + COLUMNS)
+        for t in range(n_t):
+            k = 0
+            while k < n_out:
+                if k + BLOCK <= n_out:
+                    v0, v1 = V[0, k, 0, j0:j1], V[0, k + 1, 0, j0:j1]
+                    v2, v3 = V[0, k + 2, 0, j0:j1], V[0, k + 3, 0, j0:j1]
+                    for r in range(r0, r1):
+                        xr = X[r, t, 0]
+                        # K's zero (the skipped value) leaves max and min unchanged here
+                        row_factored4(out[r, t, 0, j0:j1], v0, v1, v2, v3, xr[k], xr[k + 1],
+                                      xr[k + 2], xr[k + 3], sr)
+                    k += BLOCK
+                    continue
+                vrow = V[0, k, 0, j0:j1]
+                for r in range(r0, r1):
+                    x = X[r, t, 0, k]
+                    if x != skip_value:
+                        row_factored(out[r, t, 0, j0:j1], vrow, x, sr)
+                k += 1
+
+
+def columns_absmax(S, VT, top) -> None:
+    """A one-term dense op's ``top[r, k] = max(top, max_j |s(a)_rj v(w_jk)|)``, by sources.
+
+    ``S (1, rows, 1, n_in)``, ``VT (n_in, n_out)``, ``top (rows, n_out) ≥ 0``: each non-zero
+    source ``s_rj`` updates its row's chunk of outputs from the contiguous row ``v(w)_j·`` (a
+    zero source's edges are ``|0| = 0``, never above ``top``), four sources at a time.
+    """
+    blocks, chunks = _tiles(S.shape[1], top.shape[1])
+    over_rows(_absmax_tiles, blocks * chunks, S, VT, top, chunks)
+
+
+@numba.njit(nogil=True, cache=True)
+def _absmax_tiles(S, VT, top, chunks, start, stop):
+    S, VT, top = borrowed(S), borrowed(VT), borrowed(top)
+    n_rows, n_in, n_out = S.shape[1], S.shape[3], top.shape[1]
+    for task in range(start, stop):
+        r0, k0 = (task // chunks) * ROWS, (task % chunks) * COLUMNS
+        r1, k1 = min(n_rows, r0 + ROWS), min(n_out, k0 + COLUMNS)
+        j = 0
+        while j < n_in:
+            if j + BLOCK <= n_in:
+                v0, v1, v2, v3 = VT[j, k0:k1], VT[j + 1, k0:k1], VT[j + 2, k0:k1], VT[j + 3, k0:k1]
+                for r in range(r0, r1):
+                    srow = S[0, r, 0]
+                    s0, s1, s2, s3 = srow[j], srow[j + 1], srow[j + 2], srow[j + 3]
+                    if s0 != 0.0 and s1 != 0.0 and s2 != 0.0 and s3 != 0.0:
+                        row_absmax4(top[r, k0:k1], v0, v1, v2, v3, s0, s1, s2, s3)
+                        continue
+                    for q in range(BLOCK):
+                        if srow[j + q] != 0.0:
+                            row_absmax(top[r, k0:k1], VT[j + q, k0:k1], srow[j + q])
+                j += BLOCK
+                continue
+            for r in range(r0, r1):
+                s = S[0, r, 0, j]
+                if s != 0.0:
+                    row_absmax(top[r, k0:k1], VT[j, k0:k1], s)
+            j += 1
