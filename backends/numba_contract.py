@@ -30,6 +30,7 @@ from provgraph.backends.numba_algebra import (
     reciprocal,
 )
 from provgraph.backends.numba_dense import dense_factored, dense_float, dense_integer, is_dense
+from provgraph.backends.numba_logs import scaled_exponent, tropical_result
 from provgraph.backends.numba_rows import INT_MAX
 from provgraph.backends.numba_weights import negative_log
 from provgraph.backends.numba_window import window_factored, window_float, window_integer
@@ -68,21 +69,11 @@ def _factored(algebra: EdgeAlgebra, S: np.ndarray, V: np.ndarray, d: np.ndarray,
 SPREAD = 600.0
 
 
-def _scaled(t: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """``(exp(c − t), c)`` with ``c`` the least finite ``t`` of each sample and target, or
-    ``None`` where a product ``v · exp(c − t)`` could underflow."""
-    finite = np.isfinite(t)
-    axes = tuple(range(2, t.ndim))
-    c = np.where(finite, t, math.inf).min(axis=axes, keepdims=True)
-    c = np.where(np.isfinite(c), c, 0.0)
-    spread = np.where(finite, t - c, 0.0)
-    if spread.size and float(spread.max()) > SPREAD:
-        return None
-    if weights.dtype != np.float32:
-        tiny = float(np.min(weights, where=weights > 0, initial=math.inf))
-        if tiny < 1e-40:
-            return None
-    return np.exp(c - t), c
+def _tiny_weights(weights: np.ndarray) -> bool:
+    """Whether a weight wider than float32 could underflow ``v · exp(c − t)``."""
+    if weights.dtype == np.float32:
+        return False
+    return float(np.min(weights, where=weights > 0, initial=math.inf)) < 1e-40
 
 
 def _factored_step(algebra: EdgeAlgebra, S: np.ndarray, V: np.ndarray, Vpos: np.ndarray,
@@ -101,11 +92,9 @@ def _factored_step(algebra: EdgeAlgebra, S: np.ndarray, V: np.ndarray, Vpos: np.
         if algebra.semiring == VITERBI:
             x, shift = R * reciprocal(d)[:, None], None
         else:
-            t = np.where(d[:, None] > 0, np.log(d)[:, None] + R, math.inf)
-            scaled = _scaled(t, weights)
-            if scaled is None:
+            t, x, shift = scaled_exponent(d, R, SPREAD)
+            if x is None or _tiny_weights(weights):
                 return _logs_step(S, V, Vpos, pooled, t, geo, shape)
-            x, shift = scaled
         out = np.zeros(shape)
         if not pooled and is_dense(geo):
             dense_factored(V, x, out, VITERBI, 0.0)
@@ -113,7 +102,7 @@ def _factored_step(algebra: EdgeAlgebra, S: np.ndarray, V: np.ndarray, Vpos: np.
             window_factored(V, Vpos, pooled, x, out, geo, VITERBI, 0.0)
         if shift is None:
             return out * S[0][:, None]
-        return shift - np.log(out) + negative_log(S[0])[:, None]
+        return tropical_result(out, shift, S[0])
 
 
 def _logs_step(S: np.ndarray, V: np.ndarray, Vpos: np.ndarray, pooled: bool, t: np.ndarray,

@@ -20,9 +20,13 @@ whose relevance is not K's zero (it would contribute nothing: sparsity), so ``r_
     R_{in}[j] \mathrel{⊕}= Θ(r_{jk}) ⊗ R_k, \qquad
     r_{jk} = \frac{\sum_t s_t(a)_j\, v_t(w_{jk})}{d_k}.
 
-Output rows are cut into blocks tall enough that two blocks apart never write the same input
-row; even blocks run in parallel, then odd ones (no races, no atomics), each from the thread
-pool of :func:`~provgraph.backends.numba_threads.over_rows` (no parfors to compile).
+Where ⊕ is max or min (Viterbi, fuzzy, the factored Viterbi and tropical steps, the max-norm
+denominators) four output channels, or four sources, share each pass over an input row
+(:mod:`~provgraph.backends.numba_blocks`). Output rows are cut into blocks tall enough that two
+blocks apart never write the same input row; even blocks run in parallel, then odd ones (no
+races, no atomics), each from the thread pool of
+:func:`~provgraph.backends.numba_threads.over_rows` (no parfors to compile). A dense op runs
+in tiles instead (:mod:`~provgraph.backends.numba_dense`).
 """
 
 from __future__ import annotations
