@@ -127,3 +127,92 @@ def row_threshold_sum4(orow, srow, v0, v1, v2, v3, i0, i1, i2, i3, r0, r1, r2, r
         acc += r2 if x2 > hi else 0.0
         orow[ci] = acc + (r3 if x3 > hi else 0.0)
     return near > 0
+
+
+@numba.njit(cache=True)
+def rows_factored4x2(oa, ob, v0, v1, v2, v3, a0, a1, a2, a3, b0, b1, b2, b3):
+    """:func:`row_factored4` (Viterbi: max, ×) for two rows that share the weight rows: each
+    weight is read once for both."""
+    for ci in range(oa.shape[0]):
+        w0, w1, w2, w3 = v0[ci], v1[ci], v2[ci], v3[ci]
+        m = oa[ci]
+        y = w0 * a0
+        m = y if y > m else m
+        y = w1 * a1
+        m = y if y > m else m
+        y = w2 * a2
+        m = y if y > m else m
+        y = w3 * a3
+        oa[ci] = y if y > m else m
+        m = ob[ci]
+        y = w0 * b0
+        m = y if y > m else m
+        y = w1 * b1
+        m = y if y > m else m
+        y = w2 * b2
+        m = y if y > m else m
+        y = w3 * b3
+        ob[ci] = y if y > m else m
+
+
+@numba.njit(cache=True)
+def rows_absmax4x2(ta, tb, v0, v1, v2, v3, a0, a1, a2, a3, b0, b1, b2, b3):
+    """:func:`row_absmax4` for two rows of outputs that share the weight rows."""
+    for c in range(ta.shape[0]):
+        w0, w1, w2, w3 = v0[c], v1[c], v2[c], v3[c]
+        m = ta[c]
+        x = abs(a0 * w0)
+        m = x if x > m else m
+        x = abs(a1 * w1)
+        m = x if x > m else m
+        x = abs(a2 * w2)
+        m = x if x > m else m
+        x = abs(a3 * w3)
+        ta[c] = x if x > m else m
+        m = tb[c]
+        x = abs(b0 * w0)
+        m = x if x > m else m
+        x = abs(b1 * w1)
+        m = x if x > m else m
+        x = abs(b2 * w2)
+        m = x if x > m else m
+        x = abs(b3 * w3)
+        tb[c] = x if x > m else m
+
+
+@numba.njit(cache=True)
+def rows_fuzzy4x2(oa, ob, sa, sb, v0, v1, v2, v3, ia, ib, ra, rb):
+    """:func:`row_fuzzy4` for two rows that share the weight rows; ``ia, ib, ra, rb``: the
+    four channels' ``1/d`` and ``R`` of each row."""
+    ia0, ia1, ia2, ia3 = ia[0], ia[1], ia[2], ia[3]
+    ib0, ib1, ib2, ib3 = ib[0], ib[1], ib[2], ib[3]
+    ra0, ra1, ra2, ra3 = ra[0], ra[1], ra[2], ra[3]
+    rb0, rb1, rb2, rb3 = rb[0], rb[1], rb[2], rb[3]
+    for ci in range(oa.shape[0]):
+        w0, w1, w2, w3 = v0[ci], v1[ci], v2[ci], v3[ci]
+        s, m = sa[ci], oa[ci]
+        x = s * w0 * ia0
+        x = x if x < ra0 else ra0
+        m = x if x > m else m
+        x = s * w1 * ia1
+        x = x if x < ra1 else ra1
+        m = x if x > m else m
+        x = s * w2 * ia2
+        x = x if x < ra2 else ra2
+        m = x if x > m else m
+        x = s * w3 * ia3
+        x = x if x < ra3 else ra3
+        oa[ci] = x if x > m else m
+        s, m = sb[ci], ob[ci]
+        x = s * w0 * ib0
+        x = x if x < rb0 else rb0
+        m = x if x > m else m
+        x = s * w1 * ib1
+        x = x if x < rb1 else rb1
+        m = x if x > m else m
+        x = s * w2 * ib2
+        x = x if x < rb2 else rb2
+        m = x if x > m else m
+        x = s * w3 * ib3
+        x = x if x < rb3 else rb3
+        ob[ci] = x if x > m else m

@@ -33,6 +33,9 @@ from provgraph.backends.numba_blocks import (
     row_fuzzy4,
     row_threshold_sum4,
     row_viterbi4,
+    rows_absmax4x2,
+    rows_factored4x2,
+    rows_fuzzy4x2,
 )
 from provgraph.backends.numba_rows import (
     row_absmax,
@@ -87,9 +90,16 @@ def _float_tiles(S, V, Vpos, d, inv, R, out, sr, th, theta, zero, one, skip, chu
                 if blocked and k + BLOCK <= n_out:
                     v0, v1 = V[0, k, 0, j0:j1], V[0, k + 1, 0, j0:j1]
                     v2, v3 = V[0, k + 2, 0, j0:j1], V[0, k + 3, 0, j0:j1]
-                    for r in range(r0, r1):
-                        rr, ir = R[r, t, 0], inv[r, 0]
-                        orow, srow = out[r, t, 0, j0:j1], S[0, r, 0, j0:j1]
+                    r = r0
+                    while sr == FUZZY and r + 2 <= r1:  # two rows share each weight
+                        rows_fuzzy4x2(out[r, t, 0, j0:j1], out[r + 1, t, 0, j0:j1],
+                                      S[0, r, 0, j0:j1], S[0, r + 1, 0, j0:j1], v0, v1, v2, v3,
+                                      inv[r, 0, k:k + BLOCK], inv[r + 1, 0, k:k + BLOCK],
+                                      R[r, t, 0, k:k + BLOCK], R[r + 1, t, 0, k:k + BLOCK])
+                        r += 2
+                    for q in range(r, r1):
+                        rr, ir = R[q, t, 0], inv[q, 0]
+                        orow, srow = out[q, t, 0, j0:j1], S[0, q, 0, j0:j1]
                         if sr == FUZZY:
                             row_fuzzy4(orow, srow, v0, v1, v2, v3, ir[k], ir[k + 1], ir[k + 2],
                                        ir[k + 3], rr[k], rr[k + 1], rr[k + 2], rr[k + 3])
@@ -176,10 +186,17 @@ def _factored_tiles(V, X, out, sr, skip_value, chunks, start, stop):
                 if k + BLOCK <= n_out:
                     v0, v1 = V[0, k, 0, j0:j1], V[0, k + 1, 0, j0:j1]
                     v2, v3 = V[0, k + 2, 0, j0:j1], V[0, k + 3, 0, j0:j1]
-                    for r in range(r0, r1):
-                        xr = X[r, t, 0]
-                        # K's zero (the skipped value) leaves max and min unchanged here
-                        row_factored4(out[r, t, 0, j0:j1], v0, v1, v2, v3, xr[k], xr[k + 1],
+                    # K's zero (the skipped value) leaves max and min unchanged here
+                    r = r0
+                    while sr == VITERBI and r + 2 <= r1:  # two rows share each weight
+                        xa, xb = X[r, t, 0], X[r + 1, t, 0]
+                        rows_factored4x2(out[r, t, 0, j0:j1], out[r + 1, t, 0, j0:j1], v0, v1,
+                                         v2, v3, xa[k], xa[k + 1], xa[k + 2], xa[k + 3], xb[k],
+                                         xb[k + 1], xb[k + 2], xb[k + 3])
+                        r += 2
+                    for q in range(r, r1):
+                        xr = X[q, t, 0]
+                        row_factored4(out[q, t, 0, j0:j1], v0, v1, v2, v3, xr[k], xr[k + 1],
                                       xr[k + 2], xr[k + 3], sr)
                     k += BLOCK
                     continue
@@ -213,15 +230,18 @@ def _absmax_tiles(S, VT, top, chunks, start, stop):
         while j < n_in:
             if j + BLOCK <= n_in:
                 v0, v1, v2, v3 = VT[j, k0:k1], VT[j + 1, k0:k1], VT[j + 2, k0:k1], VT[j + 3, k0:k1]
-                for r in range(r0, r1):
-                    srow = S[0, r, 0]
-                    s0, s1, s2, s3 = srow[j], srow[j + 1], srow[j + 2], srow[j + 3]
-                    if s0 != 0.0 and s1 != 0.0 and s2 != 0.0 and s3 != 0.0:
-                        row_absmax4(top[r, k0:k1], v0, v1, v2, v3, s0, s1, s2, s3)
-                        continue
-                    for q in range(BLOCK):
-                        if srow[j + q] != 0.0:
-                            row_absmax(top[r, k0:k1], VT[j + q, k0:k1], srow[j + q])
+                r = r0
+                while r + 2 <= r1:
+                    sa, sb = S[0, r, 0, j:j + BLOCK], S[0, r + 1, 0, j:j + BLOCK]
+                    if _nonzero(sa) + _nonzero(sb) > BLOCK:  # two rows share each weight
+                        rows_absmax4x2(top[r, k0:k1], top[r + 1, k0:k1], v0, v1, v2, v3, sa[0],
+                                       sa[1], sa[2], sa[3], sb[0], sb[1], sb[2], sb[3])
+                    else:
+                        _absmax_sources(top[r, k0:k1], sa, v0, v1, v2, v3)
+                        _absmax_sources(top[r + 1, k0:k1], sb, v0, v1, v2, v3)
+                    r += 2
+                for q in range(r, r1):
+                    _absmax_sources(top[q, k0:k1], S[0, q, 0, j:j + BLOCK], v0, v1, v2, v3)
                 j += BLOCK
                 continue
             for r in range(r0, r1):
@@ -229,3 +249,28 @@ def _absmax_tiles(S, VT, top, chunks, start, stop):
                 if s != 0.0:
                     row_absmax(top[r, k0:k1], VT[j, k0:k1], s)
             j += 1
+
+
+@numba.njit(inline="always", cache=True)
+def _nonzero(s) -> int:
+    return (s[0] != 0.0) + (s[1] != 0.0) + (s[2] != 0.0) + (s[3] != 0.0)
+
+
+@numba.njit(cache=True)
+def _absmax_sources(trow, s, v0, v1, v2, v3):
+    """``trow = max(trow, |s_q v_q|)`` for the four sources ``s`` (zero sources skipped: their
+    edges are ``|0| = 0``, never above ``trow ≥ 0``)."""
+    n = _nonzero(s)
+    if n > 2:
+        row_absmax4(trow, v0, v1, v2, v3, s[0], s[1], s[2], s[3])
+        return
+    if n == 0:
+        return
+    if s[0] != 0.0:
+        row_absmax(trow, v0, s[0])
+    if s[1] != 0.0:
+        row_absmax(trow, v1, s[1])
+    if s[2] != 0.0:
+        row_absmax(trow, v2, s[2])
+    if s[3] != 0.0:
+        row_absmax(trow, v3, s[3])
