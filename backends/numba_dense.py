@@ -65,13 +65,14 @@ def _tiles(n_rows: int, n_columns: int) -> tuple[int, int]:
 def dense_float(S, V, Vpos, d, inv, R, out, sr, th, theta, zero, one, skip) -> None:
     """``out[r, t, j] ⊕= Θ(r_jk) ⊗ R_k`` of a float semiring (see :func:`window_float`)."""
     blocks, chunks = _tiles(R.shape[0], out.shape[3])
+    # the row functions' flags and offsets as run-time values: one compilation for every caller
     over_rows(_float_tiles, blocks * chunks, S, V, Vpos, d, inv, R, out, sr, th, theta, zero,
-              one, skip, chunks)
+              one, skip, chunks, False, True, 0)
 
 
 @numba.njit(nogil=True, cache=True)
-def _float_tiles(S, V, Vpos, d, inv, R, out, sr, th, theta, zero, one, skip, chunks, start,
-                 stop):
+def _float_tiles(S, V, Vpos, d, inv, R, out, sr, th, theta, zero, one, skip, chunks, pooled,
+                 fast, origin, start, stop):
     S, V, d, inv, R, out = (
         borrowed(S), borrowed(V), borrowed(d), borrowed(inv), borrowed(R), borrowed(out))
     n_rows, n_t, n_out, n_in = R.shape[0], R.shape[1], R.shape[3], out.shape[3]
@@ -81,7 +82,7 @@ def _float_tiles(S, V, Vpos, d, inv, R, out, sr, th, theta, zero, one, skip, chu
         r0, j0 = (task // chunks) * ROWS, (task % chunks) * COLUMNS
         r1, j1 = min(n_rows, r0 + ROWS), min(n_in, j0 + COLUMNS)
         for t in range(n_t):
-            k = 0
+            k = origin
             while k < n_out:
                 if sums and k + BLOCK <= n_out:
                     _threshold_block(S, V, d, inv, R, out, theta, t, k, r0, r1, j0, j1)
@@ -114,9 +115,9 @@ def _float_tiles(S, V, Vpos, d, inv, R, out, sr, th, theta, zero, one, skip, chu
                     rk = R[r, t, 0, k]
                     if skip and rk == zero:
                         continue
-                    row_float(out[r, t, 0, j0:j1], S[0, r, 0, j0:j1], vrow, S, V, Vpos, False, True,
-                              r, 0, j0, k, 0, 0, d[r, 0, k], inv[r, 0, k], rk, sr, th, theta,
-                              zero, one)
+                    row_float(out[r, t, 0, j0:j1], S[0, r, 0, j0:j1], vrow, S, V, Vpos, pooled,
+                              fast, r, origin, j0, k, origin, origin, d[r, 0, k], inv[r, 0, k],
+                              rk, sr, th, theta, zero, one)
                 k += 1
 
 
@@ -142,11 +143,12 @@ def dense_integer(S, V, Vpos, d, inv, R, out, sr, th, theta) -> bool:
     overflowed."""
     blocks, chunks = _tiles(R.shape[0], out.shape[3])
     return sum(over_rows(_integer_tiles, blocks * chunks, S, V, Vpos, d, inv, R, out, sr, th,
-                         theta, chunks)) > 0
+                         theta, chunks, False, True, 0)) > 0
 
 
 @numba.njit(nogil=True, cache=True)
-def _integer_tiles(S, V, Vpos, d, inv, R, out, sr, th, theta, chunks, start, stop):
+def _integer_tiles(S, V, Vpos, d, inv, R, out, sr, th, theta, chunks, pooled, fast, origin,
+                   start, stop):
     S, V, d, inv, R, out = (
         borrowed(S), borrowed(V), borrowed(d), borrowed(inv), borrowed(R), borrowed(out))
     n_rows, n_t, n_out, n_in = R.shape[0], R.shape[1], R.shape[3], out.shape[3]
@@ -162,8 +164,8 @@ def _integer_tiles(S, V, Vpos, d, inv, R, out, sr, th, theta, chunks, start, sto
                     if rk == 0:
                         continue
                     overflow += row_integer(out[r, t, 0, j0:j1], S[0, r, 0, j0:j1], vrow, S, V,
-                                            Vpos, False, True, r, 0, j0, k, 0, 0, d[r, 0, k],
-                                            inv[r, 0, k], rk, sr, th, theta)
+                                            Vpos, pooled, fast, r, origin, j0, k, origin, origin,
+                                            d[r, 0, k], inv[r, 0, k], rk, sr, th, theta)
     return overflow
 
 

@@ -177,13 +177,14 @@ def correct_near_threshold(S, VT, d, inv, R, G, geo, values, index, cut, least, 
     (there an input that would lose more than half of ``G_j`` to the subtraction is summed
     anew). In parallel over samples × the first input axis (each task owns its inputs).
     """
+    # Θ's code is passed at run time, so that the edge sums compile once for every caller
     return sum(over_rows(_settle_rows, R.shape[0] * int(geo[0]), S, VT, d, inv, R, G, geo,
-                         values, index, cut, least, integer, theta))
+                         values, index, cut, least, integer, THRESHOLD, theta))
 
 
 @numba.njit(nogil=True, cache=True)
-def _settle_rows(S, VT, d, inv, R, G, geo, values, index, cut, least, integer, theta, start,
-                 stop):
+def _settle_rows(S, VT, d, inv, R, G, geo, values, index, cut, least, integer, th, theta,
+                 start, stop):
     """:func:`correct_near_threshold` for the rows ``start … stop`` of samples × ``i0``."""
     S, VT, d, inv, R, G = (
         borrowed(S), borrowed(VT), borrowed(d), borrowed(inv), borrowed(R), borrowed(G))
@@ -192,12 +193,12 @@ def _settle_rows(S, VT, d, inv, R, G, geo, values, index, cut, least, integer, t
     for item in range(start, stop):
         b, i0 = item // in0, item % in0
         overflow += _settle_slab(S, VT, d, inv, R, G, geo, values, index, cut, least[b],
-                                 integer, theta, b, i0)
+                                 integer, th, theta, b, i0)
     return overflow
 
 
 @numba.njit(cache=True)
-def _settle_slab(S, VT, d, inv, R, G, geo, values, index, cut, m, integer, theta, b, i0):
+def _settle_slab(S, VT, d, inv, R, G, geo, values, index, cut, m, integer, th, theta, b, i0):
     """:func:`correct_near_threshold` for the inputs ``(b, i0, ·, ·, ·)``."""
     n_t, c_out, c_in = R.shape[1], R.shape[3], G.shape[2]
     in1, in2, out0, out1, out2 = geo[1], geo[2], geo[3], geo[4], geo[5]
@@ -256,12 +257,12 @@ def _settle_slab(S, VT, d, inv, R, G, geo, values, index, cut, m, integer, theta
                         G[b, t, cj, ip] -= corr[t]
                 if anew:
                     overflow += _sum_anew(S, VT, d, inv, R, G, geo, b, i0, i1, i2, ip, cj,
-                                          integer, theta, tol)
+                                          integer, th, theta, tol)
     return overflow
 
 
 @numba.njit(cache=True)
-def _sum_anew(S, VT, d, inv, R, G, geo, b, i0, i1, i2, ip, cj, integer, theta, tol):
+def _sum_anew(S, VT, d, inv, R, G, geo, b, i0, i1, i2, ip, cj, integer, th, theta, tol):
     """``G[b, :, cj, ip]`` from every edge of that input (as the kernel by inputs sums it)."""
     n_t, c_out, c_in = R.shape[1], R.shape[3], G.shape[2]
     out0, out1, out2 = geo[3], geo[4], geo[5]
@@ -287,7 +288,7 @@ def _sum_anew(S, VT, d, inv, R, G, geo, b, i0, i1, i2, ip, cj, integer, theta, t
                     kap = (q0 * kk1 + q1) * kk2 + q2
                     vrow, irow = VT[0, g, kap, ci], inv[b, o, cb:cb + cout_g]
                     drow, rrow = d[b, o, cb:cb + cout_g], R[b, t, o, cb:cb + cout_g]
-                    acc, over = count_edges(acc, vrow, sv, irow, drow, rrow, THRESHOLD, theta,
+                    acc, over = count_edges(acc, vrow, sv, irow, drow, rrow, th, theta,
                                             tol, integer)
                     overflow += over
         G[b, t, cj, ip] = acc
