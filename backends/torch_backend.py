@@ -200,7 +200,9 @@ class TorchBackend(Backend):
     def step(self, op: Op, ctx: StepContext) -> StepResult:
         c = self.carrier(ctx.semiring)
         try:
-            sent, absorbed = op.provenance_step(self, ctx)
+            # no autograd bookkeeping on the steps' tensors (measured: 6% of ViT-Tiny's call)
+            with torch.inference_mode():
+                sent, absorbed = op.provenance_step(self, ctx)
         except CountOverflowError as exc:
             raise CountOverflowError(f"{op.describe()}: {exc}") from None
         for _, t in sent:

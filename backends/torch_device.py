@@ -160,7 +160,7 @@ def device_trace(
     batch = as_batch(network, x)
     values = {network.input_name: torch.as_tensor(batch).to(device, dtype)}
     tested, sums = tested_outputs(network), []
-    with torch.no_grad():
+    with torch.inference_mode():
         for op in network.ops:  # one op's weights on the device at a time when not cached
             inputs = [values[t] for t in op.inputs]
             if _converted_in_blocks(op, device, dtype):

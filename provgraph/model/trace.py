@@ -120,7 +120,7 @@ def forward_trace(
     batch = as_batch(network, x)
     values = {network.input_name: torch.as_tensor(batch, dtype=dtype, device=device)}
     tested, sums = tested_outputs(network), []
-    with torch.no_grad():
+    with torch.inference_mode():
         for op in network.ops:
             values[op.output] = op.forward(*(values[t] for t in op.inputs))
             if op.output in tested:
