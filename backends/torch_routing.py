@@ -6,6 +6,7 @@ reshapes (Flatten, Reshape, Identity) keep the element order and are a reshape o
 
 from __future__ import annotations
 
+import math
 import weakref
 
 import numpy as np
@@ -49,7 +50,7 @@ def route_step(
         if idx is None:  # the element order is kept: a reshape of R
             sent.append(flat.reshape((n_b, n_t) + tuple(shape)))
             continue
-        n_in = int(np.prod(shape))
+        n_in = math.prod(shape)
         idx_t = torch.as_tensor(idx, device=r_out.device).reshape(1, 1, -1)
         scattered = carrier.scatter(flat, idx_t, n_in + 1)[..., :n_in]
         sent.append(scattered.reshape((n_b, n_t) + tuple(shape)))

@@ -41,6 +41,7 @@ All edge annotations are real numbers, so Θ maps them into every semiring as fo
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -103,7 +104,7 @@ class MatProduct(BilinearOp):
     def dims(in_shapes: list[Shape]) -> tuple[int, int, int, int]:
         """``(L, m, n, p)``: leading positions and the matrix sizes ``(m, n) @ (n, p)``."""
         a, b = in_shapes
-        return int(np.prod(a[:-2])), a[-2], a[-1], b[-1]
+        return math.prod(a[:-2]), a[-2], a[-1], b[-1]
 
     def weight_matrices(self, in_shapes: list[Shape], out_shape: Shape) -> list[sp.csr_array]:
         raise NotImplementedError(f"{self.describe()}: weights come from each sample")
@@ -159,7 +160,7 @@ class AttentionSoftmax(LinearOp):
     ) -> tuple[list[sp.csr_array], np.ndarray | None]:
         x = inputs[0].detach().to(torch.float64).cpu()
         n = x.shape[-1]
-        rows = int(np.prod(x.shape[1:-1]))
+        rows = math.prod(x.shape[1:-1])
         with torch.no_grad():
             jac, bias, _ = self.jacobian(x.reshape(rows, n))
         r, i, k = (g.reshape(-1) for g in np.meshgrid(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass, field
 
@@ -49,7 +50,7 @@ class Dense(LinearOp):
     @staticmethod
     def positions(in_shape: Shape) -> int:
         """Number of positions (tokens, pixels) the weight is applied at."""
-        return int(np.prod(in_shape[:-1]))
+        return math.prod(in_shape[:-1])
 
     def weight_matrices(self, in_shapes: list[Shape], out_shape: Shape) -> list[sp.csr_array]:
         n_in, n_out = self.weight.shape

@@ -46,6 +46,7 @@ none). The edges carry real numbers, so Θ maps them into every semiring like an
 
 from __future__ import annotations
 
+import math
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -149,7 +150,7 @@ class Normalization(SampleAffineOp):
                 beta = self._block_parameter(self.bias, x)
             except ValueError:
                 return super().forward(x)
-            n = int(np.prod(x.shape[self.start:]))
+            n = math.prod(x.shape[self.start:])
             v = x.reshape(x.shape[:self.start] + (n,))
             return F.layer_norm(v, (n,), gamma, beta, self.epsilon).reshape(x.shape)
         return super().forward(x)
@@ -170,7 +171,7 @@ class Normalization(SampleAffineOp):
         return kept[key][1]
 
     def _blocks(self, x: torch.Tensor) -> torch.Tensor:
-        m = self.groups or int(np.prod(x.shape[1 : self.start]))
+        m = self.groups or math.prod(x.shape[1 : self.start])
         return x.reshape(x.shape[0], m, -1)
 
     def _spread(self, stat: torch.Tensor, v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
