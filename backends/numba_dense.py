@@ -5,7 +5,7 @@ the values under ``cp``) runs over ``rows`` (samples × token positions) with th
 ``V (n_out, n_in)``. Visiting each row on its own reads the whole matrix once per row: for
 BERT-base's feed-forward layers, 9.4 MB (beyond the cache) 128 times. Here each task owns
 :data:`ROWS` rows and :data:`COLUMNS` input columns of ``R_in``: it reads every weight row's
-chunk once and applies it to all of its rows, whose accumulators stay in the L1 cache. No two
+chunk once and applies it to all of its rows, whose accumulators stay in the cache. No two
 tasks write the same element (no races); tasks run from
 :func:`~provgraph.backends.numba_threads.over_rows`, so a single row (a dense layer of VGG-16)
 still runs on every thread.
@@ -14,7 +14,8 @@ Every edge term is computed by the row functions of :mod:`~provgraph.backends.nu
 :mod:`~provgraph.backends.numba_blocks`, as the window kernels compute it; only the order in
 which a row's ⊕ meets the edges changes, and only for ⊕ = max or min (four output channels at
 a time), where the order does not change the result. Sums keep the order of
-:mod:`~provgraph.backends.numba_window` (outputs ascending).
+:mod:`~provgraph.backends.numba_window` (outputs ascending), except the few edges within
+rounding of θ, which a threshold sum settles after its block of four outputs.
 
 Arrays (one rule term): ``S (1, rows, 1, n_in)``, ``V (1, n_out, 1, n_in)``,
 ``d, inv (rows, 1, n_out)``, ``R (rows, T, 1, n_out)``, ``out (rows, T, 1, n_in)``.
