@@ -86,11 +86,13 @@ def _fuse(
     s, t = _per_channel(scale, sample, 1.0), _per_channel(shift, sample, 0.0)
     if s is None or t is None:
         return None
-    weight = np.asarray(op.weight, dtype=np.float64)
-    if isinstance(op, Dense):
-        weight = weight * s[None, :]
+    if scale is None:  # a shift alone: the weight stays as it is (its dtype, no copy)
+        weight = op.weight
+    elif isinstance(op, Dense):
+        weight = np.asarray(op.weight, dtype=np.float64) * s[None, :]
     else:
-        weight = weight * s.reshape((-1,) + (1,) * (weight.ndim - 1))
+        per_out = s.reshape((-1,) + (1,) * (np.ndim(op.weight) - 1))
+        weight = np.asarray(op.weight, dtype=np.float64) * per_out
     if op.bias is None and shift is None:
         bias = None
     else:
