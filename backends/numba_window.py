@@ -201,44 +201,31 @@ def _integer_rows(S, V, Vpos, pooled, d, inv, R, out, geo, sr, th, theta, phase,
 @numba.njit(cache=True)
 def _integer_block(S, V, Vpos, pooled, d, inv, R, out, geo, sr, th, theta, b, blk):
     n_t, c_out = R.shape[1], R.shape[3]
-    in0, in1, in2, out0, out1, out2 = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5]
-    kk0, kk1, kk2, s0, s1, s2 = geo[6], geo[7], geo[8], geo[9], geo[10], geo[11]
-    d0, d1, d2, p0, p1, p2, groups, hb = (
-        geo[12], geo[13], geo[14], geo[15], geo[16], geo[17], geo[18], geo[19])
+    out0, out1, out2, groups, hb = geo[3], geo[4], geo[5], geo[18], geo[19]
     cin_g, cout_g = out.shape[3] // groups, c_out // groups
     fast = S.shape[0] == 1 and not pooled
+    n_k = geo[6] * geo[7] * geo[8]
+    ips, kaps = np.empty(n_k, dtype=np.int64), np.empty(n_k, dtype=np.int64)
     overflow = 0
     for t in range(n_t):
         for o0 in range(blk * hb, min(out0, (blk + 1) * hb)):
             for o1 in range(out1):
                 for o2 in range(out2):
                     o = (o0 * out1 + o1) * out2 + o2
+                    n_taps = window_taps(geo, o0, o1, o2, ips, kaps)
                     for co in range(c_out):
                         rk = R[b, t, o, co]
                         if rk == 0:
                             continue
                         dk, ik = d[b, o, co], inv[b, o, co]
                         cb = (co // cout_g) * cin_g
-                        for q0 in range(kk0):
-                            i0 = o0 * s0 - p0 + q0 * d0
-                            if i0 < 0 or i0 >= in0:
-                                continue
-                            for q1 in range(kk1):
-                                i1 = o1 * s1 - p1 + q1 * d1
-                                if i1 < 0 or i1 >= in1:
-                                    continue
-                                for q2 in range(kk2):
-                                    i2 = o2 * s2 - p2 + q2 * d2
-                                    if i2 < 0 or i2 >= in2:
-                                        continue
-                                    ip = (i0 * in1 + i1) * in2 + i2
-                                    kap = (q0 * kk1 + q1) * kk2 + q2
-                                    vrow = V[0, co, kap] if fast else V[0, 0, 0]
-                                    overflow += row_integer(
-                                        out[b, t, ip, cb:cb + cin_g],
-                                        S[0, b, ip, cb:cb + cin_g], vrow, S, V, Vpos,
-                                        pooled, fast, b, ip, cb, co, kap, o, dk, ik, rk,
-                                        sr, th, theta)
+                        for tap in range(n_taps):
+                            ip, kap = ips[tap], kaps[tap]
+                            vrow = V[0, co, kap] if fast else V[0, 0, 0]
+                            overflow += row_integer(
+                                out[b, t, ip, cb:cb + cin_g], S[0, b, ip, cb:cb + cin_g], vrow,
+                                S, V, Vpos, pooled, fast, b, ip, cb, co, kap, o, dk, ik, rk, sr,
+                                th, theta)
     return overflow
 
 
@@ -338,8 +325,8 @@ def _absmax_row(S, V, VT, Vpos, pooled, top, geo, b, o0):
                     trow = top[b, o, g * cout_g:(g + 1) * cout_g]
                     if fast:
                         srow, vt = S[0, b, ip, g * cin_g:(g + 1) * cin_g], VT[0, g, kap]
-                        _absmax_sources(trow, srow, vt, live[:live_channels(srow, True, 0.0,
-                                                                             live)])
+                        n_live = live_channels(srow, True, 0.0, live)
+                        _absmax_live(trow, srow, vt, live[:n_live])
                         continue
                     for ci in range(cin_g):
                         for cg in range(cout_g):
@@ -349,7 +336,7 @@ def _absmax_row(S, V, VT, Vpos, pooled, top, geo, b, o0):
 
 
 @numba.njit(cache=True)
-def _absmax_sources(trow, srow, vt, live):
+def _absmax_live(trow, srow, vt, live):
     """``trow = max(trow, |s_j v_j·|)`` over the non-zero sources ``live`` (four at a time)."""
     i, n = 0, live.shape[0]
     while i + BLOCK <= n:
